@@ -1,0 +1,92 @@
+/* Block backends: disk images behind device models.
+ *
+ * A struct blk is an open image; its format is handled by a driver (an ops
+ * table, struct blk_driver; raw files and block devices for now, qcow2
+ * later).  All I/O is asynchronous: a request submitted with blk_readv()
+ * and friends completes later on the event loop by calling cb(opaque,
+ * result), where result is the number of bytes transferred (0 for flush and
+ * discard) or a negative errno.  A submission that returns 0 always gets
+ * exactly one callback, never from inside the submitting call; one that
+ * returns a negative errno gets none.
+ *
+ * Requests go through io_uring when the kernel allows it, otherwise they
+ * are carried out synchronously (with one warning) and still completed from
+ * the event loop.  Setting the environment variable BURROW_BLOCK_SYNC=1
+ * forces the synchronous path. */
+#ifndef BURROW_BLOCK_H
+#define BURROW_BLOCK_H
+
+#include <stdint.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/uio.h>
+
+struct evloop;
+struct blk;
+struct blk_aio;
+
+typedef void (*blk_cb)(void *opaque, int result);
+
+struct blk_driver {
+    const char *name;
+    /* Opens path; on failure returns -errno and writes a message to err. */
+    int (*open)(struct blk *b, const char *path, bool read_only, char *err, size_t errlen);
+    /* Called after all requests have completed. */
+    void (*close)(struct blk *b);
+    /* Offsets and lengths are checked against the size by the caller. */
+    int (*readv)(struct blk *b, uint64_t off, const struct iovec *iov, int iovcnt, blk_cb cb, void *opaque);
+    int (*writev)(struct blk *b, uint64_t off, const struct iovec *iov, int iovcnt, blk_cb cb, void *opaque);
+    int (*flush)(struct blk *b, blk_cb cb, void *opaque);
+    int (*discard)(struct blk *b, uint64_t off, uint64_t len, blk_cb cb, void *opaque);
+};
+
+struct blk {
+    const struct blk_driver *drv;
+    void *drv_state;             /* the driver's */
+    struct blk_aio *aio;         /* request engine shared by the driver */
+    uint64_t size;               /* bytes, set by the driver's open */
+    bool read_only;
+    bool can_discard;            /* set by the driver's open */
+};
+
+/* Opens an image (raw for now).  Returns NULL with a message in err. */
+struct blk *blk_open(struct evloop *loop, const char *path, bool read_only, char *err, size_t errlen);
+/* Waits for in-flight requests (their callbacks run), then closes. */
+void blk_close(struct blk *b);
+
+static inline uint64_t blk_size(const struct blk *b) { return b->size; }
+static inline bool blk_read_only(const struct blk *b) { return b->read_only; }
+static inline bool blk_can_discard(const struct blk *b) { return b->can_discard; }
+/* True when requests go through io_uring. */
+bool blk_is_async(const struct blk *b);
+
+/* Submissions; -EINVAL beyond the end, -EROFS for writes to a read-only
+ * image. */
+int blk_readv(struct blk *b, uint64_t off, const struct iovec *iov, int iovcnt, blk_cb cb, void *opaque);
+int blk_writev(struct blk *b, uint64_t off, const struct iovec *iov, int iovcnt, blk_cb cb, void *opaque);
+int blk_flush(struct blk *b, blk_cb cb, void *opaque);
+/* Deallocates the range (the data then reads as zeroes on raw files);
+ * advisory: where the file system cannot do it, completes with 0. */
+int blk_discard(struct blk *b, uint64_t off, uint64_t len, blk_cb cb, void *opaque);
+
+/* Runs until every submitted request has completed and called back. */
+void blk_drain(struct blk *b);
+
+/* --- request engine, for drivers ---------------------------------------- */
+
+enum blk_aio_op { BLK_AIO_READ, BLK_AIO_WRITE, BLK_AIO_FLUSH, BLK_AIO_DISCARD };
+
+struct blk_aio *blk_aio_new(struct evloop *loop);
+/* Drains, then frees. */
+void blk_aio_free(struct blk_aio *a);
+bool blk_aio_is_uring(const struct blk_aio *a);
+/* iov is copied; len is used by BLK_AIO_DISCARD only. */
+int blk_aio_submit(struct blk_aio *a, enum blk_aio_op op, int fd, uint64_t off,
+                   const struct iovec *iov, int iovcnt, uint64_t len, blk_cb cb, void *opaque);
+void blk_aio_drain(struct blk_aio *a);
+/* Requests submitted and not yet called back. */
+unsigned blk_aio_pending(const struct blk_aio *a);
+
+extern const struct blk_driver blk_driver_raw;
+
+#endif

@@ -1,0 +1,698 @@
+/* Character backends for guest serial ports: stdio, file, unix socket, none.
+ * See chardev.h for the behaviour of each kind. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE   /* accept4 */
+#endif
+#include "devices/chardev.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "devices/evloop.h"
+#include "devices/util.h"
+
+#define CTRL_A 0x01
+
+enum chardev_kind { CD_NONE, CD_STDIO, CD_FILE, CD_UNIX };
+
+/* One file descriptor as the event loop knows it. */
+struct cd_watch {
+    int fd;          /* -1: nothing registered */
+    unsigned mask;   /* events registered (0 while not registered) */
+};
+
+struct chardev {
+    enum chardev_kind kind;
+    struct evloop *loop;
+
+    /* Output side. */
+    int out_fd;            /* -1: nowhere to write (unix without client) */
+    bool out_is_sock;      /* send() with MSG_NOSIGNAL instead of write() */
+    bool out_poll;         /* blocking fd: write only what poll() allows */
+    bool out_broken;       /* a fatal write error; output dropped from now */
+    uint8_t *obuf;         /* ring of CHARDEV_OUTBUF_SIZE bytes */
+    size_t ohead, olen;
+    uint64_t dropped;
+
+    /* Input side. */
+    int in_fd;             /* -1: no input */
+    bool in_is_tty;        /* stdin in raw mode: Ctrl-A escapes apply */
+    bool in_armed;         /* consumer can take data: watch for input */
+    chardev_receive_fn receive;
+    chardev_can_receive_fn can_receive;
+    void *opaque;
+    bool esc;              /* Ctrl-A seen, waiting for the command key */
+    void (*quit)(void *opaque);
+    void *quit_opaque;
+
+    /* unix: the listening socket and its path. */
+    int listen_fd;
+    char *path;
+
+    struct cd_watch w_in, w_out, w_listen;
+};
+
+static void chardev_fd_event(void *opaque, int fd, unsigned events);
+
+/* ---- terminal state (one stdio backend per process) ---- */
+
+static struct termios saved_tio;
+static volatile sig_atomic_t tio_raw;   /* saved_tio must be put back */
+static bool stdio_in_use;
+static bool atexit_done;
+
+static const int fatal_signals[] = {
+    SIGTERM, SIGHUP, SIGINT, SIGQUIT, SIGABRT, SIGSEGV, SIGBUS, SIGILL, SIGFPE,
+};
+static bool sig_installed[ARRAY_SIZE(fatal_signals)];
+
+void chardev_restore_terminal(void)
+{
+    /* Only async-signal-safe calls here: tcsetattr is one. */
+    if (tio_raw) {
+        tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
+        tio_raw = 0;
+    }
+}
+
+static void restore_at_exit(void)
+{
+    chardev_restore_terminal();
+}
+
+static void fatal_signal_handler(int sig)
+{
+    int saved_errno = errno;
+    chardev_restore_terminal();
+    /* SA_RESETHAND put the default action back; the re-raised signal is
+     * delivered once this handler returns and ends the process as usual. */
+    raise(sig);
+    errno = saved_errno;
+}
+
+static void install_signal_handlers(void)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(fatal_signals); i++) {
+        struct sigaction old;
+        if (sigaction(fatal_signals[i], NULL, &old) < 0)
+            continue;
+        if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
+            continue;   /* the process handles it: it calls restore itself */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = fatal_signal_handler;
+        sa.sa_flags = SA_RESETHAND;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(fatal_signals[i], &sa, NULL) == 0)
+            sig_installed[i] = true;
+    }
+}
+
+static void remove_signal_handlers(void)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(fatal_signals); i++) {
+        if (!sig_installed[i])
+            continue;
+        struct sigaction cur;
+        if (sigaction(fatal_signals[i], NULL, &cur) == 0 &&
+            !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == fatal_signal_handler)
+            signal(fatal_signals[i], SIG_DFL);
+        sig_installed[i] = false;
+    }
+}
+
+static int enter_raw_mode(void)
+{
+    struct termios tio;
+    if (tcgetattr(STDIN_FILENO, &tio) < 0)
+        return -1;
+    saved_tio = tio;
+    /* Every key goes to the guest as typed: no echo, no line editing, no
+     * signals from ^C/^Z, no CR/NL mapping.  Output processing stays on so
+     * host messages on stderr still start at column 0. */
+    tio.c_iflag &= ~(tcflag_t)(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
+    tio.c_lflag &= ~(tcflag_t)(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
+    tio.c_cflag &= ~(tcflag_t)(CSIZE | PARENB);
+    tio.c_cflag |= CS8;
+    tio.c_cc[VMIN] = 1;
+    tio.c_cc[VTIME] = 0;
+    if (!atexit_done) {
+        atexit(restore_at_exit);
+        atexit_done = true;
+    }
+    tio_raw = 1;
+    install_signal_handlers();
+    if (tcsetattr(STDIN_FILENO, TCSANOW, &tio) < 0) {
+        tio_raw = 0;
+        remove_signal_handlers();
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- event-loop registration ---- */
+
+static void watch_set(struct chardev *cd, struct cd_watch *w, int fd, unsigned mask)
+{
+    if (!cd->loop)
+        return;
+    if (w->fd >= 0 && (w->fd != fd || mask == 0)) {
+        evloop_del_fd(cd->loop, w->fd);
+        w->fd = -1;
+        w->mask = 0;
+    }
+    if (fd < 0 || mask == 0)
+        return;
+    if (w->fd < 0) {
+        if (evloop_add_fd(cd->loop, fd, mask, chardev_fd_event, cd) < 0) {
+            log_error("serial: cannot watch fd %d: %s", fd, strerror(errno));
+            return;
+        }
+        w->fd = fd;
+        w->mask = mask;
+    } else if (w->mask != mask) {
+        evloop_mod_fd(cd->loop, fd, mask);
+        w->mask = mask;
+    }
+}
+
+/* Brings the loop's view of in_fd/out_fd in line with what is wanted. */
+static void update_watches(struct chardev *cd)
+{
+    unsigned in = cd->in_fd >= 0 && cd->in_armed ? EVLOOP_IN : 0;
+    unsigned out = cd->out_fd >= 0 && cd->olen > 0 ? EVLOOP_OUT : 0;
+    if (cd->in_fd >= 0 && cd->in_fd == cd->out_fd) {
+        watch_set(cd, &cd->w_in, -1, 0);
+        watch_set(cd, &cd->w_out, cd->out_fd, in | out);
+    } else {
+        watch_set(cd, &cd->w_in, cd->in_fd, in);
+        watch_set(cd, &cd->w_out, cd->out_fd, out);
+    }
+}
+
+/* ---- output ---- */
+
+/* Writes without blocking: bytes written, 0 when the fd is full, -1 on a
+ * fatal error (errno set). */
+static ssize_t out_write(struct chardev *cd, const uint8_t *buf, size_t len)
+{
+    ssize_t n;
+    if (cd->out_is_sock) {
+        n = send(cd->out_fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } else {
+        if (cd->out_poll) {
+            /* A poll-ready pipe or terminal takes PIPE_BUF bytes at once. */
+            struct pollfd pfd = { .fd = cd->out_fd, .events = POLLOUT };
+            if (poll(&pfd, 1, 0) <= 0)
+                return 0;
+            if (pfd.revents & (POLLERR | POLLNVAL)) {
+                errno = EIO;
+                return -1;
+            }
+            len = MIN(len, (size_t)PIPE_BUF);
+        }
+        n = write(cd->out_fd, buf, len);
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    return n;
+}
+
+static void disconnect_client(struct chardev *cd);
+
+static void out_failed(struct chardev *cd)
+{
+    if (cd->kind == CD_UNIX) {
+        disconnect_client(cd);
+        return;
+    }
+    log_warn("serial: output failed (%s); further output is dropped", strerror(errno));
+    cd->out_broken = true;
+    cd->olen = 0;
+    update_watches(cd);
+}
+
+/* Writes out buffered bytes as far as the fd takes them. */
+static void flush_out(struct chardev *cd)
+{
+    while (cd->olen > 0 && cd->out_fd >= 0) {
+        size_t chunk = MIN(cd->olen, CHARDEV_OUTBUF_SIZE - cd->ohead);
+        ssize_t n = out_write(cd, cd->obuf + cd->ohead, chunk);
+        if (n < 0) {
+            out_failed(cd);
+            return;
+        }
+        if (n == 0)
+            break;
+        cd->ohead = (cd->ohead + (size_t)n) % CHARDEV_OUTBUF_SIZE;
+        cd->olen -= (size_t)n;
+    }
+    if (cd->olen == 0)
+        cd->ohead = 0;
+}
+
+size_t chardev_write(struct chardev *cd, const uint8_t *buf, size_t len)
+{
+    if (!cd || len == 0)
+        return len;
+    if (cd->kind == CD_NONE || (cd->kind == CD_UNIX && cd->out_fd < 0))
+        return len;   /* discarded by design */
+    if (cd->out_broken || cd->out_fd < 0)
+        return 0;
+
+    size_t done = 0;
+    if (cd->olen > 0)
+        flush_out(cd);
+    if (cd->out_fd < 0)
+        return len;   /* the client went away while flushing */
+    if (cd->olen == 0) {
+        ssize_t n = out_write(cd, buf, len);
+        if (n < 0) {
+            out_failed(cd);
+            return cd->kind == CD_UNIX ? len : 0;
+        }
+        done = (size_t)n;
+    }
+    size_t take = MIN(len - done, CHARDEV_OUTBUF_SIZE - cd->olen);
+    for (size_t i = 0; i < take; i++)
+        cd->obuf[(cd->ohead + cd->olen + i) % CHARDEV_OUTBUF_SIZE] = buf[done + i];
+    cd->olen += take;
+    done += take;
+    if (done < len) {
+        if (cd->dropped == 0)
+            log_warn("serial: output reader too slow, dropping output");
+        cd->dropped += len - done;
+    }
+    update_watches(cd);
+    return done;
+}
+
+/* ---- input ---- */
+
+static void deliver_tty(struct chardev *cd, const uint8_t *buf, size_t len)
+{
+    uint8_t out[256];
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = buf[i];
+        if (!cd->esc) {
+            if (c == CTRL_A)
+                cd->esc = true;
+            else
+                out[n++] = c;
+            continue;
+        }
+        cd->esc = false;
+        if (c == 'x' || c == 'X') {
+            if (n)
+                cd->receive(cd->opaque, out, n);
+            n = 0;
+            if (cd->quit) {
+                cd->quit(cd->quit_opaque);
+            } else {
+                static const char msg[] = "\r\n[Ctrl-A x: nothing set up to quit]\r\n";
+                if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+                    /* nothing more we can do */
+                }
+            }
+        } else if (c == 'h' || c == 'H' || c == '?') {
+            static const char help[] =
+                "\r\n[Ctrl-A x: quit   Ctrl-A Ctrl-A: send Ctrl-A   Ctrl-A h: this help]\r\n";
+            if (write(STDERR_FILENO, help, sizeof(help) - 1) < 0) {
+                /* nothing more we can do */
+            }
+        } else {
+            out[n++] = c;   /* Ctrl-A Ctrl-A sends one; other keys pass */
+        }
+    }
+    if (n)
+        cd->receive(cd->opaque, out, n);
+}
+
+static void stop_input(struct chardev *cd)
+{
+    cd->in_fd = -1;
+    cd->in_armed = false;
+    update_watches(cd);
+}
+
+static void read_input(struct chardev *cd)
+{
+    int fd = cd->in_fd;
+    size_t room = cd->receive && cd->can_receive ? cd->can_receive(cd->opaque) : 0;
+    if (room == 0) {
+        cd->in_armed = false;
+        update_watches(cd);
+        return;
+    }
+    if (cd->in_is_tty) {
+        /* stdin is a blocking descriptor we share with the shell; only read
+         * what is there. */
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        if (poll(&pfd, 1, 0) <= 0)
+            return;
+    }
+    uint8_t buf[256];
+    ssize_t n = read(fd, buf, MIN(room, sizeof(buf)));
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0) {
+        if (cd->kind == CD_UNIX) {
+            disconnect_client(cd);
+        } else {
+            log_info("serial: end of input");
+            stop_input(cd);
+        }
+        return;
+    }
+    if (cd->in_is_tty)
+        deliver_tty(cd, buf, (size_t)n);
+    else
+        cd->receive(cd->opaque, buf, (size_t)n);
+    /* The callbacks may have changed things; look again. */
+    if (cd->in_fd == fd && cd->receive && cd->can_receive(cd->opaque) == 0) {
+        cd->in_armed = false;
+        update_watches(cd);
+    }
+}
+
+void chardev_set_input(struct chardev *cd, chardev_receive_fn receive,
+                       chardev_can_receive_fn can_receive, void *opaque)
+{
+    if (!cd)
+        return;
+    cd->receive = receive;
+    cd->can_receive = can_receive;
+    cd->opaque = opaque;
+    cd->in_armed = false;
+    update_watches(cd);
+    chardev_input_ready(cd);
+}
+
+void chardev_input_ready(struct chardev *cd)
+{
+    if (!cd || cd->in_fd < 0 || cd->in_armed || !cd->receive || !cd->can_receive)
+        return;
+    if (cd->can_receive(cd->opaque) == 0)
+        return;
+    cd->in_armed = true;
+    update_watches(cd);
+}
+
+void chardev_set_quit_handler(struct chardev *cd, void (*quit)(void *opaque), void *opaque)
+{
+    if (!cd)
+        return;
+    cd->quit = quit;
+    cd->quit_opaque = opaque;
+}
+
+bool chardev_connected(const struct chardev *cd)
+{
+    return cd && cd->kind != CD_NONE && cd->out_fd >= 0 && !cd->out_broken;
+}
+
+/* ---- unix socket ---- */
+
+static void disconnect_client(struct chardev *cd)
+{
+    int fd = cd->out_fd;
+    if (fd < 0)
+        return;
+    cd->in_fd = cd->out_fd = -1;
+    cd->in_armed = false;
+    cd->olen = cd->ohead = 0;
+    update_watches(cd);
+    close(fd);
+    log_info("serial: client disconnected from %s", cd->path);
+    /* Take the next client, if one is waiting. */
+    watch_set(cd, &cd->w_listen, cd->listen_fd, EVLOOP_IN);
+}
+
+static void accept_client(struct chardev *cd)
+{
+    int fd = accept4(cd->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            log_warn("serial: accept on %s: %s", cd->path, strerror(errno));
+        return;
+    }
+    cd->in_fd = cd->out_fd = fd;
+    cd->out_is_sock = true;
+    cd->olen = cd->ohead = 0;
+    cd->dropped = 0;
+    /* One client at a time: later ones wait in the backlog. */
+    watch_set(cd, &cd->w_listen, -1, 0);
+    log_info("serial: client connected to %s", cd->path);
+    cd->in_armed = false;
+    update_watches(cd);
+    chardev_input_ready(cd);
+}
+
+static void chardev_fd_event(void *opaque, int fd, unsigned events)
+{
+    struct chardev *cd = opaque;
+    if (fd == cd->listen_fd) {
+        accept_client(cd);
+        return;
+    }
+    /* Hang-ups arrive as EVLOOP_IN; a write attempt notices them too. */
+    if (fd == cd->out_fd && cd->olen > 0 && (events & (EVLOOP_OUT | EVLOOP_IN))) {
+        flush_out(cd);
+        update_watches(cd);
+    }
+    if ((events & EVLOOP_IN) && fd == cd->in_fd && cd->in_armed)
+        read_input(cd);
+}
+
+static int open_unix(struct chardev *cd, const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof(addr.sun_path)) {
+        snprintf(err, errlen, "unix socket path '%s' is too long (at most %zu bytes)",
+                 path, sizeof(addr.sun_path) - 1);
+        return -1;
+    }
+    strcpy(addr.sun_path, path);
+
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(err, errlen, "'%s' exists and is not a socket", path);
+            return -1;
+        }
+        if (unlink(path) < 0) {
+            snprintf(err, errlen, "cannot remove stale socket '%s': %s", path, strerror(errno));
+            return -1;
+        }
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    /* The socket file takes the socket's mode at bind time: no window in
+     * which others could connect. */
+    fchmod(fd, 0600);
+    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        snprintf(err, errlen, "cannot bind unix socket '%s': %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    chmod(path, 0600);
+    if (listen(fd, 4) < 0) {
+        snprintf(err, errlen, "cannot listen on '%s': %s", path, strerror(errno));
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    cd->listen_fd = fd;
+    cd->path = strdup(path);
+    if (!cd->path) {
+        snprintf(err, errlen, "out of memory");
+        close(fd);
+        unlink(path);
+        cd->listen_fd = -1;
+        return -1;
+    }
+    watch_set(cd, &cd->w_listen, fd, EVLOOP_IN);
+    if (cd->w_listen.fd < 0) {
+        snprintf(err, errlen, "cannot watch unix socket '%s'", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- stdio and file ---- */
+
+static int open_stdio(struct chardev *cd, char *err, size_t errlen)
+{
+    if (stdio_in_use) {
+        snprintf(err, errlen, "stdio is already used by another serial port");
+        return -1;
+    }
+    struct stat st;
+    if (fstat(STDOUT_FILENO, &st) < 0) {
+        snprintf(err, errlen, "stdout is not open: %s", strerror(errno));
+        return -1;
+    }
+    if (S_ISREG(st.st_mode)) {
+        /* Regular files do not block; share the offset with stdout. */
+        cd->out_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+    } else if (S_ISSOCK(st.st_mode)) {
+        cd->out_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+        cd->out_is_sock = true;
+    } else {
+        /* A fresh open file description of the same terminal or pipe gets
+         * O_NONBLOCK without changing the flags the shell shares. */
+        cd->out_fd = open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        if (cd->out_fd < 0) {
+            cd->out_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+            cd->out_poll = true;
+        }
+    }
+    if (cd->out_fd < 0) {
+        snprintf(err, errlen, "cannot use stdout: %s", strerror(errno));
+        return -1;
+    }
+    if (isatty(STDIN_FILENO)) {
+        if (!cd->loop) {
+            snprintf(err, errlen, "stdio input needs an event loop");
+            return -1;
+        }
+        if (enter_raw_mode() < 0) {
+            snprintf(err, errlen, "cannot put the terminal in raw mode: %s", strerror(errno));
+            return -1;
+        }
+        cd->in_fd = STDIN_FILENO;
+        cd->in_is_tty = true;
+    }
+    stdio_in_use = true;
+    return 0;
+}
+
+static int open_file(struct chardev *cd, const char *path, char *err, size_t errlen)
+{
+    /* O_NONBLOCK matters only for FIFOs; on files it changes nothing. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open '%s' for writing: %s", path,
+                 errno == ENXIO ? "FIFO without a reader" : strerror(errno));
+        return -1;
+    }
+    cd->out_fd = fd;
+    return 0;
+}
+
+struct chardev *chardev_open(const char *spec, struct evloop *loop, char *err, size_t errlen)
+{
+    char dummy[1];
+    if (!err || errlen == 0) {
+        err = dummy;
+        errlen = sizeof(dummy);
+    }
+    err[0] = '\0';
+    if (!spec) {
+        snprintf(err, errlen, "no serial backend given");
+        return NULL;
+    }
+
+    enum chardev_kind kind;
+    const char *arg = NULL;
+    if (strcmp(spec, "none") == 0) {
+        kind = CD_NONE;
+    } else if (strcmp(spec, "stdio") == 0) {
+        kind = CD_STDIO;
+    } else if (strncmp(spec, "file:", 5) == 0) {
+        kind = CD_FILE;
+        arg = spec + 5;
+    } else if (strncmp(spec, "unix:", 5) == 0) {
+        kind = CD_UNIX;
+        arg = spec + 5;
+    } else {
+        snprintf(err, errlen, "unknown serial backend '%s' (expected stdio, file:PATH, "
+                 "unix:PATH or none)", spec);
+        return NULL;
+    }
+    if (arg && arg[0] == '\0') {
+        snprintf(err, errlen, "serial backend '%s' needs a path", spec);
+        return NULL;
+    }
+    if (kind == CD_UNIX && !loop) {
+        snprintf(err, errlen, "unix serial backend needs an event loop");
+        return NULL;
+    }
+
+    struct chardev *cd = calloc(1, sizeof(*cd));
+    if (!cd) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    cd->kind = kind;
+    cd->loop = loop;
+    cd->out_fd = cd->in_fd = cd->listen_fd = -1;
+    cd->w_in.fd = cd->w_out.fd = cd->w_listen.fd = -1;
+    if (kind != CD_NONE) {
+        cd->obuf = malloc(CHARDEV_OUTBUF_SIZE);
+        if (!cd->obuf) {
+            snprintf(err, errlen, "out of memory");
+            free(cd);
+            return NULL;
+        }
+    }
+
+    int rc = 0;
+    switch (kind) {
+    case CD_NONE: break;
+    case CD_STDIO: rc = open_stdio(cd, err, errlen); break;
+    case CD_FILE: rc = open_file(cd, arg, err, errlen); break;
+    case CD_UNIX: rc = open_unix(cd, arg, err, errlen); break;
+    }
+    if (rc < 0) {
+        chardev_close(cd);
+        return NULL;
+    }
+    return cd;
+}
+
+void chardev_close(struct chardev *cd)
+{
+    if (!cd)
+        return;
+    if (cd->olen > 0 && cd->out_fd >= 0 && !cd->out_broken)
+        flush_out(cd);
+    if (cd->olen > 0)
+        log_warn("serial: %zu bytes of output not written at close", cd->olen);
+    cd->in_armed = false;
+    cd->olen = 0;
+    watch_set(cd, &cd->w_in, -1, 0);
+    watch_set(cd, &cd->w_out, -1, 0);
+    watch_set(cd, &cd->w_listen, -1, 0);
+
+    if (cd->out_fd >= 0)
+        close(cd->out_fd);
+    if (cd->listen_fd >= 0) {
+        close(cd->listen_fd);
+        if (cd->path)
+            unlink(cd->path);
+    }
+    if (cd->kind == CD_STDIO && (cd->in_fd >= 0 || cd->out_fd >= 0)) {
+        chardev_restore_terminal();
+        remove_signal_handlers();
+        stdio_in_use = false;
+    }
+    free(cd->path);
+    free(cd->obuf);
+    free(cd);
+}

@@ -1,0 +1,68 @@
+#include "devices/util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+
+static const char *log_prefix = "burrow-vm";
+static bool log_debug_on;
+
+void log_set_prefix(const char *prefix) { log_prefix = prefix; }
+void log_set_debug(bool on) { log_debug_on = on; }
+
+static void vlog(const char *level, const char *fmt, va_list ap)
+{
+    char buf[1024];
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    fprintf(stderr, "%s: %s%s\n", log_prefix, level, buf);
+}
+
+#define DEFINE_LOG(name, level, cond)            \
+    void name(const char *fmt, ...)              \
+    {                                            \
+        if (!(cond))                             \
+            return;                              \
+        va_list ap;                              \
+        va_start(ap, fmt);                       \
+        vlog(level, fmt, ap);                    \
+        va_end(ap);                              \
+    }
+
+DEFINE_LOG(log_error, "error: ", true)
+DEFINE_LOG(log_warn, "warning: ", true)
+DEFINE_LOG(log_info, "", true)
+DEFINE_LOG(log_debug, "debug: ", log_debug_on)
+
+void log_guest_error(const char *fmt, ...)
+{
+    /* At most 20 reports per second, so a hostile guest cannot flood the log. */
+    static time_t window;
+    static int count;
+    time_t now = time(NULL);
+    if (now != window) {
+        window = now;
+        count = 0;
+    }
+    if (++count > 20)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog("guest error: ", fmt, ap);
+    va_end(ap);
+}
+
+uint64_t ld_le(const void *p, unsigned size)
+{
+    const uint8_t *b = p;
+    uint64_t v = 0;
+    for (unsigned i = 0; i < size; i++)
+        v |= (uint64_t)b[i] << (8 * i);
+    return v;
+}
+
+void st_le(void *p, unsigned size, uint64_t v)
+{
+    uint8_t *b = p;
+    for (unsigned i = 0; i < size; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
+}

@@ -1,0 +1,36 @@
+#!/bin/sh
+# Installs every Debian package Burrow needs to build, run and test.
+# Does nothing (and needs no network) when everything is already present.
+set -eu
+
+PACKAGES="
+build-essential cmake pkg-config
+libjansson-dev liburing-dev libcmocka-dev
+seabios
+qemu-system-x86
+python3
+acpica-tools
+"
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+
+if [ -z "$missing" ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages:$missing" >&2
+    echo "install-deps: run as root (or with sudo) to install them" >&2
+    exit 1
+fi
+
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Installs what Burrow needs, builds it with warnings as errors, and runs the
+# whole test suite (unit, device harness, KVM guests, end-to-end).
+# Tests that need something this host lacks (e.g. /dev/kvm) say why and skip.
+set -eu
+cd "$(dirname "$0")/.."
+
+./packaging/install-deps.sh
+
+BUILD_DIR=${BUILD_DIR:-build}
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBURROW_WERROR=ON >/dev/null
+cmake --build "$BUILD_DIR" -j "$(nproc)"
+
+# Tests print why they skip; --output-on-failure shows a failing test's log.
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)" "$@"

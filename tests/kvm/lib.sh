@@ -1,0 +1,136 @@
+# shellcheck shell=bash
+# Shared shell functions for the KVM and end-to-end test scripts; source it:
+#     . "$(dirname "$0")/../kvm/lib.sh"
+#     burrow_init
+# Conventions: exit 0 passed, 1 failed, 77 skipped (the reason is printed
+# first).  Every burrow-vm run has a hard timeout.
+
+set -u
+
+# Seconds a single burrow-vm run may take before it is killed.
+BURROW_VM_TIMEOUT=${BURROW_VM_TIMEOUT:-120}
+
+burrow_skip() {
+    echo "SKIP: $*"
+    exit 77
+}
+
+burrow_fail() {
+    echo "FAIL: $*"
+    burrow_dump_logs
+    exit 1
+}
+
+burrow_note() {
+    echo "$*"
+}
+
+# Files shown when a test fails (serial output, stderr, firmware log).
+BURROW_LOGS=()
+burrow_add_log() {
+    BURROW_LOGS+=("$1")
+}
+
+burrow_dump_logs() {
+    local f
+    for f in "${BURROW_LOGS[@]+"${BURROW_LOGS[@]}"}"; do
+        [ -s "$f" ] || continue
+        echo "---- $(basename "$f") (last 40 lines) ----"
+        tail -n 40 "$f" | tr -d '\r'
+    done
+}
+
+# Sets BURROW_BUILD_DIR, BURROW_SOURCE_DIR, BURROW_VM (the burrow-vm
+# binary), BURROW_GUESTS (project-built guest images) and BURROW_TMP (a
+# private directory removed when the script exits).
+burrow_init() {
+    local here
+    here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+    BURROW_SOURCE_DIR=${BURROW_SOURCE_DIR:-$(cd "$here/../.." && pwd)}
+    if [ -z "${BURROW_BUILD_DIR:-}" ]; then
+        BURROW_BUILD_DIR=$BURROW_SOURCE_DIR/build
+    fi
+    [ -d "$BURROW_BUILD_DIR" ] || burrow_fail "build directory $BURROW_BUILD_DIR not found (set BURROW_BUILD_DIR)"
+    BURROW_VM=$BURROW_BUILD_DIR/burrow-vm
+    BURROW_GUESTS=$BURROW_BUILD_DIR/tests/guests
+    BURROW_TMP=$(mktemp -d "${TMPDIR:-/tmp}/burrow-test.XXXXXX") || burrow_fail "mktemp failed"
+    trap 'rm -rf "$BURROW_TMP"' EXIT
+}
+
+# Skips unless /dev/kvm exists and this user can open it read/write.
+burrow_require_kvm() {
+    [ -e /dev/kvm ] || burrow_skip "/dev/kvm does not exist (no KVM on this host)"
+    if ! ( exec 3<>/dev/kvm ) 2>/dev/null; then
+        burrow_skip "/dev/kvm cannot be opened read/write by $(id -un) (add the user to the kvm group)"
+    fi
+}
+
+# The binary is part of the build: its absence is a failure, not a skip.
+burrow_require_vm() {
+    [ -x "$BURROW_VM" ] || burrow_fail "$BURROW_VM is missing: build the project first"
+}
+
+# A project-built guest image (part of the build, so missing = failure).
+burrow_require_guest() {
+    [ -f "$BURROW_GUESTS/$1" ] || burrow_fail "guest image $BURROW_GUESTS/$1 is missing: build the project first"
+}
+
+# Something installed from a package at run time (firmware, tools).
+burrow_require_file() {
+    [ -e "$1" ] || burrow_skip "$1 not found (${2:-install its package})"
+}
+
+burrow_require_cmd() {
+    command -v "$1" >/dev/null 2>&1 || burrow_skip "$1 not found (${2:-install its package})"
+}
+
+# burrow_run_vm NAME ARGS...: runs burrow-vm under a hard timeout with
+# stdout and stderr in $BURROW_TMP/NAME.out and NAME.err; the exit status
+# goes to BURROW_STATUS.  A run killed by the timeout fails the test.
+burrow_run_vm() {
+    local name=$1
+    shift
+    local out=$BURROW_TMP/$name.out err=$BURROW_TMP/$name.err
+    burrow_add_log "$out"
+    burrow_add_log "$err"
+    burrow_note "run: burrow-vm $*"
+    local start=$SECONDS
+    BURROW_STATUS=0
+    timeout -k 10 "$BURROW_VM_TIMEOUT" "$BURROW_VM" "$@" </dev/null >"$out" 2>"$err" || BURROW_STATUS=$?
+    burrow_note "     exit status $BURROW_STATUS after $((SECONDS - start)) s"
+    if [ "$BURROW_STATUS" -eq 124 ] || [ "$BURROW_STATUS" -eq 137 ]; then
+        burrow_fail "burrow-vm did not finish within $BURROW_VM_TIMEOUT s"
+    fi
+}
+
+burrow_expect_status() {
+    [ "$BURROW_STATUS" -eq "$1" ] || burrow_fail "burrow-vm exited with status $BURROW_STATUS, expected $1${2:+ ($2)}"
+}
+
+# burrow_expect_line FILE TEXT: some line of FILE (CR stripped) is exactly TEXT.
+burrow_expect_line() {
+    tr -d '\r' <"$1" | grep -qxF -- "$2" || burrow_fail "$(basename "$1") has no line \"$2\""
+}
+
+# burrow_expect_prefix FILE TEXT: some line of FILE starts with TEXT.
+burrow_expect_prefix() {
+    tr -d '\r' <"$1" | P=$2 awk 'index($0, ENVIRON["P"]) == 1 { found = 1 } END { exit !found }' ||
+        burrow_fail "$(basename "$1") has no line starting with \"$2\""
+}
+
+# burrow_expect_text FILE TEXT: TEXT appears somewhere in FILE.
+burrow_expect_text() {
+    tr -d '\r' <"$1" | grep -qF -- "$2" || burrow_fail "$(basename "$1") does not contain \"$2\""
+}
+
+# burrow_expect_no_text FILE TEXT
+burrow_expect_no_text() {
+    if tr -d '\r' <"$1" | grep -qF -- "$2"; then
+        burrow_fail "$(basename "$1") contains \"$2\": $(tr -d '\r' <"$1" | grep -F -- "$2" | head -n 3)"
+    fi
+}
+
+# CRC-32 (the zlib/IEEE one) of a file, as 0x%08x.
+burrow_crc32() {
+    python3 -c 'import sys, zlib; print("0x%08x" % zlib.crc32(open(sys.argv[1], "rb").read()))' "$1"
+}

@@ -1,0 +1,570 @@
+/* Character backends: spec parsing, the file backend, and the unix socket
+ * backend driven through its event loop with a real client socket. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <poll.h>
+#include <signal.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "devices/chardev.h"
+#include "devices/evloop.h"
+#include "devices/util.h"
+
+static char tmpdir[PATH_MAX];
+
+/* A scratch directory under the build tree (or the system's temp dir when
+ * that path would be too long for a socket address). */
+static void make_tmpdir(void)
+{
+    const char *base = getenv("BURROW_BUILD_DIR");
+    if (!base || strlen(base) > 60)
+        base = P_tmpdir;
+    int n = snprintf(tmpdir, sizeof(tmpdir), "%s/chardev-test-XXXXXX", base);
+    if (n < 0 || (size_t)n >= sizeof(tmpdir) || !mkdtemp(tmpdir)) {
+        fprintf(stderr, "cannot create a scratch directory: %s\n", strerror(errno));
+        exit(1);
+    }
+}
+
+static void tmp_path(char *buf, size_t len, const char *name)
+{
+    int n = snprintf(buf, len, "%s/%s", tmpdir, name);
+    assert_true(n > 0 && (size_t)n < len);
+}
+
+static void make_spec(char *buf, size_t len, const char *kind, const char *path)
+{
+    int n = snprintf(buf, len, "%s:%s", kind, path);
+    assert_true(n > 0 && (size_t)n < len);
+}
+
+static void fill_addr(struct sockaddr_un *addr, const char *path)
+{
+    memset(addr, 0, sizeof(*addr));
+    addr->sun_family = AF_UNIX;
+    assert_true(strlen(path) < sizeof(addr->sun_path));
+    memcpy(addr->sun_path, path, strlen(path) + 1);
+}
+
+/* ---- spec parsing ---- */
+
+static void expect_error(const char *spec, const char *needle)
+{
+    char err[256] = "";
+    struct chardev *cd = chardev_open(spec, NULL, err, sizeof(err));
+    assert_null(cd);
+    assert_true(err[0] != '\0');
+    if (needle && !strstr(err, needle)) {
+        fprintf(stderr, "spec '%s': error '%s' lacks '%s'\n", spec ? spec : "(null)", err, needle);
+        fail();
+    }
+}
+
+static void test_spec_errors(void **state)
+{
+    (void)state;
+    char path[PATH_MAX];
+    expect_error(NULL, NULL);
+    expect_error("", "unknown serial backend");
+    expect_error("bogus", "unknown serial backend 'bogus'");
+    expect_error("tcp:localhost:4444", "unknown serial backend");
+    expect_error("file:", "needs a path");
+    expect_error("unix:", "needs a path");
+    expect_error("STDIO", "unknown serial backend");
+    /* A file in a directory that does not exist cannot be created. */
+    tmp_path(path, sizeof(path), "missing-dir/out.log");
+    char spec[PATH_MAX + 8];
+    make_spec(spec, sizeof(spec), "file", path);
+    expect_error(spec, "cannot open");
+    /* A directory is not a writable file. */
+    make_spec(spec, sizeof(spec), "file", tmpdir);
+    expect_error(spec, "cannot open");
+    /* unix needs an event loop, and a path that fits a socket address. */
+    tmp_path(path, sizeof(path), "s.sock");
+    make_spec(spec, sizeof(spec), "unix", path);
+    expect_error(spec, "event loop");
+    struct evloop *loop = evloop_new(NULL);
+    char longspec[300] = "unix:";
+    memset(longspec + 5, 'a', 200);
+    longspec[205] = '\0';
+    char err[256] = "";
+    assert_null(chardev_open(longspec, loop, err, sizeof(err)));
+    assert_non_null(strstr(err, "too long"));
+    evloop_free(loop);
+}
+
+static void test_none(void **state)
+{
+    (void)state;
+    char err[128];
+    struct chardev *cd = chardev_open("none", NULL, err, sizeof(err));
+    assert_non_null(cd);
+    assert_int_equal(chardev_write(cd, (const uint8_t *)"abc", 3), 3);
+    assert_false(chardev_connected(cd));
+    chardev_close(cd);
+}
+
+/* ---- file ---- */
+
+static void test_file_backend(void **state)
+{
+    (void)state;
+    char path[PATH_MAX], spec[PATH_MAX + 8], err[256];
+    tmp_path(path, sizeof(path), "serial.log");
+    /* Existing content is truncated. */
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("old content that must go away", f);
+    fclose(f);
+
+    mode_t old_mask = umask(022);
+    make_spec(spec, sizeof(spec), "file", path);
+    struct chardev *cd = chardev_open(spec, NULL, err, sizeof(err));
+    umask(old_mask);
+    assert_non_null(cd);
+    assert_true(chardev_connected(cd));
+
+    uint8_t data[1000];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 7 + 3);
+    for (size_t i = 0; i < sizeof(data); i += 100)
+        assert_int_equal(chardev_write(cd, data + i, 100), 100);
+    chardev_close(cd);
+
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, sizeof(data));
+    uint8_t back[sizeof(data)];
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(read(fd, back, sizeof(back)), sizeof(back));
+    close(fd);
+    assert_memory_equal(back, data, sizeof(data));
+
+    /* A new file gets mode 0644. */
+    unlink(path);
+    old_mask = umask(022);
+    cd = chardev_open(spec, NULL, err, sizeof(err));
+    umask(old_mask);
+    assert_non_null(cd);
+    chardev_close(cd);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0644);
+    unlink(path);
+}
+
+/* ---- unix ---- */
+
+struct sink {
+    uint8_t buf[4096];
+    size_t len;
+    size_t room;          /* what can_receive reports */
+    size_t max_chunk;     /* largest single delivery seen */
+    unsigned calls;
+};
+
+static void sink_receive(void *opaque, const uint8_t *buf, size_t len)
+{
+    struct sink *s = opaque;
+    assert_true(len <= s->room);
+    assert_true(s->len + len <= sizeof(s->buf));
+    memcpy(s->buf + s->len, buf, len);
+    s->len += len;
+    s->room -= len;
+    s->calls++;
+    if (len > s->max_chunk)
+        s->max_chunk = len;
+}
+
+static size_t sink_can_receive(void *opaque)
+{
+    struct sink *s = opaque;
+    return s->room;
+}
+
+static int connect_client(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_un addr;
+    fill_addr(&addr, path);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    return fd;
+}
+
+/* Drives the loop until cond holds, at most ~2 s. */
+#define RUN_UNTIL(loop, cond)                                      \
+    do {                                                           \
+        for (int i_ = 0; i_ < 200 && !(cond); i_++)                \
+            evloop_run_once((loop), 10);                           \
+        assert_true(cond);                                         \
+    } while (0)
+
+static size_t recv_some(int fd, uint8_t *buf, size_t len)
+{
+    ssize_t n = recv(fd, buf, len, MSG_DONTWAIT);
+    return n > 0 ? (size_t)n : 0;
+}
+
+static void test_unix_backend(void **state)
+{
+    (void)state;
+    char path[PATH_MAX], spec[PATH_MAX + 8], err[256];
+    tmp_path(path, sizeof(path), "serial.sock");
+
+    /* A stale socket file from an earlier run is replaced. */
+    int stale = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un addr;
+    fill_addr(&addr, path);
+    assert_int_equal(bind(stale, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    close(stale);
+
+    struct evloop *loop = evloop_new(NULL);
+    make_spec(spec, sizeof(spec), "unix", path);
+    struct chardev *cd = chardev_open(spec, loop, err, sizeof(err));
+    if (!cd)
+        fprintf(stderr, "%s\n", err);
+    assert_non_null(cd);
+    struct stat st;
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0600);
+
+    struct sink sink = { .room = 0 };
+    chardev_set_input(cd, sink_receive, sink_can_receive, &sink);
+
+    /* No client yet: output is accepted and dropped. */
+    assert_false(chardev_connected(cd));
+    assert_int_equal(chardev_write(cd, (const uint8_t *)"lost", 4), 4);
+
+    int c = connect_client(path);
+    RUN_UNTIL(loop, chardev_connected(cd));
+
+    /* Output reaches the client. */
+    assert_int_equal(chardev_write(cd, (const uint8_t *)"hello guest", 11), 11);
+    uint8_t buf[256];
+    size_t got = 0;
+    for (int i = 0; i < 200 && got < 11; i++) {
+        got += recv_some(c, buf + got, sizeof(buf) - got);
+        evloop_run_once(loop, 10);
+    }
+    assert_int_equal(got, 11);
+    assert_memory_equal(buf, "hello guest", 11);
+
+    /* Input waits while the consumer has no room ... */
+    assert_int_equal(send(c, "0123456789", 10, 0), 10);
+    for (int i = 0; i < 5; i++)
+        evloop_run_once(loop, 10);
+    assert_int_equal(sink.len, 0);
+    /* ... and flows, never more than the room, once it has. */
+    sink.room = 4;
+    chardev_input_ready(cd);
+    RUN_UNTIL(loop, sink.len == 4);
+    for (int i = 0; i < 5; i++)
+        evloop_run_once(loop, 10);
+    assert_int_equal(sink.len, 4);
+    sink.room = 100;
+    chardev_input_ready(cd);
+    RUN_UNTIL(loop, sink.len == 10);
+    assert_memory_equal(sink.buf, "0123456789", 10);
+    assert_true(sink.max_chunk <= 6);
+
+    /* A second client waits until the first leaves. */
+    int c2 = connect_client(path);
+    assert_int_equal(send(c2, "second", 6, 0), 6);
+    for (int i = 0; i < 5; i++)
+        evloop_run_once(loop, 10);
+    assert_int_equal(sink.len, 10);
+    close(c);
+    RUN_UNTIL(loop, sink.len == 16);
+    assert_memory_equal(sink.buf + 10, "second", 6);
+    assert_true(chardev_connected(cd));
+    assert_int_equal(chardev_write(cd, (const uint8_t *)"to two", 6), 6);
+    got = 0;
+    for (int i = 0; i < 200 && got < 6; i++) {
+        got += recv_some(c2, buf + got, sizeof(buf) - got);
+        evloop_run_once(loop, 10);
+    }
+    assert_int_equal(got, 6);
+    assert_memory_equal(buf, "to two", 6);
+
+    close(c2);
+    RUN_UNTIL(loop, !chardev_connected(cd));
+    assert_int_equal(chardev_write(cd, (const uint8_t *)"dropped", 7), 7);
+
+    chardev_close(cd);
+    /* The socket file goes with the backend. */
+    assert_int_equal(lstat(path, &st), -1);
+    evloop_free(loop);
+}
+
+/* A client that does not read: writes never block, the overflow is
+ * dropped, and what was accepted arrives complete and in order. */
+static void test_unix_slow_reader(void **state)
+{
+    (void)state;
+    char path[PATH_MAX], spec[PATH_MAX + 8], err[256];
+    tmp_path(path, sizeof(path), "slow.sock");
+    struct evloop *loop = evloop_new(NULL);
+    make_spec(spec, sizeof(spec), "unix", path);
+    struct chardev *cd = chardev_open(spec, loop, err, sizeof(err));
+    assert_non_null(cd);
+    int c = connect_client(path);
+    RUN_UNTIL(loop, chardev_connected(cd));
+
+    const size_t total = 4 * 1024 * 1024;
+    size_t accepted = 0;
+    uint8_t chunk[4096];
+    uint64_t t0 = evloop_now_ns();
+    for (size_t off = 0; off < total; off += sizeof(chunk)) {
+        for (size_t i = 0; i < sizeof(chunk); i++)
+            chunk[i] = (uint8_t)((off + i) % 251);
+        size_t n = chardev_write(cd, chunk, sizeof(chunk));
+        assert_true(n <= sizeof(chunk));
+        if (n < sizeof(chunk)) {
+            accepted += n;
+            break;   /* from here on everything is dropped */
+        }
+        accepted += n;
+    }
+    /* Bounded: what the kernel socket takes plus our buffer, far below the
+     * total, and it took no time. */
+    assert_true(accepted < total);
+    assert_true(accepted >= CHARDEV_OUTBUF_SIZE);
+    assert_true(evloop_now_ns() - t0 < 2000000000ULL);
+    assert_int_equal(chardev_write(cd, chunk, sizeof(chunk)), 0);
+
+    uint8_t *back = malloc(accepted + 1);
+    assert_non_null(back);
+    size_t got = 0;
+    for (int i = 0; i < 2000 && got < accepted; i++) {
+        got += recv_some(c, back + got, accepted + 1 - got);
+        evloop_run_once(loop, 1);
+    }
+    assert_int_equal(got, accepted);
+    for (size_t i = 0; i < accepted; i++) {
+        if (back[i] != (uint8_t)(i % 251)) {
+            fprintf(stderr, "byte %zu differs\n", i);
+            fail();
+        }
+    }
+    free(back);
+    close(c);
+    chardev_close(cd);
+    evloop_free(loop);
+}
+
+static void test_unix_refuses_non_socket(void **state)
+{
+    (void)state;
+    char path[PATH_MAX], spec[PATH_MAX + 8], err[256] = "";
+    tmp_path(path, sizeof(path), "regular-file");
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+    struct evloop *loop = evloop_new(NULL);
+    make_spec(spec, sizeof(spec), "unix", path);
+    assert_null(chardev_open(spec, loop, err, sizeof(err)));
+    assert_non_null(strstr(err, "not a socket"));
+    /* The file was left alone. */
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    unlink(path);
+    evloop_free(loop);
+}
+
+/* ---- stdio on a pseudo-terminal ---- */
+
+enum stdio_end { END_CLOSE, END_EXIT, END_SIGNAL };
+
+struct stdio_report {
+    int raw_ok;          /* terminal was raw while the backend was open */
+    int quit;            /* Ctrl-A x reached the quit handler */
+    int restored_ok;     /* END_CLOSE: canonical mode back after close */
+    size_t len;
+    uint8_t bytes[64];
+};
+
+static int quit_flag;
+static void on_quit(void *opaque)
+{
+    (void)opaque;
+    quit_flag = 1;
+}
+
+/* The child: stdin/stdout on the pty slave, a stdio backend on them. */
+static void stdio_child(const char *slave, int report_fd, enum stdio_end end)
+{
+    setsid();
+    int fd = open(slave, O_RDWR);
+    if (fd < 0)
+        _exit(10);
+    dup2(fd, 0);
+    dup2(fd, 1);
+    if (fd > 1)
+        close(fd);
+    struct evloop *loop = evloop_new(NULL);
+    char err[256];
+    struct chardev *cd = chardev_open("stdio", loop, err, sizeof(err));
+    if (!cd) {
+        fprintf(stderr, "child: %s\n", err);
+        _exit(11);
+    }
+    struct stdio_report rep = { 0 };
+    struct termios tio;
+    tcgetattr(0, &tio);
+    rep.raw_ok = !(tio.c_lflag & (ICANON | ECHO | ISIG));
+    struct sink sink = { .room = sizeof(rep.bytes) };
+    chardev_set_input(cd, sink_receive, sink_can_receive, &sink);
+    chardev_set_quit_handler(cd, on_quit, NULL);
+    chardev_write(cd, (const uint8_t *)"ready\n", 6);
+    for (int i = 0; i < 500 && (end == END_SIGNAL || !quit_flag); i++)
+        evloop_run_once(loop, 10);
+    rep.quit = quit_flag;
+    rep.len = MIN(sink.len, sizeof(rep.bytes));
+    memcpy(rep.bytes, sink.buf, rep.len);
+    if (end == END_CLOSE) {
+        chardev_close(cd);
+        tcgetattr(0, &tio);
+        rep.restored_ok = (tio.c_lflag & (ICANON | ECHO | ISIG)) == (ICANON | ECHO | ISIG);
+    }
+    if (write(report_fd, &rep, sizeof(rep)) != (ssize_t)sizeof(rep))
+        _exit(12);
+    if (end == END_EXIT)
+        exit(0);   /* the atexit handler restores the terminal */
+    _exit(0);
+}
+
+static bool wait_readable(int fd, int ms)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    return poll(&p, 1, ms) == 1;
+}
+
+static void run_stdio_case(enum stdio_end end)
+{
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (master < 0) {
+        fprintf(stderr, "no pseudo-terminals here: %s\n", strerror(errno));
+        skip();
+    }
+    assert_int_equal(grantpt(master), 0);
+    assert_int_equal(unlockpt(master), 0);
+    char slave[128];
+    assert_int_equal(ptsname_r(master, slave, sizeof(slave)), 0);
+    int rp[2];
+    assert_int_equal(pipe(rp), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(master);
+        close(rp[0]);
+        stdio_child(slave, rp[1], end);
+    }
+    close(rp[1]);
+
+    /* Wait for the child's output: the terminal is raw by then. */
+    char out[256];
+    size_t got = 0;
+    while (got < sizeof(out) - 1 && wait_readable(master, 3000)) {
+        ssize_t n = read(master, out + got, sizeof(out) - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        out[got] = '\0';
+        if (strstr(out, "ready"))
+            break;
+    }
+    out[got] = '\0';
+    assert_non_null(strstr(out, "ready"));
+    struct termios tio;
+    assert_int_equal(tcgetattr(master, &tio), 0);
+    assert_int_equal(tio.c_lflag & (ICANON | ECHO | ISIG), 0);
+
+    struct stdio_report rep = { 0 };
+    int status = 0;
+    if (end == END_SIGNAL) {
+        /* Typed input still flows; then the process is killed. */
+        assert_int_equal(write(master, "hi", 2), 2);
+        usleep(100000);
+        kill(pid, SIGTERM);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSIGNALED(status));
+        assert_int_equal(WTERMSIG(status), SIGTERM);
+    } else {
+        /* Ctrl-A Ctrl-A sends one Ctrl-A; Ctrl-A x quits. */
+        static const char keys[] = "ab\x01\x01" "c\r\x01x";
+        assert_int_equal(write(master, keys, sizeof(keys) - 1), (ssize_t)sizeof(keys) - 1);
+        assert_true(wait_readable(rp[0], 5000));
+        assert_int_equal(read(rp[0], &rep, sizeof(rep)), sizeof(rep));
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        assert_true(rep.raw_ok);
+        assert_true(rep.quit);
+        /* Raw mode: CR is not turned into NL, nothing is swallowed. */
+        assert_int_equal(rep.len, 5);
+        assert_memory_equal(rep.bytes, "ab\x01" "c\r", 5);
+        if (end == END_CLOSE)
+            assert_true(rep.restored_ok);
+    }
+    /* However it ended, the terminal is back in canonical mode. */
+    assert_int_equal(tcgetattr(master, &tio), 0);
+    assert_int_equal(tio.c_lflag & (ICANON | ECHO | ISIG), ICANON | ECHO | ISIG);
+    close(rp[0]);
+    close(master);
+}
+
+static void test_stdio_close(void **state)
+{
+    (void)state;
+    run_stdio_case(END_CLOSE);
+}
+
+static void test_stdio_exit(void **state)
+{
+    (void)state;
+    run_stdio_case(END_EXIT);
+}
+
+static void test_stdio_signal(void **state)
+{
+    (void)state;
+    run_stdio_case(END_SIGNAL);
+}
+
+int main(void)
+{
+    make_tmpdir();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spec_errors),
+        cmocka_unit_test(test_none),
+        cmocka_unit_test(test_file_backend),
+        cmocka_unit_test(test_unix_backend),
+        cmocka_unit_test(test_unix_slow_reader),
+        cmocka_unit_test(test_unix_refuses_non_socket),
+        cmocka_unit_test(test_stdio_close),
+        cmocka_unit_test(test_stdio_exit),
+        cmocka_unit_test(test_stdio_signal),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    rmdir(tmpdir);
+    return rc;
+}

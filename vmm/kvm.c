@@ -1,0 +1,419 @@
+#include "vmm/kvm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "devices/util.h"
+
+/* Placed just below the 256 KiB BIOS at the top of 4 GiB (Intel VMX needs
+ * them for real mode; harmless elsewhere). */
+#define KVM_TSS_ADDR          0xfffbd000ULL
+#define KVM_IDENTITY_MAP_ADDR 0xfffbc000ULL
+
+struct kvm_vcpu_state {
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    struct kvm_fpu fpu;
+    struct kvm_lapic_state lapic;
+    struct kvm_mp_state mp;
+};
+
+int vm_create(struct vm *vm, char *err, size_t errlen)
+{
+    memset(vm, 0, sizeof(*vm));
+    vm->vm_fd = -1;
+    pthread_mutex_init(&vm->route_lock, NULL);
+    for (int i = 0; i < KVM_MAX_MSI_ROUTES; i++)
+        vm->msi[i].irqfd = -1;
+    vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (vm->kvm_fd < 0) {
+        int e = errno;
+        if (e == ENOENT)
+            snprintf(err, errlen, "/dev/kvm does not exist: KVM is not available on this host "
+                     "(enable virtualization in the firmware and load kvm_intel or kvm_amd)");
+        else if (e == EACCES || e == EPERM)
+            snprintf(err, errlen, "no permission to open /dev/kvm: add your user to the 'kvm' group "
+                     "(sudo usermod -aG kvm $USER) and log in again");
+        else
+            snprintf(err, errlen, "cannot open /dev/kvm: %s", strerror(e));
+        return -1;
+    }
+    int version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+    if (version != KVM_API_VERSION) {
+        snprintf(err, errlen, "unsupported KVM API version %d (need %d)", version, KVM_API_VERSION);
+        return -1;
+    }
+    static const struct { int cap; const char *name; } needed[] = {
+        { KVM_CAP_IRQCHIP, "in-kernel irqchip" },
+        { KVM_CAP_PIT2, "in-kernel PIT" },
+        { KVM_CAP_USER_MEMORY, "user memory" },
+        { KVM_CAP_IRQ_ROUTING, "GSI routing" },
+        { KVM_CAP_IRQFD, "irqfd" },
+        { KVM_CAP_IOEVENTFD, "ioeventfd" },
+        { KVM_CAP_EXT_CPUID, "CPUID" },
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(needed); i++) {
+        if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, needed[i].cap) <= 0) {
+            snprintf(err, errlen, "KVM lacks %s support", needed[i].name);
+            return -1;
+        }
+    }
+    vm->has_readonly_mem = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) > 0;
+    vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+    if (vm->vm_fd < 0 || vm->run_size <= 0) {
+        snprintf(err, errlen, "cannot create a KVM virtual machine: %s", strerror(errno));
+        return -1;
+    }
+    if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) < 0) {
+        snprintf(err, errlen, "KVM_SET_TSS_ADDR: %s", strerror(errno));
+        return -1;
+    }
+    uint64_t idmap = KVM_IDENTITY_MAP_ADDR;
+    ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap);   /* optional */
+    if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+        snprintf(err, errlen, "cannot create the in-kernel irqchip: %s", strerror(errno));
+        return -1;
+    }
+    struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+    if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+        snprintf(err, errlen, "cannot create the in-kernel PIT: %s", strerror(errno));
+        return -1;
+    }
+    for (int c = 0; c < 3; c++) {
+        vm->chips[c].chip_id = (unsigned)c;
+        ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &vm->chips[c]);
+    }
+    ioctl(vm->vm_fd, KVM_GET_PIT2, &vm->pit);
+    return 0;
+}
+
+int vm_add_memslot(struct vm *vm, uint64_t gpa, uint64_t size, void *hva, bool readonly)
+{
+    struct kvm_userspace_memory_region r = {
+        .slot = vm->nslots,
+        .flags = readonly && vm->has_readonly_mem ? KVM_MEM_READONLY : 0,
+        .guest_phys_addr = gpa,
+        .memory_size = size,
+        .userspace_addr = (uintptr_t)hva,
+    };
+    if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+        return -1;
+    vm->nslots++;
+    return 0;
+}
+
+/* --- CPUID ------------------------------------------------------------ */
+
+static struct kvm_cpuid2 *supported_cpuid(int kvm_fd)
+{
+    for (int n = 64; n <= 4096; n *= 2) {
+        struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+        if (!c)
+            return NULL;
+        c->nent = (uint32_t)n;
+        if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+            return c;
+        free(c);
+        if (errno != E2BIG)
+            return NULL;
+    }
+    return NULL;
+}
+
+static unsigned bits_for(unsigned n)
+{
+    unsigned b = 0;
+    while ((1u << b) < n)
+        b++;
+    return b;
+}
+
+/* Per-vCPU view: APIC ids and a topology of ncpus single-thread cores. */
+static void cpuid_for_vcpu(struct kvm_cpuid2 *c, int index, int ncpus)
+{
+    unsigned core_bits = bits_for((unsigned)ncpus);
+    for (uint32_t i = 0; i < c->nent; i++) {
+        struct kvm_cpuid_entry2 *e = &c->entries[i];
+        switch (e->function) {
+        case 1:
+            e->ebx = (e->ebx & 0x0000ffff) | ((uint32_t)index << 24) |
+                     ((uint32_t)(ncpus > 1 ? (1u << core_bits) : 1) << 16);
+            if (ncpus > 1)
+                e->edx |= 1u << 28;       /* HTT: the logical count is valid */
+            break;
+        case 4:
+            e->eax = (e->eax & 0x3ff) | ((uint32_t)((1u << core_bits) - 1) << 26);
+            break;
+        case 0xb:
+        case 0x1f:
+            if (e->index == 0) {
+                e->eax = 0;
+                e->ebx = 1;
+                e->ecx = 0x100;              /* level 0: SMT */
+            } else if (e->index == 1) {
+                e->eax = core_bits;
+                e->ebx = (uint32_t)ncpus;
+                e->ecx = 0x200 | 1;          /* level 1: core */
+            } else {
+                e->eax = e->ebx = 0;
+                e->ecx = e->index;
+            }
+            e->edx = (uint32_t)index;
+            break;
+        }
+    }
+}
+
+int vm_create_vcpus(struct vm *vm, int ncpus, char *err, size_t errlen)
+{
+    int max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+    if (max <= 0)
+        max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+    if (max > 0 && ncpus > max) {
+        snprintf(err, errlen, "--cpus %d is more than KVM supports here (%d)", ncpus, max);
+        return -1;
+    }
+    vm->cpuid = supported_cpuid(vm->kvm_fd);
+    if (!vm->cpuid) {
+        snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID failed: %s", strerror(errno));
+        return -1;
+    }
+    vm->vcpus = calloc((size_t)ncpus, sizeof(*vm->vcpus));
+    if (!vm->vcpus) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    vm->ncpus = ncpus;
+    size_t cpuid_size = sizeof(*vm->cpuid) + vm->cpuid->nent * sizeof(vm->cpuid->entries[0]);
+    struct kvm_cpuid2 *mine = malloc(cpuid_size);
+    if (!mine) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < ncpus; i++) {
+        struct vcpu *v = &vm->vcpus[i];
+        v->vm = vm;
+        v->index = i;
+        v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, i);
+        if (v->fd < 0) {
+            snprintf(err, errlen, "cannot create vCPU %d: %s", i, strerror(errno));
+            free(mine);
+            return -1;
+        }
+        v->run = mmap(NULL, (size_t)vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+        if (v->run == MAP_FAILED) {
+            v->run = NULL;
+            snprintf(err, errlen, "cannot map vCPU %d: %s", i, strerror(errno));
+            free(mine);
+            return -1;
+        }
+        memcpy(mine, vm->cpuid, cpuid_size);
+        cpuid_for_vcpu(mine, i, ncpus);
+        if (ioctl(v->fd, KVM_SET_CPUID2, mine) < 0) {
+            snprintf(err, errlen, "KVM_SET_CPUID2 on vCPU %d: %s", i, strerror(errno));
+            free(mine);
+            return -1;
+        }
+        v->initial = calloc(1, sizeof(*v->initial));
+        struct kvm_vcpu_state *s = v->initial;
+        if (!s || ioctl(v->fd, KVM_GET_REGS, &s->regs) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s->sregs) < 0 ||
+            ioctl(v->fd, KVM_GET_FPU, &s->fpu) < 0 || ioctl(v->fd, KVM_GET_LAPIC, &s->lapic) < 0 ||
+            ioctl(v->fd, KVM_GET_MP_STATE, &s->mp) < 0) {
+            snprintf(err, errlen, "cannot read the state of vCPU %d: %s", i, strerror(errno));
+            free(mine);
+            return -1;
+        }
+    }
+    free(mine);
+    return 0;
+}
+
+int vm_reset_cpus(struct vm *vm)
+{
+    int rc = 0;
+    for (int c = 0; c < 3; c++)
+        if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &vm->chips[c]) < 0)
+            rc = -1;
+    if (ioctl(vm->vm_fd, KVM_SET_PIT2, &vm->pit) < 0)
+        rc = -1;
+    for (int i = 0; i < vm->ncpus; i++) {
+        struct vcpu *v = &vm->vcpus[i];
+        struct kvm_vcpu_state *s = v->initial;
+        if (ioctl(v->fd, KVM_SET_SREGS, &s->sregs) < 0 || ioctl(v->fd, KVM_SET_REGS, &s->regs) < 0 ||
+            ioctl(v->fd, KVM_SET_FPU, &s->fpu) < 0 || ioctl(v->fd, KVM_SET_LAPIC, &s->lapic) < 0 ||
+            ioctl(v->fd, KVM_SET_MP_STATE, &s->mp) < 0)
+            rc = -1;
+    }
+    return rc;
+}
+
+/* --- interrupts ------------------------------------------------------- */
+
+int vm_set_irq(struct vm *vm, unsigned gsi, bool level)
+{
+    struct kvm_irq_level l = { .irq = gsi, .level = level ? 1 : 0 };
+    return ioctl(vm->vm_fd, KVM_IRQ_LINE, &l);
+}
+
+/* Rebuilds the whole routing table: KVM replaces it on every update.
+ * Legacy GSI 0 (the PIT) reaches IOAPIC pin 2, as the MADT's interrupt
+ * source override says; GSI 2 is the PIC cascade. */
+static int push_routes(struct vm *vm)
+{
+    size_t max = 2 * 16 + KVM_IRQCHIP_GSIS + KVM_MAX_MSI_ROUTES;
+    struct kvm_irq_routing *r = calloc(1, sizeof(*r) + max * sizeof(r->entries[0]));
+    if (!r)
+        return -1;
+    unsigned n = 0;
+    for (unsigned gsi = 0; gsi < KVM_IRQCHIP_GSIS; gsi++) {
+        if (gsi < 16 && gsi != 2) {
+            r->entries[n++] = (struct kvm_irq_routing_entry){
+                .gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+                .u.irqchip = { .irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
+                               .pin = gsi % 8 } };
+        }
+        if (gsi != 2) {
+            r->entries[n++] = (struct kvm_irq_routing_entry){
+                .gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+                .u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi == 0 ? 2 : gsi } };
+        }
+    }
+    for (unsigned i = 0; i < KVM_MAX_MSI_ROUTES; i++) {
+        if (!vm->msi[i].used)
+            continue;
+        r->entries[n++] = (struct kvm_irq_routing_entry){
+            .gsi = KVM_IRQCHIP_GSIS + i, .type = KVM_IRQ_ROUTING_MSI,
+            .u.msi = { .address_lo = (uint32_t)vm->msi[i].addr,
+                       .address_hi = (uint32_t)(vm->msi[i].addr >> 32),
+                       .data = vm->msi[i].data } };
+    }
+    r->nr = n;
+    int rc = ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, r);
+    if (rc < 0)
+        log_error("KVM_SET_GSI_ROUTING: %s", strerror(errno));
+    free(r);
+    return rc;
+}
+
+int vm_msi_alloc(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->route_lock);
+    int route = -1;
+    for (int i = 0; i < KVM_MAX_MSI_ROUTES; i++) {
+        if (vm->msi[i].used)
+            continue;
+        int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (fd < 0)
+            break;
+        vm->msi[i].used = true;
+        vm->msi[i].addr = 0xfee00000;     /* harmless until programmed */
+        vm->msi[i].data = 0;
+        vm->msi[i].irqfd = fd;
+        if (push_routes(vm) < 0) {
+            vm->msi[i].used = false;
+            close(fd);
+            vm->msi[i].irqfd = -1;
+            break;
+        }
+        struct kvm_irqfd irqfd = { .fd = (uint32_t)fd, .gsi = KVM_IRQCHIP_GSIS + (uint32_t)i };
+        if (ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0) {
+            log_error("KVM_IRQFD: %s", strerror(errno));
+            vm->msi[i].used = false;
+            close(fd);
+            vm->msi[i].irqfd = -1;
+            push_routes(vm);
+            break;
+        }
+        route = i;
+        break;
+    }
+    pthread_mutex_unlock(&vm->route_lock);
+    return route;
+}
+
+void vm_msi_free(struct vm *vm, int route)
+{
+    if (route < 0 || route >= KVM_MAX_MSI_ROUTES)
+        return;
+    pthread_mutex_lock(&vm->route_lock);
+    if (vm->msi[route].used) {
+        struct kvm_irqfd irqfd = { .fd = (uint32_t)vm->msi[route].irqfd,
+                                   .gsi = KVM_IRQCHIP_GSIS + (uint32_t)route,
+                                   .flags = KVM_IRQFD_FLAG_DEASSIGN };
+        ioctl(vm->vm_fd, KVM_IRQFD, &irqfd);
+        close(vm->msi[route].irqfd);
+        vm->msi[route].irqfd = -1;
+        vm->msi[route].used = false;
+        push_routes(vm);
+    }
+    pthread_mutex_unlock(&vm->route_lock);
+}
+
+int vm_msi_set(struct vm *vm, int route, uint64_t addr, uint32_t data)
+{
+    if (route < 0 || route >= KVM_MAX_MSI_ROUTES)
+        return -1;
+    pthread_mutex_lock(&vm->route_lock);
+    int rc = -1;
+    if (vm->msi[route].used) {
+        vm->msi[route].addr = addr;
+        vm->msi[route].data = data;
+        rc = push_routes(vm);
+    }
+    pthread_mutex_unlock(&vm->route_lock);
+    return rc;
+}
+
+void vm_msi_fire(struct vm *vm, int route)
+{
+    if (route < 0 || route >= KVM_MAX_MSI_ROUTES)
+        return;
+    int fd = vm->msi[route].irqfd;
+    uint64_t one = 1;
+    if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_error("irqfd write: %s", strerror(errno));
+}
+
+int vm_ioeventfd(struct vm *vm, bool pio, uint64_t addr, unsigned len, int fd, bool assign)
+{
+    struct kvm_ioeventfd e = {
+        .addr = addr,
+        .len = len,
+        .fd = fd,
+        .flags = (pio ? KVM_IOEVENTFD_FLAG_PIO : 0) | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+    };
+    return ioctl(vm->vm_fd, KVM_IOEVENTFD, &e);
+}
+
+void vm_destroy(struct vm *vm)
+{
+    for (int i = 0; i < KVM_MAX_MSI_ROUTES; i++)
+        if (vm->msi[i].irqfd >= 0)
+            close(vm->msi[i].irqfd);
+    if (vm->vcpus) {
+        for (int i = 0; i < vm->ncpus; i++) {
+            if (vm->vcpus[i].run)
+                munmap(vm->vcpus[i].run, (size_t)vm->run_size);
+            if (vm->vcpus[i].fd > 0)
+                close(vm->vcpus[i].fd);
+            free(vm->vcpus[i].initial);
+        }
+        free(vm->vcpus);
+    }
+    free(vm->cpuid);
+    if (vm->vm_fd >= 0)
+        close(vm->vm_fd);
+    if (vm->kvm_fd >= 0)
+        close(vm->kvm_fd);
+    pthread_mutex_destroy(&vm->route_lock);
+    memset(vm, 0, sizeof(*vm));
+    vm->vm_fd = vm->kvm_fd = -1;
+}

@@ -1,0 +1,730 @@
+/* Machine assembly: the PC memory map, the i440FX/PIIX3 chipset and its
+ * devices, firmware or direct Linux boot, and run control.
+ *
+ * Memory map:
+ *   0 - 640 KiB           RAM
+ *   640 KiB - 768 KiB     VGA window (no device yet: unassigned)
+ *   768 KiB - low_ram     RAM; the BIOS's last 128 KiB is copied to
+ *                         896 KiB - 1 MiB at power-on and reset
+ *   low_ram - 0xfec00000  32-bit PCI hole (BARs placed by the firmware)
+ *   0xfec00000            IOAPIC, 0xfee00000 local APICs (in KVM)
+ *   4 GiB - bios_size     firmware image, read-only
+ *   4 GiB -               RAM above 4 GiB (high_ram)
+ * low_ram is all of RAM up to 3 GiB. */
+#include "vmm/machine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "devices/acpi_pm.h"
+#include "devices/chardev.h"
+#include "devices/debug_exit.h"
+#include "devices/debugcon.h"
+#include "devices/fw_cfg.h"
+#include "devices/i440fx.h"
+#include "devices/i8042.h"
+#include "devices/piix3.h"
+#include "devices/rtc_cmos.h"
+#include "devices/uart8250.h"
+#include "devices/util.h"
+#include "devices/virtio_blk.h"
+#include "devices/virtio_rng.h"
+#include "vmm/acpi.h"
+#include "vmm/boot_linux.h"
+#include "vmm/control.h"
+
+#define LOW_RAM_MAX      0xc0000000ULL
+#define HIGH_RAM_BASE    0x100000000ULL
+#define VGA_WINDOW_START 0xa0000ULL
+#define VGA_WINDOW_END   0xc0000ULL
+#define BIOS_MAX_SIZE    (16 * MiB)
+#define BIOS_LOW_COPY    (128 * KiB)
+#define ACPI_TABLES_BASE 0xe0000ULL   /* direct boot: reserved BIOS area */
+
+
+struct machine_devices {
+    struct i440fx *host;
+    struct piix3 *isa;
+    struct fw_cfg *fw_cfg;
+    struct acpi_pm *pm;
+    struct rtc_cmos *rtc;
+    struct i8042 *kbc;
+    struct chardev *serial_cd;
+    struct uart8250 *com1;
+    struct debugcon *debugcon;
+    struct debug_exit *debug_exit;
+    struct virtio_blk *blk[MACHINE_MAX_DISKS];
+    int nblk;
+    struct virtio_rng *rng;
+};
+
+/* --- platform over KVM ------------------------------------------------- */
+
+static struct machine *plat_machine(void *opaque) { return opaque; }
+
+static void k_set_irq(void *opaque, unsigned gsi, bool level)
+{
+    vm_set_irq(&plat_machine(opaque)->vm, gsi, level);
+}
+
+static int k_msi_alloc(void *opaque) { return vm_msi_alloc(&plat_machine(opaque)->vm); }
+static void k_msi_free(void *opaque, int r) { vm_msi_free(&plat_machine(opaque)->vm, r); }
+static int k_msi_set(void *opaque, int r, uint64_t a, uint32_t d)
+{
+    return vm_msi_set(&plat_machine(opaque)->vm, r, a, d);
+}
+static void k_msi_fire(void *opaque, int r) { vm_msi_fire(&plat_machine(opaque)->vm, r); }
+
+static int k_ioeventfd_add(void *opaque, bool pio, uint64_t addr, unsigned len, int fd)
+{
+    return vm_ioeventfd(&plat_machine(opaque)->vm, pio, addr, len, fd, true);
+}
+
+static int k_ioeventfd_del(void *opaque, bool pio, uint64_t addr, unsigned len, int fd)
+{
+    return vm_ioeventfd(&plat_machine(opaque)->vm, pio, addr, len, fd, false);
+}
+
+static void wake(struct machine *m)
+{
+    uint64_t one = 1;
+    if (write(m->request_fd, &one, sizeof(one)) < 0) {
+        /* already pending */
+    }
+}
+
+/* Requests come from vCPU threads or the I/O thread; acted on by the I/O
+ * thread so a vCPU never waits for itself to park. */
+static void k_request(void *opaque, enum platform_request req, int arg)
+{
+    struct machine *m = opaque;
+    switch (req) {
+    case PLATFORM_RESET: atomic_store(&m->pending_reset, 1); break;
+    case PLATFORM_POWEROFF: atomic_store(&m->pending_poweroff, 1); break;
+    case PLATFORM_DEBUG_EXIT: atomic_store(&m->debug_exit_status, arg); break;
+    }
+    wake(m);
+}
+
+static const struct platform_ops kvm_platform_ops = {
+    .set_irq = k_set_irq,
+    .msi_alloc = k_msi_alloc,
+    .msi_free = k_msi_free,
+    .msi_set = k_msi_set,
+    .msi_fire = k_msi_fire,
+    .ioeventfd_add = k_ioeventfd_add,
+    .ioeventfd_del = k_ioeventfd_del,
+    .request = k_request,
+};
+
+/* --- memory -------------------------------------------------------------- */
+
+static void *alloc_guest_ram(uint64_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    madvise(p, size, MADV_MERGEABLE);
+    return p;
+}
+
+static void add_e820(struct machine *m, uint64_t addr, uint64_t size, uint32_t type)
+{
+    if (m->ne820 < MACHINE_MAX_E820)
+        m->e820[m->ne820++] = (struct e820_entry){ addr, size, type };
+}
+
+static int setup_memory(struct machine *m, char *err, size_t errlen)
+{
+    uint64_t total = m->opts.memory_mib * MiB;
+    m->low_ram = MIN(total, LOW_RAM_MAX);
+    m->high_ram = total - m->low_ram;
+    m->ram_low = alloc_guest_ram(m->low_ram);
+    if (!m->ram_low || (m->high_ram && !(m->ram_high = alloc_guest_ram(m->high_ram)))) {
+        snprintf(err, errlen, "cannot allocate %llu MiB of guest memory", (unsigned long long)m->opts.memory_mib);
+        return -1;
+    }
+    /* The VGA window stays out of the RAM slots so a display can claim it. */
+    if (vm_add_memslot(&m->vm, 0, VGA_WINDOW_START, m->ram_low, false) < 0 ||
+        vm_add_memslot(&m->vm, VGA_WINDOW_END, m->low_ram - VGA_WINDOW_END,
+                       m->ram_low + VGA_WINDOW_END, false) < 0 ||
+        (m->high_ram && vm_add_memslot(&m->vm, HIGH_RAM_BASE, m->high_ram, m->ram_high, false) < 0)) {
+        snprintf(err, errlen, "cannot register guest memory with KVM: %s", strerror(errno));
+        return -1;
+    }
+    guest_mem_add(&m->mem, 0, VGA_WINDOW_START, m->ram_low);
+    guest_mem_add(&m->mem, VGA_WINDOW_END, m->low_ram - VGA_WINDOW_END, m->ram_low + VGA_WINDOW_END);
+    if (m->high_ram)
+        guest_mem_add(&m->mem, HIGH_RAM_BASE, m->high_ram, m->ram_high);
+
+    /* The map Linux sees; the firmware gets only the RAM parts and makes its own. */
+    add_e820(m, 0, 0x9fc00, E820_RAM);
+    add_e820(m, 0x9fc00, 0x400, E820_RESERVED);
+    add_e820(m, 0xe0000, 0x20000, E820_RESERVED);
+    add_e820(m, 0x100000, m->low_ram - 0x100000, E820_RAM);
+    add_e820(m, 0xfec00000, 0x1000, E820_RESERVED);
+    add_e820(m, 0xfee00000, 0x1000, E820_RESERVED);
+    if (m->high_ram)
+        add_e820(m, HIGH_RAM_BASE, m->high_ram, E820_RAM);
+    return 0;
+}
+
+/* --- firmware ------------------------------------------------------------ */
+
+static int read_file(const char *path, uint8_t **data, uint64_t *size, uint64_t max,
+                     const char *what, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        snprintf(err, errlen, "cannot open %s '%s': %s", what, path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size == 0 || (uint64_t)st.st_size > max) {
+        snprintf(err, errlen, "%s '%s' is not a regular file of 1 byte to %llu KiB", what, path,
+                 (unsigned long long)(max / KiB));
+        close(fd);
+        return -1;
+    }
+    *size = (uint64_t)st.st_size;
+    *data = malloc(*size);
+    if (!*data || pread(fd, *data, *size, 0) != (ssize_t)*size) {
+        snprintf(err, errlen, "cannot read %s '%s'", what, path);
+        free(*data);
+        *data = NULL;
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+static int load_firmware(struct machine *m, char *err, size_t errlen)
+{
+    uint8_t *data;
+    uint64_t size;
+    if (read_file(m->opts.firmware, &data, &size, BIOS_MAX_SIZE, "firmware", err, errlen) < 0)
+        return -1;
+    if (size % (64 * KiB)) {
+        snprintf(err, errlen, "firmware '%s' is %llu bytes, not a multiple of 64 KiB",
+                 m->opts.firmware, (unsigned long long)size);
+        free(data);
+        return -1;
+    }
+    /* A page-aligned private copy for the read-only slot below 4 GiB. */
+    m->bios = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m->bios == MAP_FAILED) {
+        m->bios = NULL;
+        free(data);
+        snprintf(err, errlen, "out of memory for the firmware");
+        return -1;
+    }
+    memcpy(m->bios, data, size);
+    free(data);
+    m->bios_size = size;
+    if (vm_add_memslot(&m->vm, HIGH_RAM_BASE - size, size, m->bios, true) < 0) {
+        snprintf(err, errlen, "cannot map the firmware: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Power-on contents of the BIOS area below 1 MiB (also on every reset, so
+ * the firmware starts cold). */
+static void copy_bios_low(struct machine *m)
+{
+    uint64_t n = MIN(m->bios_size, BIOS_LOW_COPY);
+    memcpy(m->ram_low + 0x100000 - n, m->bios + m->bios_size - n, n);
+}
+
+static void acpi_config_fill(struct machine *m, struct acpi_config *c)
+{
+    acpi_config_default(c, (unsigned)m->opts.cpus, m->low_ram, m->high_ram);
+}
+
+static int setup_fw_cfg(struct machine *m, char *err, size_t errlen)
+{
+    struct fw_cfg *fw = m->dev->fw_cfg;
+    fw_cfg_add_i64(fw, FW_CFG_RAM_SIZE, m->opts.memory_mib * MiB);
+    fw_cfg_add_i16(fw, FW_CFG_NB_CPUS, (uint16_t)m->opts.cpus);
+    fw_cfg_add_i16(fw, FW_CFG_MAX_CPUS, (uint16_t)m->opts.cpus);
+    fw_cfg_add_i64(fw, FW_CFG_NUMA, 0);
+    fw_cfg_add_i16(fw, FW_CFG_BOOT_MENU, 0);
+
+    /* RAM only: SeaBIOS adds its own reservations. */
+    struct e820_entry ram[2];
+    unsigned n = 0;
+    ram[n++] = (struct e820_entry){ 0, m->low_ram, E820_RAM };
+    if (m->high_ram)
+        ram[n++] = (struct e820_entry){ HIGH_RAM_BASE, m->high_ram, E820_RAM };
+    fw_cfg_add_file(fw, "etc/e820", ram, n * sizeof(ram[0]));
+
+    /* No display device: the firmware and boot loaders talk on COM1. */
+    if (!strcmp(m->opts.display, "none")) {
+        uint16_t port = 0x3f8;
+        fw_cfg_add_file(fw, "etc/sercon-port", &port, sizeof(port));
+    }
+    uint16_t no_menu = 0;
+    fw_cfg_add_file(fw, "etc/show-boot-menu", &no_menu, sizeof(no_menu));
+
+    struct acpi_config ac;
+    acpi_config_fill(m, &ac);
+    if (acpi_build_fw_cfg(&ac, fw) < 0) {
+        snprintf(err, errlen, "cannot build the ACPI tables");
+        return -1;
+    }
+    return 0;
+}
+
+static int load_linux(struct machine *m, char *err, size_t errlen)
+{
+    struct acpi_config ac;
+    acpi_config_fill(m, &ac);
+    uint64_t rsdp = acpi_build_in_memory(&ac, &m->mem, ACPI_TABLES_BASE);
+    struct linux_boot_config cfg = {
+        .kernel = m->opts.kernel,
+        .initrd = m->opts.initrd,
+        .cmdline = m->opts.append ? m->opts.append : "",
+        .e820 = m->e820,
+        .ne820 = m->ne820,
+        .rsdp_addr = rsdp,
+    };
+    struct linux_boot_entry entry;
+    if (linux_boot_load(&m->mem, &cfg, &entry, err, errlen) < 0)
+        return -1;
+    if (linux_boot_setup_vcpu(m->vm.vcpus[0].fd, &entry) < 0) {
+        snprintf(err, errlen, "cannot set up the boot vCPU: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Puts boot code in place for a cold start (power-on and reset). */
+static int load_boot(struct machine *m, char *err, size_t errlen)
+{
+    if (m->opts.kernel)
+        return load_linux(m, err, errlen);
+    copy_bios_low(m);
+    return 0;
+}
+
+/* --- devices ------------------------------------------------------------- */
+
+static void serial_quit(void *opaque)
+{
+    machine_quit(opaque, 0);
+}
+
+static int create_devices(struct machine *m, char *err, size_t errlen)
+{
+    struct machine_devices *d = m->dev;
+    struct platform *p = &m->plat;
+    pci_bus_init(&m->pci, p);
+    d->host = i440fx_create(p, &m->pci);
+    d->isa = piix3_create(p, &m->pci);
+    d->fw_cfg = fw_cfg_create(p);
+    d->pm = acpi_pm_create(p);
+    d->rtc = rtc_cmos_create(p);
+    d->kbc = i8042_create(p);
+    if (!d->host || !d->isa || !d->fw_cfg || !d->pm || !d->rtc || !d->kbc) {
+        snprintf(err, errlen, "cannot create the chipset devices");
+        return -1;
+    }
+    rtc_cmos_set_memory(d->rtc, m->low_ram, m->high_ram, (unsigned)m->opts.cpus);
+
+    d->serial_cd = chardev_open(m->opts.serial, m->loop, err, errlen);
+    if (!d->serial_cd)
+        return -1;
+    chardev_set_quit_handler(d->serial_cd, serial_quit, m);
+    d->com1 = uart8250_create(p, 0x3f8, 4, d->serial_cd);
+    if (!d->com1) {
+        snprintf(err, errlen, "cannot create the serial port");
+        return -1;
+    }
+    if (m->opts.firmware_log) {
+        d->debugcon = debugcon_create(p, 0x402, m->opts.firmware_log, err, errlen);
+        if (!d->debugcon)
+            return -1;
+    }
+    if (m->opts.debug_exit) {
+        d->debug_exit = debug_exit_create(p, 0xf4);
+        if (!d->debug_exit) {
+            snprintf(err, errlen, "cannot create the debug-exit port");
+            return -1;
+        }
+    }
+    for (int i = 0; i < m->opts.ndisks; i++) {
+        char why[256] = "";
+        d->blk[i] = virtio_blk_create(p, &m->pci, m->opts.disks[i].path, m->opts.disks[i].readonly,
+                                      why, sizeof(why));
+        if (!d->blk[i]) {
+            snprintf(err, errlen, "disk '%s': %s", m->opts.disks[i].path, why);
+            return -1;
+        }
+        d->nblk++;
+    }
+    if (m->opts.rng) {
+        d->rng = virtio_rng_create(p, &m->pci, err, errlen);
+        if (!d->rng)
+            return -1;
+    }
+    return setup_fw_cfg(m, err, errlen);
+}
+
+static void reset_devices(struct machine *m)
+{
+    struct machine_devices *d = m->dev;
+    pci_bus_reset(&m->pci);
+    fw_cfg_reset(d->fw_cfg);
+    acpi_pm_reset(d->pm);
+    rtc_cmos_reset(d->rtc);
+    i8042_reset(d->kbc);
+    uart8250_reset(d->com1);
+}
+
+/* --- run control ------------------------------------------------------------ */
+
+const char *machine_state_name(const struct machine *m)
+{
+    switch (m->state) {
+    case STATE_RUNNING: return "running";
+    case STATE_PAUSED: return "paused";
+    case STATE_GUEST_ERROR: return "guest-error";
+    case STATE_SHUTDOWN: return "shutdown";
+    }
+    return "unknown";
+}
+
+static void broadcast(struct machine *m, const char *event, json_t *data)
+{
+    if (m->control)
+        control_broadcast(m->control, event, data);
+    else
+        json_decref(data);
+}
+
+static void set_state(struct machine *m, enum run_state s)
+{
+    if (m->state == s)
+        return;
+    m->state = s;
+    broadcast(m, "state-changed", json_pack("{s:s}", "state", machine_state_name(m)));
+}
+
+void machine_pause(struct machine *m)
+{
+    if (m->state != STATE_RUNNING)
+        return;
+    vcpus_park(m);
+    set_state(m, STATE_PAUSED);
+}
+
+void machine_resume(struct machine *m)
+{
+    if (m->state != STATE_PAUSED)
+        return;
+    set_state(m, STATE_RUNNING);
+    vcpus_unpark(m);
+}
+
+int machine_reset(struct machine *m)
+{
+    if (m->state == STATE_SHUTDOWN)
+        return -1;
+    vcpus_park(m);
+    reset_devices(m);
+    char err[256];
+    int rc = vm_reset_cpus(&m->vm);
+    if (rc < 0)
+        log_error("cannot reset the vCPUs");
+    if (load_boot(m, err, sizeof(err)) < 0) {
+        log_error("reset: %s", err);
+        rc = -1;
+    }
+    broadcast(m, "reset", NULL);
+    if (rc < 0) {
+        set_state(m, STATE_GUEST_ERROR);
+        return -1;
+    }
+    if (m->state == STATE_GUEST_ERROR)
+        set_state(m, STATE_RUNNING);
+    if (m->state == STATE_RUNNING)
+        vcpus_unpark(m);
+    return 0;
+}
+
+void machine_powerdown(struct machine *m)
+{
+    acpi_pm_power_button(m->dev->pm);
+    broadcast(m, "powerdown-requested", NULL);
+}
+
+void machine_quit(struct machine *m, int status)
+{
+    if (m->state == STATE_SHUTDOWN)
+        return;
+    m->exit_status = status;
+    if (m->state == STATE_RUNNING || m->state == STATE_GUEST_ERROR)
+        vcpus_park(m);
+    set_state(m, STATE_SHUTDOWN);
+    evloop_stop(m->loop);
+}
+
+static void shutdown_event(struct machine *m, const char *reason, int status)
+{
+    broadcast(m, "shutdown", json_pack("{s:s,s:i}", "reason", reason, "status", status));
+    machine_quit(m, status);
+}
+
+/* Requests from vCPU threads and devices; runs on the I/O thread. */
+static void on_request(void *opaque, int fd, unsigned events)
+{
+    struct machine *m = opaque;
+    uint64_t v;
+    if (read(fd, &v, sizeof(v)) < 0) {
+        /* spurious */
+    }
+    int status = atomic_exchange(&m->debug_exit_status, -1);
+    if (status >= 0) {
+        shutdown_event(m, "debug-exit", status);
+        return;
+    }
+    if (atomic_exchange(&m->pending_poweroff, 0)) {
+        log_info("guest powered off");
+        shutdown_event(m, "guest-poweroff", 0);
+        return;
+    }
+    if (atomic_exchange(&m->pending_reset, 0))
+        machine_reset(m);
+    if (atomic_exchange(&m->pending_error, 0) && m->state != STATE_SHUTDOWN) {
+        vcpus_park(m);
+        set_state(m, STATE_GUEST_ERROR);
+        broadcast(m, "guest-error", NULL);
+        if (!m->control) {
+            log_error("the guest cannot continue; stopping");
+            machine_quit(m, 1);
+        } else {
+            log_error("the guest is stopped; 'reset' or 'quit' through the control socket");
+        }
+    }
+}
+
+static void on_signal(void *opaque, int fd, unsigned events)
+{
+    struct machine *m = opaque;
+    struct signalfd_siginfo si;
+    if (read(fd, &si, sizeof(si)) != sizeof(si))
+        return;
+    log_info("terminating on signal %u", si.ssi_signo);
+    shutdown_event(m, "signal", 0);
+}
+
+/* --- control commands -------------------------------------------------------- */
+
+static json_t *cmd_status(void *opaque, json_t *args, struct control_error *err)
+{
+    struct machine *m = opaque;
+    return json_pack("{s:s,s:s,s:i,s:I}", "state", machine_state_name(m),
+                     "name", m->opts.name ? m->opts.name : "", "cpus", m->opts.cpus,
+                     "memory-mib", (json_int_t)m->opts.memory_mib);
+}
+
+static json_t *cmd_pause(void *opaque, json_t *args, struct control_error *err)
+{
+    struct machine *m = opaque;
+    if (m->state != STATE_RUNNING && m->state != STATE_PAUSED) {
+        control_error_set(err, CONTROL_ERR_FAILED, "the VM is %s", machine_state_name(m));
+        return NULL;
+    }
+    machine_pause(m);
+    return json_pack("{s:s}", "state", machine_state_name(m));
+}
+
+static json_t *cmd_resume(void *opaque, json_t *args, struct control_error *err)
+{
+    struct machine *m = opaque;
+    if (m->state != STATE_RUNNING && m->state != STATE_PAUSED) {
+        control_error_set(err, CONTROL_ERR_FAILED, "the VM is %s", machine_state_name(m));
+        return NULL;
+    }
+    machine_resume(m);
+    return json_pack("{s:s}", "state", machine_state_name(m));
+}
+
+static json_t *cmd_reset(void *opaque, json_t *args, struct control_error *err)
+{
+    struct machine *m = opaque;
+    if (machine_reset(m) < 0) {
+        control_error_set(err, CONTROL_ERR_FAILED, "reset failed; see the VM's log");
+        return NULL;
+    }
+    return json_pack("{s:s}", "state", machine_state_name(m));
+}
+
+static json_t *cmd_powerdown(void *opaque, json_t *args, struct control_error *err)
+{
+    struct machine *m = opaque;
+    if (m->state != STATE_RUNNING) {
+        control_error_set(err, CONTROL_ERR_FAILED, "the VM is %s; the guest cannot see the power button",
+                          machine_state_name(m));
+        return NULL;
+    }
+    machine_powerdown(m);
+    return json_object();
+}
+
+static void quit_now(void *opaque)
+{
+    struct machine *m = opaque;
+    shutdown_event(m, "quit", 0);
+}
+
+static json_t *cmd_quit(void *opaque, json_t *args, struct control_error *err)
+{
+    struct machine *m = opaque;
+    control_after_reply(m->control, quit_now, m);
+    return json_object();
+}
+
+static int setup_control(struct machine *m, char *err, size_t errlen)
+{
+    m->control = control_server_new(m->loop, m->opts.control, err, errlen);
+    if (!m->control)
+        return -1;
+    control_register(m->control, "status", cmd_status, m, "run state, name, CPUs and memory of the VM");
+    control_register(m->control, "pause", cmd_pause, m, "stop the vCPUs");
+    control_register(m->control, "resume", cmd_resume, m, "let paused vCPUs run again");
+    control_register(m->control, "reset", cmd_reset, m, "hard reset, as the reset button");
+    control_register(m->control, "powerdown", cmd_powerdown, m, "press the ACPI power button");
+    control_register(m->control, "quit", cmd_quit, m, "end the VM process at once");
+    return 0;
+}
+
+/* --- life cycle ---------------------------------------------------------------- */
+
+int machine_init(struct machine *m, const struct machine_opts *opts, char *err, size_t errlen)
+{
+    memset(m, 0, sizeof(*m));
+    m->opts = *opts;
+    m->request_fd = -1;
+    atomic_store(&m->debug_exit_status, -1);
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_cond_init(&m->park_cond, NULL);
+    pthread_cond_init(&m->parked_cond, NULL);
+    io_bus_init(&m->pio, "pio");
+    io_bus_init(&m->mmio, "mmio");
+    m->dev = calloc(1, sizeof(*m->dev));
+    m->loop = evloop_new(&m->lock);
+    m->request_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (!m->dev || !m->loop || m->request_fd < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    m->plat = (struct platform){ &m->mem, &m->pio, &m->mmio, m->loop, &kvm_platform_ops, m };
+
+    if (vm_create(&m->vm, err, errlen) < 0 || setup_memory(m, err, errlen) < 0)
+        return -1;
+    if (!m->opts.kernel && load_firmware(m, err, errlen) < 0)
+        return -1;
+    if (vm_create_vcpus(&m->vm, m->opts.cpus, err, errlen) < 0)
+        return -1;
+
+    /* Devices are built before any thread runs, but hold the lock anyway:
+     * their constructors may call what expects it. */
+    pthread_mutex_lock(&m->lock);
+    int rc = create_devices(m, err, errlen);
+    if (rc == 0)
+        rc = load_boot(m, err, errlen);
+    if (rc == 0 && m->opts.control)
+        rc = setup_control(m, err, errlen);
+    pthread_mutex_unlock(&m->lock);
+    if (rc < 0)
+        return -1;
+
+    evloop_add_fd(m->loop, m->request_fd, EVLOOP_IN, on_request, m);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd >= 0)
+        evloop_add_fd(m->loop, sfd, EVLOOP_IN, on_signal, m);
+    return 0;
+}
+
+int machine_run(struct machine *m)
+{
+    m->state = STATE_RUNNING;
+    if (vcpus_start(m) < 0)
+        return 1;
+    evloop_run(m->loop);
+    vcpus_stop(m);
+    return m->exit_status;
+}
+
+void machine_destroy(struct machine *m)
+{
+    if (m->control) {
+        pthread_mutex_lock(&m->lock);
+        control_server_free(m->control);
+        m->control = NULL;
+        pthread_mutex_unlock(&m->lock);
+    }
+    if (m->dev) {
+        struct machine_devices *d = m->dev;
+        for (int i = 0; i < d->nblk; i++)
+            virtio_blk_destroy(d->blk[i]);
+        if (d->rng)
+            virtio_rng_destroy(d->rng);
+        if (d->com1)
+            uart8250_destroy(d->com1);
+        if (d->serial_cd)
+            chardev_close(d->serial_cd);
+        if (d->debugcon)
+            debugcon_destroy(d->debugcon);
+        if (d->debug_exit)
+            debug_exit_destroy(d->debug_exit);
+        if (d->kbc)
+            i8042_destroy(d->kbc);
+        if (d->rtc)
+            rtc_cmos_destroy(d->rtc);
+        if (d->pm)
+            acpi_pm_destroy(d->pm);
+        if (d->fw_cfg)
+            fw_cfg_destroy(d->fw_cfg);
+        if (d->isa)
+            piix3_destroy(d->isa);
+        if (d->host)
+            i440fx_destroy(d->host);
+        free(d);
+        m->dev = NULL;
+    }
+    vm_destroy(&m->vm);
+    if (m->loop)
+        evloop_free(m->loop);
+    if (m->request_fd >= 0)
+        close(m->request_fd);
+    if (m->ram_low)
+        munmap(m->ram_low, m->low_ram);
+    if (m->ram_high)
+        munmap(m->ram_high, m->high_ram);
+    if (m->bios)
+        munmap(m->bios, m->bios_size);
+    io_bus_destroy(&m->pio);
+    io_bus_destroy(&m->mmio);
+}

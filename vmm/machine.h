@@ -1,0 +1,110 @@
+/* One virtual machine: options, guest memory, devices, vCPU threads, the
+ * I/O thread's event loop, and the run state the control socket reports. */
+#ifndef BURROW_MACHINE_H
+#define BURROW_MACHINE_H
+
+#include <stdint.h>
+#include <stdbool.h>
+#include <stdatomic.h>
+#include <pthread.h>
+
+#include "devices/bus.h"
+#include "devices/e820.h"
+#include "devices/evloop.h"
+#include "devices/guest_mem.h"
+#include "devices/pci.h"
+#include "devices/platform.h"
+#include "vmm/kvm.h"
+
+#define MACHINE_MAX_DISKS 8
+#define MACHINE_MAX_E820  16
+
+struct disk_opt {
+    const char *path;
+    bool readonly;
+};
+
+struct machine_opts {
+    uint64_t memory_mib;
+    int cpus;
+    const char *name;
+    const char *firmware;
+    const char *kernel, *initrd, *append;
+    struct disk_opt disks[MACHINE_MAX_DISKS];
+    int ndisks;
+    const char *serial;
+    const char *display;
+    const char *control;
+    const char *firmware_log;
+    bool debug_exit;
+    bool rng;
+};
+
+enum run_state {
+    STATE_RUNNING,
+    STATE_PAUSED,
+    STATE_GUEST_ERROR,   /* a vCPU stopped on something KVM cannot run */
+    STATE_SHUTDOWN,
+};
+
+struct machine_devices;
+
+struct machine {
+    struct machine_opts opts;
+    struct vm vm;
+    struct guest_mem mem;
+    struct io_bus pio, mmio;
+    struct platform plat;
+    struct evloop *loop;
+    pthread_mutex_t lock;           /* the device lock */
+    struct pci_bus pci;
+    struct machine_devices *dev;
+
+    uint8_t *ram_low;               /* [0, low_ram) */
+    uint8_t *ram_high;              /* [4 GiB, 4 GiB + high_ram) */
+    uint64_t low_ram, high_ram;
+    uint8_t *bios;                  /* firmware image, also mapped at 4 GiB - size */
+    uint64_t bios_size;
+    struct e820_entry e820[MACHINE_MAX_E820];
+    unsigned ne820;
+
+    /* Run control; protected by the device lock. */
+    enum run_state state;
+    bool user_paused;
+    atomic_bool park_request;       /* vCPUs should leave KVM_RUN and wait */
+    bool stopping;
+    int parked;
+    pthread_cond_t park_cond;       /* vCPUs waiting to run */
+    pthread_cond_t parked_cond;     /* someone waiting for vCPUs to park */
+
+    /* Requests from vCPU threads, handled on the I/O thread. */
+    int request_fd;
+    atomic_int pending_reset, pending_poweroff, pending_error;
+    atomic_int debug_exit_status;   /* -1 when none */
+
+    int exit_status;
+    struct control_server *control;
+};
+
+/* Builds the whole machine from opts; err gets a one-line reason. */
+int machine_init(struct machine *m, const struct machine_opts *opts, char *err, size_t errlen);
+/* Starts the vCPUs and runs the I/O loop until the VM ends; returns the
+ * process exit status. */
+int machine_run(struct machine *m);
+void machine_destroy(struct machine *m);
+
+/* Run control (device lock held). */
+void machine_pause(struct machine *m);
+void machine_resume(struct machine *m);
+int machine_reset(struct machine *m);
+void machine_powerdown(struct machine *m);   /* ACPI power button */
+void machine_quit(struct machine *m, int status);
+const char *machine_state_name(const struct machine *m);
+
+/* vCPU threads (vmm/vcpu.c). */
+int vcpus_start(struct machine *m);
+void vcpus_park(struct machine *m);          /* device lock held; waits */
+void vcpus_unpark(struct machine *m);
+void vcpus_stop(struct machine *m);          /* device lock NOT held */
+
+#endif

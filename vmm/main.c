@@ -1,0 +1,249 @@
+/* burrow-vm: one KVM virtual machine per process. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "devices/util.h"
+#include "vmm/machine.h"
+
+#define DEFAULT_FIRMWARE "/usr/share/seabios/bios-256k.bin"
+#define MAX_MEMORY_MIB   (1024ULL * 1024)   /* 1 TiB */
+#define MAX_CPUS         255
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"Usage: burrow-vm [OPTIONS]\n"
+"Runs one virtual machine on KVM until the guest powers off or is told to quit.\n"
+"\n"
+"Machine:\n"
+"  --name NAME            name shown in messages and the control socket's status\n"
+"  --memory MIB           guest RAM in MiB (default 512; RAM above 3 GiB is placed\n"
+"                         above 4 GiB)\n"
+"  --cpus N               number of vCPUs, 1-%d (default 1)\n"
+"\n"
+"Boot:\n"
+"  --firmware PATH        BIOS image (default %s)\n"
+"  --kernel BZIMAGE       boot a Linux kernel directly (64-bit boot protocol),\n"
+"                         without firmware\n"
+"  --initrd FILE          initial ramdisk for --kernel\n"
+"  --append STRING        kernel command line for --kernel\n"
+"\n"
+"Devices:\n"
+"  --disk PATH[,if=virtio][,readonly=on]\n"
+"                         a raw disk image on virtio-blk; may be repeated\n"
+"  --serial stdio|file:PATH|unix:PATH|none\n"
+"                         where COM1 goes (default stdio; on a terminal, Ctrl-A x\n"
+"                         quits and Ctrl-A h shows the other keys)\n"
+"  --display none         no display: the firmware uses the serial console\n"
+"  --no-rng               leave out the virtio entropy device\n"
+"\n"
+"Control and testing:\n"
+"  --control PATH         JSON-lines control socket (mode 0600); commands: status,\n"
+"                         pause, resume, reset, powerdown, quit, help\n"
+"  --firmware-log PATH    write what the firmware prints to I/O port 0x402 to PATH\n"
+"  --debug-exit           a byte V written to I/O port 0xf4 ends the process with\n"
+"                         status (V<<1)|1\n"
+"  --verbose              debug messages\n"
+"  --help                 this text\n"
+"  --version              the version\n"
+"\n"
+"Exit status: 0 after a guest power-off or 'quit'; 1 on errors.\n",
+            MAX_CPUS, DEFAULT_FIRMWARE);
+}
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "burrow-vm: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return 1;
+}
+
+static bool parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+    if (!s || !*s || *s == '-' || *s == '+')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* PATH[,if=virtio][,readonly=on|off] */
+static int parse_disk(char *spec, struct disk_opt *d)
+{
+    char *opts = strchr(spec, ',');
+    if (opts)
+        *opts++ = '\0';
+    if (!*spec)
+        return fail("--disk needs a path");
+    d->path = spec;
+    while (opts && *opts) {
+        char *next = strchr(opts, ',');
+        if (next)
+            *next++ = '\0';
+        char *val = strchr(opts, '=');
+        if (!val)
+            return fail("--disk: '%s' is not KEY=VALUE", opts);
+        *val++ = '\0';
+        if (!strcmp(opts, "if")) {
+            if (strcmp(val, "virtio"))
+                return fail("--disk: unsupported interface '%s' (supported: virtio)", val);
+        } else if (!strcmp(opts, "readonly")) {
+            if (!strcmp(val, "on"))
+                d->readonly = true;
+            else if (!strcmp(val, "off"))
+                d->readonly = false;
+            else
+                return fail("--disk: readonly must be on or off, not '%s'", val);
+        } else {
+            return fail("--disk: unknown option '%s' (known: if, readonly)", opts);
+        }
+        opts = next;
+    }
+    return 0;
+}
+
+static int check_readable(const char *what, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return fail("%s '%s': %s", what, path, strerror(errno));
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+        return fail("%s '%s' is not a file", what, path);
+    if (access(path, R_OK) < 0)
+        return fail("%s '%s': %s", what, path, strerror(errno));
+    return 0;
+}
+
+enum {
+    OPT_MEMORY = 256, OPT_CPUS, OPT_NAME, OPT_FIRMWARE, OPT_KERNEL, OPT_INITRD, OPT_APPEND,
+    OPT_DISK, OPT_SERIAL, OPT_DISPLAY, OPT_CONTROL, OPT_FIRMWARE_LOG, OPT_DEBUG_EXIT,
+    OPT_NO_RNG, OPT_VERBOSE, OPT_HELP, OPT_VERSION,
+};
+
+static const struct option long_opts[] = {
+    { "memory", required_argument, NULL, OPT_MEMORY },
+    { "cpus", required_argument, NULL, OPT_CPUS },
+    { "name", required_argument, NULL, OPT_NAME },
+    { "firmware", required_argument, NULL, OPT_FIRMWARE },
+    { "kernel", required_argument, NULL, OPT_KERNEL },
+    { "initrd", required_argument, NULL, OPT_INITRD },
+    { "append", required_argument, NULL, OPT_APPEND },
+    { "disk", required_argument, NULL, OPT_DISK },
+    { "serial", required_argument, NULL, OPT_SERIAL },
+    { "display", required_argument, NULL, OPT_DISPLAY },
+    { "control", required_argument, NULL, OPT_CONTROL },
+    { "firmware-log", required_argument, NULL, OPT_FIRMWARE_LOG },
+    { "debug-exit", no_argument, NULL, OPT_DEBUG_EXIT },
+    { "no-rng", no_argument, NULL, OPT_NO_RNG },
+    { "verbose", no_argument, NULL, OPT_VERBOSE },
+    { "help", no_argument, NULL, OPT_HELP },
+    { "version", no_argument, NULL, OPT_VERSION },
+    { NULL, 0, NULL, 0 },
+};
+
+int main(int argc, char **argv)
+{
+    struct machine_opts o = {
+        .memory_mib = 512,
+        .cpus = 1,
+        .serial = "stdio",
+        .display = "none",
+        .rng = true,
+    };
+    bool firmware_given = false;
+    uint64_t v;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_MEMORY:
+            if (!parse_uint(optarg, MAX_MEMORY_MIB, &v) || v < 16)
+                return fail("--memory: '%s' is not a size in MiB between 16 and %llu", optarg,
+                            (unsigned long long)MAX_MEMORY_MIB);
+            o.memory_mib = v;
+            break;
+        case OPT_CPUS:
+            if (!parse_uint(optarg, MAX_CPUS, &v) || v < 1)
+                return fail("--cpus: '%s' is not a number between 1 and %d", optarg, MAX_CPUS);
+            o.cpus = (int)v;
+            break;
+        case OPT_NAME: o.name = optarg; break;
+        case OPT_FIRMWARE: o.firmware = optarg; firmware_given = true; break;
+        case OPT_KERNEL: o.kernel = optarg; break;
+        case OPT_INITRD: o.initrd = optarg; break;
+        case OPT_APPEND: o.append = optarg; break;
+        case OPT_DISK:
+            if (o.ndisks == MACHINE_MAX_DISKS)
+                return fail("--disk: at most %d disks", MACHINE_MAX_DISKS);
+            if (parse_disk(optarg, &o.disks[o.ndisks]))
+                return 1;
+            o.ndisks++;
+            break;
+        case OPT_SERIAL: o.serial = optarg; break;
+        case OPT_DISPLAY:
+            if (strcmp(optarg, "none"))
+                return fail("--display: unsupported display '%s' (supported: none)", optarg);
+            o.display = optarg;
+            break;
+        case OPT_CONTROL: o.control = optarg; break;
+        case OPT_FIRMWARE_LOG: o.firmware_log = optarg; break;
+        case OPT_DEBUG_EXIT: o.debug_exit = true; break;
+        case OPT_NO_RNG: o.rng = false; break;
+        case OPT_VERBOSE: log_set_debug(true); break;
+        case OPT_HELP: usage(stdout); return 0;
+        case OPT_VERSION: printf("burrow-vm 0.1.0\n"); return 0;
+        case '?':
+        default:
+            if (optopt)
+                return fail("option '%s' needs a value (see --help)", argv[optind - 1]);
+            return fail("unknown option '%s' (see --help)", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return fail("unexpected argument '%s' (see --help)", argv[optind]);
+    if ((o.initrd || o.append) && !o.kernel)
+        return fail("--initrd and --append need --kernel");
+    if (o.kernel && firmware_given)
+        return fail("--kernel and --firmware exclude each other");
+    if (!o.kernel && !o.firmware)
+        o.firmware = DEFAULT_FIRMWARE;
+    if (o.firmware && check_readable("firmware", o.firmware))
+        return 1;
+    if (o.kernel && check_readable("kernel", o.kernel))
+        return 1;
+    if (o.initrd && check_readable("initrd", o.initrd))
+        return 1;
+    for (int i = 0; i < o.ndisks; i++)
+        if (check_readable("disk", o.disks[i].path))
+            return 1;
+
+    struct machine *m = calloc(1, sizeof(*m));
+    if (!m)
+        return fail("out of memory");
+    char err[512] = "";
+    if (machine_init(m, &o, err, sizeof(err)) < 0) {
+        fail("%s", err[0] ? err : "cannot start the VM");
+        machine_destroy(m);
+        free(m);
+        return 1;
+    }
+    int status = machine_run(m);
+    machine_destroy(m);
+    free(m);
+    return status;
+}
