@@ -524,3 +524,35 @@ void pci_bus_reset(struct pci_bus *bus)
         if (bus->devices[i])
             pci_device_reset(bus->devices[i]);
 }
+
+static void msix_free(struct pci_device *d)
+{
+    struct pci_msix *m = d->msix;
+    if (!m)
+        return;
+    struct platform *p = d->bus ? d->bus->plat : NULL;
+    for (unsigned v = 0; v < m->nvec; v++)
+        if (m->routes[v] >= 0 && p && p->ops->msi_free)
+            p->ops->msi_free(p->opaque, m->routes[v]);
+    free(m->table);
+    free(m->pba);
+    free(m->routes);
+    free(m);
+    d->msix = NULL;
+}
+
+void pci_bus_remove(struct pci_device *d)
+{
+    if (d->bus) {
+        /* Clearing the command register unmaps every BAR and the ROM. */
+        cfg_set16(d, PCI_COMMAND, 0);
+        update_mappings(d);
+        d->intx_level = false;
+        intx_update(d);
+    }
+    msix_free(d);    /* routes exist only on a bus, so this order holds */
+    if (d->bus) {
+        d->bus->devices[d->devfn] = NULL;
+        d->bus = NULL;
+    }
+}

@@ -116,6 +116,10 @@ uint8_t pci_add_cap(struct pci_device *d, const void *data, unsigned len);
 /* Places d at devfn (-1: first free slot, function 0).  Returns 0 or -1. */
 int pci_bus_add(struct pci_bus *bus, struct pci_device *d, int devfn);
 
+/* Takes d off its bus: unmaps its BARs and ROM, drops its INTx, frees its
+ * MSI-X state and routes.  The device's own memory stays the caller's. */
+void pci_bus_remove(struct pci_device *d);
+
 /* Configuration access as from the host bridge. */
 uint32_t pci_config_read(struct pci_bus *bus, uint8_t devfn, unsigned off, unsigned size);
 void pci_config_write(struct pci_bus *bus, uint8_t devfn, unsigned off, unsigned size, uint32_t val);

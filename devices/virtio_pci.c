@@ -642,24 +642,6 @@ void virtio_pci_destroy(struct virtio_pci *vp)
         q->ioeventfd = -1;
         virtq_destroy(&q->vq);
     }
-    if (d->bus) {
-        /* Clearing the command register unmaps the BARs through the PCI
-         * layer; then the device leaves the bus. */
-        d->bar_remapped = NULL;
-        pci_config_write(d->bus, d->devfn, PCI_COMMAND, 2, 0);
-        pci_set_intx(d, false);
-        d->bus->devices[d->devfn] = NULL;
-        d->bus = NULL;
-    }
-    struct pci_msix *m = d->msix;
-    if (m) {
-        for (unsigned v = 0; v < m->nvec; v++)
-            if (m->routes[v] >= 0 && vp->plat->ops->msi_free)
-                vp->plat->ops->msi_free(vp->plat->opaque, m->routes[v]);
-        free(m->table);
-        free(m->pba);
-        free(m->routes);
-        free(m);
-        d->msix = NULL;
-    }
+    d->bar_remapped = NULL;
+    pci_bus_remove(d);
 }

@@ -233,6 +233,10 @@ int vm_create_vcpus(struct vm *vm, int ncpus, char *err, size_t errlen)
         }
     }
     free(mine);
+    /* The MADT gives the IOAPIC the first id after the CPUs'; make the
+     * in-kernel IOAPIC agree, also after a reset. */
+    vm->chips[KVM_IRQCHIP_IOAPIC].chip.ioapic.id = (uint32_t)ncpus;
+    ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &vm->chips[KVM_IRQCHIP_IOAPIC]);
     return 0;
 }
 
