@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *log_prefix = "burrow-vm";
 static bool log_debug_on;
@@ -14,7 +15,9 @@ static void vlog(const char *level, const char *fmt, va_list ap)
 {
     char buf[1024];
     vsnprintf(buf, sizeof(buf), fmt, ap);
-    fprintf(stderr, "%s: %s%s\n", log_prefix, level, buf);
+    /* A terminal may be in raw mode (serial console on stdio): return the
+     * carriage ourselves. */
+    fprintf(stderr, "%s: %s%s%s\n", log_prefix, level, buf, isatty(2) ? "\r" : "");
 }
 
 #define DEFINE_LOG(name, level, cond)            \

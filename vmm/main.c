@@ -1,6 +1,7 @@
 /* burrow-vm: one KVM virtual machine per process. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,6 +232,9 @@ int main(int argc, char **argv)
     for (int i = 0; i < o.ndisks; i++)
         if (check_readable("disk", o.disks[i].path))
             return 1;
+
+    /* A serial console on a pipe whose reader left must not kill the VM. */
+    signal(SIGPIPE, SIG_IGN);
 
     struct machine *m = calloc(1, sizeof(*m));
     if (!m)

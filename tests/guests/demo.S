@@ -34,6 +34,10 @@ _start:
 poweroff:
     movw $bye, %si
     call puts
+    movb $0x86, %ah          /* INT 15h AH=86h: wait 100 ms, so SeaBIOS's */
+    movw $0x0001, %cx        /* serial console (flushed from its timer */
+    movw $0x86a0, %dx        /* tick) sends the last line */
+    int $0x15
     /* PM1a_CNT (0x604): SLP_TYP for S5 with SLP_EN. */
     movw $PM1A_CNT, %dx
     movw $(S5_SLP_TYP << 10) | (1 << 13), %ax
