@@ -50,7 +50,7 @@
 #define VGA_WINDOW_END   0xc0000ULL
 #define BIOS_MAX_SIZE    (16 * MiB)
 #define BIOS_LOW_COPY    (128 * KiB)
-#define ACPI_TABLES_BASE 0xe0000ULL   /* direct boot: reserved BIOS area */
+#define ACPI_TABLES_BASE 0xe0040ULL   /* direct boot: reserved BIOS area, after the RSDP at 0xe0000 */
 
 
 struct machine_devices {
