@@ -1,0 +1,61 @@
+/* A boot sector that waits for the ACPI power button and then powers the
+ * machine off through S5, as an ACPI-aware OS would: it enables PWRBTN_EN,
+ * polls PM1_STS, acknowledges PWRBTN_STS and writes SLP_TYP|SLP_EN.
+ * The PM block is where the FADT puts it (devices/acpi_pm.h). */
+#define PM1_STS     0x600
+#define PM1_EN      0x602
+#define PM1_CNT     0x604
+#define PWRBTN      0x0100
+#define S5_SLP_TYP  5
+#define SLP_EN      0x2000
+#define COM1        0x3f8
+
+    .code16
+    .section .text, "ax"
+    .globl _start
+_start:
+    cli
+    xorw %ax, %ax
+    movw %ax, %ds
+    movw %ax, %ss
+    movw $0x7c00, %sp
+    cld
+    movw $PM1_EN, %dx
+    movw $PWRBTN, %ax
+    outw %ax, %dx
+    movw $waiting, %si
+    call puts
+1:  movw $PM1_STS, %dx
+    inw %dx, %ax
+    testw $PWRBTN, %ax
+    jz 1b
+    movw $PWRBTN, %ax        /* write-one-to-clear */
+    outw %ax, %dx
+    movw $pressed, %si
+    call puts
+    movw $PM1_CNT, %dx
+    movw $(S5_SLP_TYP << 10) | SLP_EN, %ax
+    outw %ax, %dx
+2:  hlt
+    jmp 2b
+
+/* Straight to the UART (the BIOS's serial console may buffer). */
+puts:
+    lodsb
+    testb %al, %al
+    jz 4f
+    movw $COM1 + 5, %dx
+    movb %al, %ah
+3:  inb %dx, %al
+    testb $0x20, %al         /* LSR.THRE */
+    jz 3b
+    movb %ah, %al
+    movw $COM1, %dx
+    outb %al, %dx
+    jmp puts
+4:  ret
+
+waiting:
+    .asciz "powerbtn: waiting for the power button\r\n"
+pressed:
+    .asciz "powerbtn: pressed, entering S5\r\n"

@@ -1,0 +1,53 @@
+#!/bin/bash
+# The control socket's "powerdown" presses the ACPI power button; a guest
+# that handles it (tests/guests/powerbtn.S) enters S5, and burrow-vm pushes a
+# "shutdown" event with reason guest-poweroff and exits with status 0.
+. "$(dirname "$0")/lib.sh"
+burrow_init
+burrow_require_kvm
+burrow_require_vm
+burrow_require_guest powerbtn.img
+burrow_require_cmd python3
+FIRMWARE=/usr/share/seabios/bios-256k.bin
+burrow_require_file "$FIRMWARE" "install Debian's seabios"
+
+CLIENT=$BURROW_SOURCE_DIR/tests/tools/burrow-control.py
+sock=$BURROW_TMP/control.sock
+serial=$BURROW_TMP/serial.log
+cp "$BURROW_GUESTS/powerbtn.img" "$BURROW_TMP/disk.img"
+burrow_add_log "$serial"
+burrow_add_log "$BURROW_TMP/vm.err"
+
+timeout -k 5 "$BURROW_VM_TIMEOUT" "$BURROW_VM" --memory 64 --disk "$BURROW_TMP/disk.img,if=virtio" \
+    --serial "file:$serial" --control "$sock" </dev/null >/dev/null 2>"$BURROW_TMP/vm.err" &
+vmpid=$!
+
+# Wait until the guest listens for the button.
+for _ in $(seq 600); do
+    grep -q "waiting for the power button" "$serial" 2>/dev/null && break
+    kill -0 $vmpid 2>/dev/null || burrow_fail "burrow-vm ended early"
+    sleep 0.1
+done
+grep -q "waiting for the power button" "$serial" || burrow_fail "the guest never got ready"
+
+events=$BURROW_TMP/events.json
+python3 "$CLIENT" "$sock" --events 2 --timeout 60 >"$events" &
+listener=$!
+sleep 0.5
+reply=$(python3 "$CLIENT" "$sock" powerdown) || burrow_fail "powerdown failed: $reply"
+burrow_note "powerdown -> $reply"
+
+status=0
+wait $vmpid || status=$?
+wait $listener
+[ "$status" -eq 0 ] || burrow_fail "burrow-vm exited with $status after the guest's poweroff, expected 0"
+burrow_expect_text "$serial" "powerbtn: pressed, entering S5"
+grep -q '"powerdown-requested"\|"shutdown"' "$events" || burrow_fail "no event pushed: $(cat "$events")"
+python3 - "$events" <<'PY' || burrow_fail "no shutdown event with reason guest-poweroff: $(cat "$events")"
+import json, sys
+evs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+ok = any(e.get("event") == "shutdown" and e["data"].get("reason") == "guest-poweroff" for e in evs)
+sys.exit(0 if ok else 1)
+PY
+[ ! -e "$sock" ] || burrow_fail "the control socket file was left behind"
+echo "PASS: power button -> guest S5 -> exit 0"
