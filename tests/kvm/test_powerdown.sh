@@ -1,5 +1,6 @@
 #!/bin/bash
-# The control socket's "powerdown" presses the ACPI power button; a guest
+# The control socket's "reset" restarts the guest from the firmware; then
+# "powerdown" presses the ACPI power button; a guest
 # that handles it (tests/guests/powerbtn.S) enters S5, and burrow-vm pushes a
 # "shutdown" event with reason guest-poweroff and exits with status 0.
 . "$(dirname "$0")/lib.sh"
@@ -22,13 +23,20 @@ timeout -k 5 "$BURROW_VM_TIMEOUT" "$BURROW_VM" --memory 64 --disk "$BURROW_TMP/d
     --serial "file:$serial" --control "$sock" </dev/null >/dev/null 2>"$BURROW_TMP/vm.err" &
 vmpid=$!
 
-# Wait until the guest listens for the button.
-for _ in $(seq 600); do
-    grep -q "waiting for the power button" "$serial" 2>/dev/null && break
-    kill -0 $vmpid 2>/dev/null || burrow_fail "burrow-vm ended early"
-    sleep 0.1
-done
-grep -q "waiting for the power button" "$serial" || burrow_fail "the guest never got ready"
+# wait_ready N: until the guest has said it waits for the button N times.
+wait_ready() {
+    for _ in $(seq 600); do
+        [ "$(grep -c "waiting for the power button" "$serial" 2>/dev/null)" -ge "$1" ] && return
+        kill -0 $vmpid 2>/dev/null || burrow_fail "burrow-vm ended early"
+        sleep 0.1
+    done
+    burrow_fail "the guest did not get ready (boot $1)"
+}
+wait_ready 1
+reply=$(python3 "$CLIENT" "$sock" reset) || burrow_fail "reset failed: $reply"
+wait_ready 2
+[ "$(grep -c "SeaBIOS (version" "$serial")" -ge 2 ] || burrow_fail "reset did not restart the firmware"
+burrow_note "reset -> $reply; the firmware and the guest ran again"
 
 events=$BURROW_TMP/events.json
 python3 "$CLIENT" "$sock" --events 2 --timeout 60 >"$events" &
