@@ -1,0 +1,17 @@
+/* The `burrow` command line: commands are grouped in tables that the
+ * dispatcher in app/burrow.c walks. */
+#ifndef BURROW_CLI_H
+#define BURROW_CLI_H
+
+struct cli_command {
+    const char *name;
+    const char *summary;        /* one line for the command list */
+    /* argv[0] is the command name; returns the process exit status
+     * (0 ok, 1 failure, 2 usage error). */
+    int (*run)(int argc, char **argv);
+};
+
+/* `burrow disk ...` subcommands (app/disk_cli.c); NULL-name terminated. */
+extern const struct cli_command cli_disk_commands[];
+
+#endif
