@@ -6,10 +6,16 @@ set -eu
 PACKAGES="
 build-essential cmake pkg-config
 libjansson-dev liburing-dev libcmocka-dev
+libglib2.0-dev
+libslirp-dev
+libvncserver-dev libsdl2-dev libpng-dev
 seabios
+ipxe-qemu
 qemu-system-x86
 python3
 acpica-tools
+dmidecode
+vncsnapshot tesseract-ocr tesseract-ocr-eng xvfb
 "
 
 missing=""

@@ -43,6 +43,7 @@
 #include "vmm/acpi.h"
 #include "vmm/boot_linux.h"
 #include "vmm/control.h"
+#include "vmm/smbios.h"
 
 #define LOW_RAM_MAX      0xc0000000ULL
 #define HIGH_RAM_BASE    0x100000000ULL
@@ -286,6 +287,20 @@ static int setup_fw_cfg(struct machine *m, char *err, size_t errlen)
         snprintf(err, errlen, "cannot build the ACPI tables");
         return -1;
     }
+
+    /* Ready-made SMBIOS tables spare SeaBIOS building its own. */
+    struct smbios_config sc = {
+        .ncpus = (unsigned)m->opts.cpus,
+        .lowmem_end = m->low_ram,
+        .highmem_size = m->high_ram,
+        .bios_size = m->bios_size,
+        .entry_point = SMBIOS_EP_32,
+    };
+    if (smbios_random_uuid(sc.uuid) < 0 || smbios_build_fw_cfg(&sc, fw) < 0) {
+        snprintf(err, errlen, "cannot build the SMBIOS tables");
+        return -1;
+    }
+    fw_cfg_add_bytes(fw, FW_CFG_UUID, sc.uuid, sizeof(sc.uuid));
     return 0;
 }
 

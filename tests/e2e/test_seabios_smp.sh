@@ -19,6 +19,8 @@ for cpus in 4 1; do
         --serial none --display none --firmware-log "$FWLOG" --debug-exit
     burrow_expect_status 67 "the boot sector's pass byte 0x21"
     burrow_expect_prefix "$FWLOG" "Found $cpus cpu(s) max supported "
+    # SeaBIOS prints the UUID only from SMBIOS tables the machine handed it.
+    burrow_expect_prefix "$FWLOG" "Machine UUID "
 done
 
 echo "PASS: SeaBIOS found 4 vCPUs, then 1"
