@@ -20,18 +20,20 @@ void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
     return NULL;
 }
 
+const struct guest_mem_region *guest_mem_region_of(const struct guest_mem *m, uint64_t gpa)
+{
+    for (unsigned i = 0; i < m->nregions; i++)
+        if (gpa >= m->regions[i].gpa && gpa - m->regions[i].gpa < m->regions[i].size)
+            return &m->regions[i];
+    return NULL;
+}
+
 /* Copies across region boundaries only where regions are contiguous. */
 static int guest_mem_copy(const struct guest_mem *m, uint64_t gpa, void *buf, size_t len, bool write)
 {
     uint8_t *p = buf;
     while (len) {
-        const struct guest_mem_region *r = NULL;
-        for (unsigned i = 0; i < m->nregions; i++) {
-            if (gpa >= m->regions[i].gpa && gpa - m->regions[i].gpa < m->regions[i].size) {
-                r = &m->regions[i];
-                break;
-            }
-        }
+        const struct guest_mem_region *r = guest_mem_region_of(m, gpa);
         if (!r)
             return -1;
         uint64_t off = gpa - r->gpa;

@@ -24,6 +24,9 @@ struct guest_mem {
 /* Adds a region (no overlap check beyond assert); returns 0 or -1 if full. */
 int guest_mem_add(struct guest_mem *m, uint64_t gpa, uint64_t size, void *hva);
 
+/* The region holding gpa, or NULL when gpa is not RAM. */
+const struct guest_mem_region *guest_mem_region_of(const struct guest_mem *m, uint64_t gpa);
+
 /* Host pointer for [gpa, gpa+len) if it lies wholly in one region, else NULL. */
 void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 

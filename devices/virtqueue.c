@@ -133,13 +133,7 @@ static int map_buffer(struct virtqueue *vq, unsigned *n, uint64_t gpa, uint32_t 
     const struct guest_mem *m = vq->mem;
     uint64_t left = len;
     while (left) {
-        const struct guest_mem_region *r = NULL;
-        for (unsigned i = 0; i < m->nregions; i++) {
-            if (gpa >= m->regions[i].gpa && gpa - m->regions[i].gpa < m->regions[i].size) {
-                r = &m->regions[i];
-                break;
-            }
-        }
+        const struct guest_mem_region *r = guest_mem_region_of(m, gpa);
         if (!r)
             return -1;
         uint64_t off = gpa - r->gpa;
