@@ -110,6 +110,30 @@ int vm_add_memslot(struct vm *vm, uint64_t gpa, uint64_t size, void *hva, bool r
     return 0;
 }
 
+int vm_set_slot(struct vm *vm, unsigned slot, uint64_t gpa, uint64_t size, void *hva, bool log_dirty)
+{
+    /* KVM cannot move a slot in place: delete, then add at the new place. */
+    struct kvm_userspace_memory_region r = { .slot = slot };
+    if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 && errno != EINVAL)
+        return -1;
+    if (!size)
+        return 0;
+    r = (struct kvm_userspace_memory_region){
+        .slot = slot,
+        .flags = log_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0,
+        .guest_phys_addr = gpa,
+        .memory_size = size,
+        .userspace_addr = (uintptr_t)hva,
+    };
+    return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r);
+}
+
+int vm_dirty_log(struct vm *vm, unsigned slot, uint64_t *bitmap)
+{
+    struct kvm_dirty_log log = { .slot = slot, .dirty_bitmap = bitmap };
+    return ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log);
+}
+
 /* --- CPUID ------------------------------------------------------------ */
 
 static struct kvm_cpuid2 *supported_cpuid(int kvm_fd)

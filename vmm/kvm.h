@@ -52,6 +52,12 @@ int vm_create(struct vm *vm, char *err, size_t errlen);
 void vm_destroy(struct vm *vm);
 /* Adds a memory slot; readonly slots turn writes into MMIO exits. */
 int vm_add_memslot(struct vm *vm, uint64_t gpa, uint64_t size, void *hva, bool readonly);
+/* A memory slot at a fixed slot number (>= KVM_FIXED_SLOTS_BASE) that can
+ * move or go away (size 0), with optional dirty-page logging. */
+#define KVM_FIXED_SLOTS_BASE 16
+int vm_set_slot(struct vm *vm, unsigned slot, uint64_t gpa, uint64_t size, void *hva, bool log_dirty);
+/* Fetches and clears the slot's dirty bitmap (one bit per 4 KiB page). */
+int vm_dirty_log(struct vm *vm, unsigned slot, uint64_t *bitmap);
 /* Creates ncpus vCPUs with CPUID and saves their power-on state. */
 int vm_create_vcpus(struct vm *vm, int ncpus, char *err, size_t errlen);
 /* Restores the power-on state of every vCPU, the irqchips and the PIT. */

@@ -40,6 +40,8 @@
 #include "devices/util.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_rng.h"
+#include "devices/vga.h"
+#include "devices/display.h"
 #include "vmm/acpi.h"
 #include "vmm/boot_linux.h"
 #include "vmm/control.h"
@@ -68,7 +70,11 @@ struct machine_devices {
     struct virtio_blk *blk[MACHINE_MAX_DISKS];
     int nblk;
     struct virtio_rng *rng;
+    struct display *display;
+    struct vga *vga;
 };
+
+#define VRAM_SLOT KVM_FIXED_SLOTS_BASE
 
 /* --- platform over KVM ------------------------------------------------- */
 
@@ -274,7 +280,7 @@ static int setup_fw_cfg(struct machine *m, char *err, size_t errlen)
     fw_cfg_add_file(fw, "etc/e820", ram, n * sizeof(ram[0]));
 
     /* No display device: the firmware and boot loaders talk on COM1. */
-    if (!strcmp(m->opts.display, "none")) {
+    if (!m->dev->vga) {
         uint16_t port = 0x3f8;
         fw_cfg_add_file(fw, "etc/sercon-port", &port, sizeof(port));
     }
@@ -343,6 +349,45 @@ static void serial_quit(void *opaque)
     machine_quit(opaque, 0);
 }
 
+/* The linear framebuffer is a KVM memory slot with dirty logging wherever
+ * the guest puts BAR0, so drawing costs no exits and refreshes redraw only
+ * the pages written since the last one. */
+static void vram_map(void *opaque, bool mapped, uint64_t gpa)
+{
+    struct machine *m = opaque;
+    uint64_t size;
+    uint8_t *vram = vga_vram(m->dev->vga, &size);
+    if (vm_set_slot(&m->vm, VRAM_SLOT, gpa, mapped ? size : 0, vram, true) < 0)
+        log_error("cannot map the framebuffer at %#llx: %s", (unsigned long long)gpa, strerror(errno));
+}
+
+static void vram_sync(void *opaque, struct vga *v)
+{
+    struct machine *m = opaque;
+    uint64_t size;
+    vga_vram(v, &size);
+    uint64_t bitmap[(16 * MiB / 4096) / 64];
+    uint64_t pages = MIN(size / 4096, (uint64_t)ARRAY_SIZE(bitmap) * 64);
+    if (vm_dirty_log(&m->vm, VRAM_SLOT, bitmap) == 0)
+        vga_mark_dirty_pages(v, bitmap, 0, pages);
+}
+
+static int create_display(struct machine *m, char *err, size_t errlen)
+{
+    struct machine_devices *d = m->dev;
+    d->display = display_new(m->loop);
+    if (!d->display) {
+        snprintf(err, errlen, "out of memory for the display");
+        return -1;
+    }
+    d->vga = vga_create(&m->plat, &m->pci, d->display, m->opts.vga_rom, err, errlen);
+    if (!d->vga)
+        return -1;
+    vga_set_vram_map_cb(d->vga, vram_map, m);
+    vga_set_dirty_sync(d->vga, vram_sync, m);
+    return 0;
+}
+
 static int create_devices(struct machine *m, char *err, size_t errlen)
 {
     struct machine_devices *d = m->dev;
@@ -350,6 +395,9 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
     pci_bus_init(&m->pci, p);
     d->host = i440fx_create(p, &m->pci);
     d->isa = piix3_create(p, &m->pci);
+    /* The VGA goes first so it gets slot 2, as on a PC with onboard VGA. */
+    if (strcmp(m->opts.display, "none") && create_display(m, err, errlen) < 0)
+        return -1;
     d->fw_cfg = fw_cfg_create(p);
     d->pm = acpi_pm_create(p);
     d->rtc = rtc_cmos_create(p);
@@ -724,6 +772,10 @@ void machine_destroy(struct machine *m)
             fw_cfg_destroy(d->fw_cfg);
         if (d->isa)
             piix3_destroy(d->isa);
+        if (d->vga)
+            vga_destroy(d->vga);
+        if (d->display)
+            display_free(d->display);
         if (d->host)
             i440fx_destroy(d->host);
         free(d);

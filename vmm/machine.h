@@ -33,7 +33,8 @@ struct machine_opts {
     struct disk_opt disks[MACHINE_MAX_DISKS];
     int ndisks;
     const char *serial;
-    const char *display;
+    const char *display;            /* "none", "vga" (no front-end yet) */
+    const char *vga_rom;
     const char *control;
     const char *firmware_log;
     bool debug_exit;

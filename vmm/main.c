@@ -165,6 +165,7 @@ int main(int argc, char **argv)
         .serial = "stdio",
         .display = "none",
         .rng = true,
+        .vga_rom = "/usr/share/seabios/vgabios-stdvga.bin",
     };
     bool firmware_given = false;
     uint64_t v;
