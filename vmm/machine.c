@@ -42,6 +42,8 @@
 #include "devices/virtio_rng.h"
 #include "devices/vga.h"
 #include "devices/display.h"
+#include "devices/e1000.h"
+#include "devices/virtio_net.h"
 #include "vmm/acpi.h"
 #include "vmm/boot_linux.h"
 #include "vmm/control.h"
@@ -72,6 +74,11 @@ struct machine_devices {
     struct virtio_rng *rng;
     struct display *display;
     struct vga *vga;
+    struct net_backend *net[MACHINE_MAX_NICS];
+    struct virtio_net *vnet[MACHINE_MAX_NICS];
+    struct e1000 *e1000[MACHINE_MAX_NICS];
+    struct pci_device *nic_pci[MACHINE_MAX_NICS];
+    int nnics;
 };
 
 #define VRAM_SLOT KVM_FIXED_SLOTS_BASE
@@ -262,6 +269,28 @@ static void acpi_config_fill(struct machine *m, struct acpi_config *c)
     acpi_config_default(c, (unsigned)m->opts.cpus, m->low_ram, m->high_ram);
 }
 
+/* SeaBIOS's "bootorder": one device path per line, most wanted first; it
+ * matches PCI devices by slot ("/pci@i0cf8/" then "*@" and the slot). */
+static void bootorder_add_pci(char *buf, size_t len, const struct pci_device *d)
+{
+    size_t used = strlen(buf);
+    snprintf(buf + used, len - used, "/pci@i0cf8/*@%x\n", d->devfn >> 3);
+}
+
+static void add_bootorder(struct machine *m, struct fw_cfg *fw)
+{
+    char order[1024] = "";
+    for (const char *c = m->opts.boot; *c; c++) {
+        if (*c == 'c')
+            for (int i = 0; i < m->dev->nblk; i++)
+                bootorder_add_pci(order, sizeof(order), virtio_blk_pci(m->dev->blk[i]));
+        if (*c == 'n')
+            for (int i = 0; i < m->dev->nnics; i++)
+                bootorder_add_pci(order, sizeof(order), m->dev->nic_pci[i]);
+    }
+    fw_cfg_add_file(fw, "bootorder", order, strlen(order) + 1);
+}
+
 static int setup_fw_cfg(struct machine *m, char *err, size_t errlen)
 {
     struct fw_cfg *fw = m->dev->fw_cfg;
@@ -286,6 +315,8 @@ static int setup_fw_cfg(struct machine *m, char *err, size_t errlen)
     }
     uint16_t no_menu = 0;
     fw_cfg_add_file(fw, "etc/show-boot-menu", &no_menu, sizeof(no_menu));
+    if (m->opts.boot)
+        add_bootorder(m, fw);
 
     struct acpi_config ac;
     acpi_config_fill(m, &ac);
@@ -438,6 +469,29 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
             return -1;
         }
         d->nblk++;
+    }
+    for (int i = 0; i < m->opts.nnics; i++) {
+        const struct net_user_opts *no = &m->opts.nics[i];
+        uint8_t mac[NET_ETH_ALEN];
+        if (no->has_mac)
+            memcpy(mac, no->mac, sizeof(mac));
+        else
+            net_default_mac((unsigned)i, mac);
+        d->net[i] = net_slirp_new(m->loop, no, err, errlen);
+        if (!d->net[i])
+            return -1;
+        d->nnics++;
+        if (no->model == NET_MODEL_E1000) {
+            d->e1000[i] = e1000_create(p, &m->pci, d->net[i], mac, E1000_ROM_DEFAULT, err, errlen);
+            if (!d->e1000[i])
+                return -1;
+            d->nic_pci[i] = e1000_pci(d->e1000[i]);
+        } else {
+            d->vnet[i] = virtio_net_create(p, &m->pci, d->net[i], mac, VIRTIO_NET_ROM_DEFAULT, err, errlen);
+            if (!d->vnet[i])
+                return -1;
+            d->nic_pci[i] = virtio_net_pci(d->vnet[i]);
+        }
     }
     if (m->opts.rng) {
         d->rng = virtio_rng_create(p, &m->pci, err, errlen);
@@ -662,6 +716,90 @@ static json_t *cmd_quit(void *opaque, json_t *args, struct control_error *err)
     return json_object();
 }
 
+/* The NIC a network command is about: "nic" (index, default 0). */
+static struct net_backend *cmd_nic(struct machine *m, json_t *args, struct control_error *err)
+{
+    json_t *jn = json_object_get(args, "nic");
+    json_int_t n = 0;
+    if (jn && !json_is_integer(jn)) {
+        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "'nic' must be an integer");
+        return NULL;
+    }
+    if (jn)
+        n = json_integer_value(jn);
+    if (n < 0 || n >= m->dev->nnics) {
+        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "no NIC %lld (the VM has %d)",
+                          (long long)n, m->dev->nnics);
+        return NULL;
+    }
+    return m->dev->net[n];
+}
+
+static json_t *cmd_hostfwd_add(void *opaque, json_t *args, struct control_error *err)
+{
+    struct machine *m = opaque;
+    struct net_backend *nb = cmd_nic(m, args, err);
+    if (!nb)
+        return NULL;
+    const char *rule = json_string_value(json_object_get(args, "rule"));
+    struct net_hostfwd fwd;
+    char why[256];
+    if (!rule) {
+        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT,
+                          "'rule' is required, e.g. \"tcp:127.0.0.1:2222-:22\"");
+        return NULL;
+    }
+    if (net_parse_hostfwd(rule, &fwd, why, sizeof(why)) < 0) {
+        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "%s", why);
+        return NULL;
+    }
+    if (net_slirp_hostfwd_add(nb, &fwd, why, sizeof(why)) < 0) {
+        control_error_set(err, CONTROL_ERR_FAILED, "%s", why);
+        return NULL;
+    }
+    return json_object();
+}
+
+static json_t *cmd_hostfwd_remove(void *opaque, json_t *args, struct control_error *err)
+{
+    struct machine *m = opaque;
+    struct net_backend *nb = cmd_nic(m, args, err);
+    if (!nb)
+        return NULL;
+    const char *rule = json_string_value(json_object_get(args, "rule"));
+    struct net_hostfwd fwd;
+    char why[256];
+    if (!rule) {
+        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "'rule' is required, as given to hostfwd-add");
+        return NULL;
+    }
+    if (net_parse_hostfwd(rule, &fwd, why, sizeof(why)) < 0) {
+        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "%s", why);
+        return NULL;
+    }
+    if (net_slirp_hostfwd_remove(nb, fwd.udp, fwd.host_addr, fwd.host_port, why, sizeof(why)) < 0) {
+        control_error_set(err, CONTROL_ERR_FAILED, "%s", why);
+        return NULL;
+    }
+    return json_object();
+}
+
+static json_t *cmd_link(void *opaque, json_t *args, struct control_error *err)
+{
+    struct machine *m = opaque;
+    struct net_backend *nb = cmd_nic(m, args, err);
+    if (!nb)
+        return NULL;
+    const char *state = json_string_value(json_object_get(args, "state"));
+    if (state && strcmp(state, "up") && strcmp(state, "down")) {
+        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "'state' must be \"up\" or \"down\"");
+        return NULL;
+    }
+    if (state)
+        net_backend_set_link(nb, !strcmp(state, "up"));
+    return json_pack("{s:s}", "state", net_backend_link_up(nb) ? "up" : "down");
+}
+
 static int setup_control(struct machine *m, char *err, size_t errlen)
 {
     m->control = control_server_new(m->loop, m->opts.control, err, errlen);
@@ -673,6 +811,12 @@ static int setup_control(struct machine *m, char *err, size_t errlen)
     control_register(m->control, "reset", cmd_reset, m, "hard reset, as the reset button");
     control_register(m->control, "powerdown", cmd_powerdown, m, "press the ACPI power button");
     control_register(m->control, "quit", cmd_quit, m, "end the VM process at once");
+    control_register(m->control, "hostfwd-add", cmd_hostfwd_add, m,
+                     "forward a host port: {\"rule\":\"tcp:127.0.0.1:2222-:22\",\"nic\":0}");
+    control_register(m->control, "hostfwd-remove", cmd_hostfwd_remove, m,
+                     "remove a forward: {\"rule\":\"tcp:127.0.0.1:2222-:22\"}");
+    control_register(m->control, "link", cmd_link, m,
+                     "NIC link state: {\"state\":\"up\"|\"down\",\"nic\":0}; without state, report it");
     return 0;
 }
 
@@ -754,6 +898,13 @@ void machine_destroy(struct machine *m)
             virtio_blk_destroy(d->blk[i]);
         if (d->rng)
             virtio_rng_destroy(d->rng);
+        for (int i = 0; i < d->nnics; i++) {
+            if (d->vnet[i])
+                virtio_net_destroy(d->vnet[i]);
+            if (d->e1000[i])
+                e1000_destroy(d->e1000[i]);
+            net_backend_free(d->net[i]);
+        }
         if (d->com1)
             uart8250_destroy(d->com1);
         if (d->serial_cd)

@@ -14,10 +14,12 @@
 #include "devices/guest_mem.h"
 #include "devices/pci.h"
 #include "devices/platform.h"
+#include "devices/net/net.h"
 #include "vmm/kvm.h"
 
 #define MACHINE_MAX_DISKS 8
 #define MACHINE_MAX_E820  16
+#define MACHINE_MAX_NICS  4
 
 struct disk_opt {
     const char *path;
@@ -39,6 +41,9 @@ struct machine_opts {
     const char *firmware_log;
     bool debug_exit;
     bool rng;
+    struct net_user_opts nics[MACHINE_MAX_NICS];
+    int nnics;
+    const char *boot;               /* boot order letters: c disk, d cdrom, n network */
 };
 
 enum run_state {

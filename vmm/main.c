@@ -41,6 +41,13 @@ static void usage(FILE *f)
 "  --serial stdio|file:PATH|unix:PATH|none\n"
 "                         where COM1 goes (default stdio; on a terminal, Ctrl-A x\n"
 "                         quits and Ctrl-A h shows the other keys)\n"
+"  --net user[,model=virtio|e1000][,mac=52:54:00:12:34:56]\n"
+"      [,hostfwd=tcp|udp:[HOSTADDR]:HPORT-[GUESTADDR]:GPORT]...[,tftp=DIR][,bootfile=FILE]\n"
+"      [,ipv6=on|off][,restrict=on|off]\n"
+"                         a NIC on user-mode NAT (DHCP 10.0.2.15, gateway 10.0.2.2,\n"
+"                         DNS 10.0.2.3); forwards bind 127.0.0.1 unless told;\n"
+"                         may be repeated; --net none: no NIC (the default)\n"
+"  --boot ORDER           boot order letters: c disk, n network (default c)\n"
 "  --display none         no display: the firmware uses the serial console\n"
 "  --no-rng               leave out the virtio entropy device\n"
 "\n"
@@ -133,7 +140,7 @@ static int check_readable(const char *what, const char *path)
 enum {
     OPT_MEMORY = 256, OPT_CPUS, OPT_NAME, OPT_FIRMWARE, OPT_KERNEL, OPT_INITRD, OPT_APPEND,
     OPT_DISK, OPT_SERIAL, OPT_DISPLAY, OPT_CONTROL, OPT_FIRMWARE_LOG, OPT_DEBUG_EXIT,
-    OPT_NO_RNG, OPT_VERBOSE, OPT_HELP, OPT_VERSION,
+    OPT_NO_RNG, OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_NET, OPT_BOOT,
 };
 
 static const struct option long_opts[] = {
@@ -151,6 +158,8 @@ static const struct option long_opts[] = {
     { "firmware-log", required_argument, NULL, OPT_FIRMWARE_LOG },
     { "debug-exit", no_argument, NULL, OPT_DEBUG_EXIT },
     { "no-rng", no_argument, NULL, OPT_NO_RNG },
+    { "net", required_argument, NULL, OPT_NET },
+    { "boot", required_argument, NULL, OPT_BOOT },
     { "verbose", no_argument, NULL, OPT_VERBOSE },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
@@ -206,6 +215,23 @@ int main(int argc, char **argv)
         case OPT_FIRMWARE_LOG: o.firmware_log = optarg; break;
         case OPT_DEBUG_EXIT: o.debug_exit = true; break;
         case OPT_NO_RNG: o.rng = false; break;
+        case OPT_NET: {
+            struct net_user_opts no;
+            char why[256];
+            if (net_parse_opts(optarg, &no, why, sizeof(why)) < 0)
+                return fail("%s", why);
+            if (no.none)
+                break;
+            if (o.nnics == MACHINE_MAX_NICS)
+                return fail("--net: at most %d NICs", MACHINE_MAX_NICS);
+            o.nics[o.nnics++] = no;
+            break;
+        }
+        case OPT_BOOT:
+            if (!*optarg || strspn(optarg, "cn") != strlen(optarg))
+                return fail("--boot: '%s' is not a boot order of c (disk) and n (network)", optarg);
+            o.boot = optarg;
+            break;
         case OPT_VERBOSE: log_set_debug(true); break;
         case OPT_HELP: usage(stdout); return 0;
         case OPT_VERSION: printf("burrow-vm 0.1.0\n"); return 0;

@@ -1,0 +1,46 @@
+/* A PXE network boot program (NBP): the PXE firmware (iPXE) fetches it by
+ * TFTP as the DHCP boot file, loads it at 0000:7C00 and jumps to it in real
+ * mode.  It says hello on COM1 and ends the test through the debug-exit
+ * port (0xf4) with pass byte 0x21. */
+#define COM1       0x3f8
+#define DEBUG_EXIT 0xf4
+
+    .code16
+    .section .text, "ax"
+    .globl _start
+_start:
+    cli
+    xorw %ax, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    movw $0x7c00, %sp
+    cld
+    /* The PXE API entry (!PXE at ES:BX on entry) is not needed: the
+     * program only proves it was fetched and run. */
+    movw $hello, %si
+    call puts
+    movb $0x21, %al
+    outb %al, $DEBUG_EXIT
+1:  hlt
+    jmp 1b
+
+/* Straight to the UART, polling LSR.THRE. */
+puts:
+    lodsb
+    testb %al, %al
+    jz 3f
+    movb %al, %ah
+    movw $COM1 + 5, %dx
+2:  inb %dx, %al
+    testb $0x20, %al
+    jz 2b
+    movw $COM1, %dx
+    movb %ah, %al
+    outb %al, %dx
+    jmp puts
+3:  ret
+
+    .section .rodata
+hello:
+    .asciz "Burrow PXE boot program: hello from the network\r\n"
