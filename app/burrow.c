@@ -7,7 +7,11 @@
 static void list_commands(FILE *f, const char *group, const struct cli_command *cmds)
 {
     for (const struct cli_command *c = cmds; c->name; c++)
-        fprintf(f, "  %s%s%-10s %s\n", group ? group : "", group ? " " : "", c->name, c->summary);
+    {
+        char name[32];
+        snprintf(name, sizeof(name), "%s%s%s", group ? group : "", group ? " " : "", c->name);
+        fprintf(f, "  %-16s %s\n", name, c->summary);
+    }
 }
 
 static void usage(FILE *f)
@@ -15,6 +19,7 @@ static void usage(FILE *f)
     fprintf(f, "Usage: burrow COMMAND [ARGS...]\n"
                "Manages Burrow virtual machines and their disks.\n\n"
                "Commands:\n");
+    list_commands(f, NULL, cli_vm_commands);
     list_commands(f, "disk", cli_disk_commands);
     fprintf(f, "\n'burrow COMMAND --help' describes a command.\n");
 }
@@ -50,6 +55,9 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "disk"))
         return run_group("disk", cli_disk_commands, argc - 2, argv + 2);
+    for (const struct cli_command *c = cli_vm_commands; c->name; c++)
+        if (!strcmp(c->name, argv[1]))
+            return c->run(argc - 1, argv + 1);
     fprintf(stderr, "burrow: unknown command '%s' (see 'burrow --help')\n", argv[1]);
     return 2;
 }

@@ -13,5 +13,6 @@ struct cli_command {
 
 /* `burrow disk ...` subcommands (app/disk_cli.c); NULL-name terminated. */
 extern const struct cli_command cli_disk_commands[];
+extern const struct cli_command cli_vm_commands[];   /* `burrow create|start|...` (app/cli_vm.c) */
 
 #endif

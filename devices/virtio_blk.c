@@ -304,7 +304,7 @@ struct pci_device *virtio_blk_pci(struct virtio_blk *b)
 }
 
 struct virtio_blk *virtio_blk_create(struct platform *p, struct pci_bus *bus, const char *path,
-                                     bool read_only, char *err, size_t errlen)
+                                     const char *format, bool read_only, char *err, size_t errlen)
 {
     struct virtio_blk *b = calloc(1, sizeof(*b));
     if (!b) {
@@ -312,7 +312,7 @@ struct virtio_blk *virtio_blk_create(struct platform *p, struct pci_bus *bus, co
         return NULL;
     }
     b->plat = p;
-    b->blk = blk_open(p->loop, path, read_only, err, errlen);
+    b->blk = blk_open_format(p->loop, path, format, read_only, err, errlen);
     if (!b->blk) {
         free(b);
         return NULL;

@@ -11,10 +11,11 @@
 
 struct virtio_blk;
 
-/* Opens the image and places the device at the first free slot of bus.
- * Returns NULL with a message in err on failure. */
+/* Opens the image (format "raw", "qcow2", or NULL to detect it) and places
+ * the device at the first free slot of bus.  Returns NULL with a message in
+ * err on failure. */
 struct virtio_blk *virtio_blk_create(struct platform *p, struct pci_bus *bus, const char *path,
-                                     bool read_only, char *err, size_t errlen);
+                                     const char *format, bool read_only, char *err, size_t errlen);
 /* Waits for in-flight requests, leaves the bus and closes the image. */
 void virtio_blk_destroy(struct virtio_blk *b);
 

@@ -8,10 +8,13 @@ build-essential cmake pkg-config
 libjansson-dev liburing-dev libcmocka-dev
 libglib2.0-dev
 libslirp-dev
+zlib1g-dev
+qemu-utils
 libvncserver-dev libsdl2-dev libpng-dev
 seabios
 ipxe-qemu
 qemu-system-x86
+grub-rescue-pc
 python3
 acpica-tools
 dmidecode

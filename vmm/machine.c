@@ -462,7 +462,8 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
     }
     for (int i = 0; i < m->opts.ndisks; i++) {
         char why[256] = "";
-        d->blk[i] = virtio_blk_create(p, &m->pci, m->opts.disks[i].path, m->opts.disks[i].readonly,
+        d->blk[i] = virtio_blk_create(p, &m->pci, m->opts.disks[i].path, m->opts.disks[i].format,
+                                      m->opts.disks[i].readonly,
                                       why, sizeof(why));
         if (!d->blk[i]) {
             snprintf(err, errlen, "disk '%s': %s", m->opts.disks[i].path, why);

@@ -23,6 +23,7 @@
 
 struct disk_opt {
     const char *path;
+    const char *format;             /* "raw", "qcow2"; NULL: detect */
     bool readonly;
 };
 

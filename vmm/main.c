@@ -36,8 +36,11 @@ static void usage(FILE *f)
 "  --append STRING        kernel command line for --kernel\n"
 "\n"
 "Devices:\n"
-"  --disk PATH[,if=virtio][,readonly=on]\n"
-"                         a raw disk image on virtio-blk; may be repeated\n"
+"  --disk PATH[,if=virtio][,format=raw|qcow2][,readonly=on]\n"
+"                         a disk image on virtio-blk; the format is detected from\n"
+"                         the header when not given, and a raw image that looks\n"
+"                         like another format is refused unless format=raw;\n"
+"                         may be repeated\n"
 "  --serial stdio|file:PATH|unix:PATH|none\n"
 "                         where COM1 goes (default stdio; on a terminal, Ctrl-A x\n"
 "                         quits and Ctrl-A h shows the other keys)\n"
@@ -90,7 +93,7 @@ static bool parse_uint(const char *s, uint64_t max, uint64_t *out)
     return true;
 }
 
-/* PATH[,if=virtio][,readonly=on|off] */
+/* PATH[,if=virtio][,format=raw|qcow2][,readonly=on|off] */
 static int parse_disk(char *spec, struct disk_opt *d)
 {
     char *opts = strchr(spec, ',');
@@ -110,6 +113,10 @@ static int parse_disk(char *spec, struct disk_opt *d)
         if (!strcmp(opts, "if")) {
             if (strcmp(val, "virtio"))
                 return fail("--disk: unsupported interface '%s' (supported: virtio)", val);
+        } else if (!strcmp(opts, "format")) {
+            if (strcmp(val, "raw") && strcmp(val, "qcow2"))
+                return fail("--disk: unsupported format '%s' (supported: raw, qcow2)", val);
+            d->format = val;
         } else if (!strcmp(opts, "readonly")) {
             if (!strcmp(val, "on"))
                 d->readonly = true;
@@ -118,7 +125,7 @@ static int parse_disk(char *spec, struct disk_opt *d)
             else
                 return fail("--disk: readonly must be on or off, not '%s'", val);
         } else {
-            return fail("--disk: unknown option '%s' (known: if, readonly)", opts);
+            return fail("--disk: unknown option '%s' (known: if, format, readonly)", opts);
         }
         opts = next;
     }

@@ -1,13 +1,13 @@
 /* Block backends: disk images behind device models.
  *
  * A struct blk is an open image; its format is handled by a driver (an ops
- * table, struct blk_driver; raw files and block devices for now, qcow2
- * later).  All I/O is asynchronous: a request submitted with blk_readv()
- * and friends completes later on the event loop by calling cb(opaque,
- * result), where result is the number of bytes transferred (0 for flush and
- * discard) or a negative errno.  A submission that returns 0 always gets
- * exactly one callback, never from inside the submitting call; one that
- * returns a negative errno gets none.
+ * table, struct blk_driver: raw files and block devices, and qcow2 images,
+ * devices/block/qcow2.h).  All I/O is asynchronous: a request submitted
+ * with blk_readv() and friends completes later on the event loop by
+ * calling cb(opaque, result), where result is the number of bytes
+ * transferred (0 for flush and discard) or a negative errno.  A
+ * submission that returns 0 always gets exactly one callback, never from
+ * inside the submitting call; one that returns a negative errno gets none.
  *
  * Requests go through io_uring when the kernel allows it, otherwise they
  * are carried out synchronously (with one warning) and still completed from
@@ -47,10 +47,30 @@ struct blk {
     uint64_t size;               /* bytes, set by the driver's open */
     bool read_only;
     bool can_discard;            /* set by the driver's open */
+    /* Raw image whose format was detected rather than named: a write that
+     * would make its first sector look like another format is refused, so
+     * a guest cannot turn its disk into, say, a qcow2 image with a backing
+     * file pointing at a host file the next time it is opened. */
+    bool guard_sector0;
 };
 
-/* Opens an image (raw for now).  Returns NULL with a message in err. */
+/* Opens an image whose format is detected from its first bytes, like
+ * blk_open_format(loop, path, NULL, ...). */
 struct blk *blk_open(struct evloop *loop, const char *path, bool read_only, char *err, size_t errlen);
+/* Opens an image in `format` ("raw" or "qcow2"), or with format NULL in
+ * the format its header shows: qcow2 by its magic, raw otherwise.  A file
+ * that looks like another image format (vmdk, vhd, vdi...) is refused
+ * unless format is "raw".  Returns NULL with a message in err.  With loop
+ * NULL, completions are delivered only by blk_drain() (tools). */
+struct blk *blk_open_format(struct evloop *loop, const char *path, const char *format,
+                            bool read_only, char *err, size_t errlen);
+/* The driver's name: "raw" or "qcow2". */
+static inline const char *blk_format(const struct blk *b) { return b->drv->name; }
+
+/* Names the image format that the first bytes of a file show ("qcow2",
+ * "qcow", "vmdk", "vhd", "vhdx", "vdi", "qed", "luks"), or NULL when they
+ * show none (raw data).  len should be at least 512. */
+const char *blk_probe(const uint8_t *buf, size_t len);
 /* Waits for in-flight requests (their callbacks run), then closes. */
 void blk_close(struct blk *b);
 
@@ -72,6 +92,13 @@ int blk_discard(struct blk *b, uint64_t off, uint64_t len, blk_cb cb, void *opaq
 /* Runs until every submitted request has completed and called back. */
 void blk_drain(struct blk *b);
 
+/* Synchronous forms for tools that own the image alone (opened with loop
+ * NULL): they submit, then blk_drain().  Not for device models, whose other
+ * requests would complete inside the call.  Return 0 or a negative errno. */
+int blk_pread(struct blk *b, uint64_t off, void *buf, size_t len);
+int blk_pwrite(struct blk *b, uint64_t off, const void *buf, size_t len);
+int blk_flush_sync(struct blk *b);
+
 /* --- request engine, for drivers ---------------------------------------- */
 
 enum blk_aio_op { BLK_AIO_READ, BLK_AIO_WRITE, BLK_AIO_FLUSH, BLK_AIO_DISCARD };
@@ -88,5 +115,6 @@ void blk_aio_drain(struct blk_aio *a);
 unsigned blk_aio_pending(const struct blk_aio *a);
 
 extern const struct blk_driver blk_driver_raw;
+extern const struct blk_driver blk_driver_qcow2;
 
 #endif

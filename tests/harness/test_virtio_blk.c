@@ -74,7 +74,7 @@ static int fx_open(void **state, bool ro)
     assert_non_null(f->h);
     vdrv_bus_init(&f->bus, f->h);
     char err[256] = "";
-    f->blk = virtio_blk_create(&f->h->plat, &f->bus, f->path, ro, err, sizeof(err));
+    f->blk = virtio_blk_create(&f->h->plat, &f->bus, f->path, NULL, ro, err, sizeof(err));
     if (!f->blk)
         fail_msg("virtio_blk_create: %s", err);
     int devfn = vdrv_find(&f->bus, 0x1af4, 0x1042);

@@ -1,0 +1,56 @@
+/* Disk image operations behind `burrow disk` (and the VM manager): create,
+ * inspect, grow and convert raw and qcow2 images, on top of the block
+ * layer (devices/block).
+ *
+ * Functions that can fail return 0 or a negative errno and write one line
+ * of text (no trailing newline) into err.  None of them leaves a half-made
+ * file behind: a failed create or convert removes what it created, and an
+ * existing target is never touched. */
+#ifndef BURROW_APP_DISK_H
+#define BURROW_APP_DISK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Parses a size: bytes, or a whole number with K, M, G or T (powers of
+ * 1024, optionally followed by "iB").  It must be positive and a multiple
+ * of 512. */
+int disk_parse_size(const char *text, uint64_t *out, char *err, size_t errlen);
+
+/* Creates an image: format "qcow2" (64 KiB clusters, version 3) or "raw"
+ * (a sparse file).  backing (qcow2 only; NULL for none) is stored as given
+ * and taken relative to path's folder; with size 0 the new image gets the
+ * backing file's size.  An existing path is refused. */
+int disk_create(const char *path, uint64_t size, const char *format, const char *backing,
+                char *err, size_t errlen);
+
+struct disk_info {
+    char format[16];               /* "raw" or "qcow2" */
+    uint64_t virtual_size;         /* bytes the guest sees */
+    uint64_t actual_size;          /* bytes allocated on the host */
+    uint32_t cluster_size;         /* qcow2 only, else 0 */
+    unsigned qcow2_version;        /* 2 or 3; qcow2 only */
+    unsigned refcount_bits;        /* qcow2 only */
+    char backing_file[1024];       /* "" when none */
+    char backing_format[32];       /* "" when not recorded */
+    bool dirty, corrupt, lazy_refcounts;
+};
+
+/* Describes the image at path (its backing file need not exist). */
+int disk_get_info(const char *path, struct disk_info *info, char *err, size_t errlen);
+
+/* Grows the image to size bytes; shrinking is refused. */
+int disk_resize(const char *path, uint64_t size, char *err, size_t errlen);
+
+/* Called now and then during a conversion: done of total bytes. */
+typedef void (*disk_progress_fn)(void *opaque, uint64_t done, uint64_t total);
+
+/* Copies the disk contents of src (any format Burrow reads, backing chain
+ * flattened) into a new image dst of `format`, leaving regions that read
+ * as zeroes unallocated.  An existing dst is refused; on failure dst is
+ * removed. */
+int disk_convert(const char *src, const char *dst, const char *format,
+                 disk_progress_fn progress, void *opaque, char *err, size_t errlen);
+
+#endif

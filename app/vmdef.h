@@ -1,0 +1,64 @@
+/* VM definitions: the vm.ini format (GKeyFile INI, versioned), its checks,
+ * and the VM handle that libburrow's functions pass around.
+ *
+ * Format 1:
+ *   [burrow]    format=1
+ *   [vm]        name, uuid, os, memory (MiB), cpus, boot (optional: "c",
+ *               "d", "n" in order of preference)
+ *   [display]   type=sdl|vnc|none, vnc-listen=HOST:PORT, vnc-password-file
+ *   [cdrom]     path
+ *   [disk N]    path (relative: to the VM's directory), interface=virtio|sata,
+ *               format=raw|qcow2, readonly=true|false          N = 0..7
+ *   [nic N]     mode=user, model=virtio|e1000, mac, hostfwd (list, ';')  N = 0..3
+ * Unknown groups and keys are errors (a newer format bumps the version),
+ * so a definition is never silently stripped of what this version does not
+ * know. */
+#ifndef BURROW_APP_VMDEF_H
+#define BURROW_APP_VMDEF_H
+
+#include <sys/stat.h>
+
+#include "app/burrow.h"
+#include "app/paths.h"
+
+#define VMDEF_FORMAT 1
+
+struct burrow_vm {
+    struct burrow_vmdef def;
+    struct vm_paths paths;
+    /* The definition file as loaded, to notice another writer. */
+    bool have_stat;
+    dev_t dev;
+    ino_t ino;
+    struct timespec mtime;
+    off_t size;
+};
+
+/* Defaults of an OS type for a new VM called name (no disks, no NIC). */
+void vmdef_init(struct burrow_vmdef *def, const char *name, const struct burrow_ostype *os);
+
+/* Parses and checks vm.ini text.  file names it in messages ("FILE:LINE:
+ * ..."); expect_name (may be NULL) must equal [vm] name. */
+int vmdef_parse(const char *text, size_t len, const char *file, const char *expect_name,
+                struct burrow_vmdef *def, struct burrow_error *err);
+/* The text of a definition (g_free() it). */
+char *vmdef_format(const struct burrow_vmdef *def, size_t *len);
+
+int vmdef_load(const char *path, const char *expect_name, struct burrow_vmdef *def,
+               struct stat *st, struct burrow_error *err);
+/* Validates, then writes atomically (the caller holds the VM's lock). */
+int vmdef_save(const char *path, const struct burrow_vmdef *def, struct burrow_error *err);
+
+void vmdef_random_mac(char mac[18]);
+void vmdef_random_uuid(char uuid[37]);
+
+/* Field checks shared with the command line. */
+bool vmdef_mac_valid(const char *mac);
+bool vmdef_hostfwd_valid(const char *rule);
+bool vmdef_listen_valid(const char *hostport);
+bool vmdef_boot_valid(const char *boot);
+
+/* "raw" or "qcow2", from the image's first bytes. */
+const char *vmdef_detect_format(const char *path);
+
+#endif

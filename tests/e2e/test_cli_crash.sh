@@ -1,0 +1,83 @@
+#!/bin/bash
+# A burrow-vm killed with SIGKILL leaves its runtime files behind; `status`
+# must see through them (stopped or crashed, never running), `list` agrees,
+# and `start` works again; then stop --force ends the new process.
+. "$(dirname "$0")/../kvm/lib.sh"
+burrow_init
+CLI=${BURROW_CLI:-$BURROW_BUILD_DIR/burrow}
+[ -x "$CLI" ] || burrow_fail "$CLI is missing: build the project first"
+"$CLI" create --help >/dev/null 2>&1 || burrow_fail "$CLI has no VM commands ('burrow create --help' fails)"
+burrow_require_kvm
+burrow_require_vm
+burrow_require_guest bootsector.img
+burrow_require_cmd python3
+burrow_require_file /usr/share/seabios/bios-256k.bin "install Debian's seabios"
+export XDG_DATA_HOME=$BURROW_TMP/data XDG_STATE_HOME=$BURROW_TMP/state XDG_RUNTIME_DIR=$BURROW_TMP/run
+export BURROW_VM=$BURROW_BUILD_DIR/burrow-vm
+RUN=$XDG_RUNTIME_DIR/burrow
+# proc_gone PID: true once PID has ended (a zombie waiting for init to reap
+# it counts as ended), waiting up to 5 s.
+proc_gone() {
+    local st
+    for _ in $(seq 50); do
+        kill -0 "$1" 2>/dev/null || return 0
+        st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
+        [ "$st" = Z ] || [ "$st" = X ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+cleanup() {
+    timeout 20 "$CLI" stop --force --timeout 2 cr >/dev/null 2>&1
+    rm -rf "$BURROW_TMP"
+}
+trap cleanup EXIT
+state_of() {
+    "$CLI" status cr --json | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["state"], j.get("pid", 0))'
+}
+
+cp "$BURROW_GUESTS/bootsector.img" "$BURROW_TMP/disk.img"
+"$CLI" create cr --memory 64 --disk "$BURROW_TMP/disk.img" --net none >/dev/null || burrow_fail "create"
+burrow_add_log "$XDG_STATE_HOME/burrow/cr.log"
+
+"$CLI" start cr --headless >/dev/null || burrow_fail "first start failed"
+read -r state pid < <(state_of)
+[ "$state" = running ] || burrow_fail "state after start: $state"
+kill -9 "$pid"
+proc_gone "$pid" || burrow_fail "pid $pid survived SIGKILL"
+[ -e "$RUN/cr.sock" ] || burrow_note "note: the killed process left no socket file"
+# Its other threads may take a moment to go (status says stopping).
+for _ in $(seq 100); do
+    read -r state _ < <(state_of)
+    [ "$state" = stopping ] || break
+    sleep 0.1
+done
+crash_state=$state
+case $state in
+    stopped|crashed) burrow_note "ok: after SIGKILL, status says $state" ;;
+    *) burrow_fail "after SIGKILL, status says $state" ;;
+esac
+"$CLI" status cr | grep -q "^$state" || burrow_fail "plain status disagrees"
+"$CLI" list | grep -qE "^cr +$state " || burrow_fail "list disagrees: $("$CLI" list)"
+"$CLI" delete cr >/dev/null 2>"$BURROW_TMP/del.err" || burrow_fail "delete of a crashed VM refused: $(cat "$BURROW_TMP/del.err")"
+"$CLI" create cr --memory 64 --disk "$BURROW_TMP/disk.img" --net none >/dev/null || burrow_fail "re-create"
+"$CLI" start cr --headless >/dev/null || burrow_fail "re-create then start failed"
+read -r state pid < <(state_of)
+kill -9 "$pid"
+proc_gone "$pid" || burrow_fail "pid $pid survived SIGKILL"
+
+# start again over the stale files
+out=$("$CLI" start cr --headless 2>&1) || burrow_fail "start after the crash failed: $out"
+read -r state pid2 < <(state_of)
+[ "$state" = running ] || burrow_fail "state after restart: $state"
+[ "$pid2" != "$pid" ] || burrow_fail "restart reports the dead pid $pid"
+burrow_note "ok: start after SIGKILL works (pid $pid2)"
+
+"$CLI" stop cr --force --timeout 2 || burrow_fail "stop --force failed"
+read -r state _ < <(state_of)
+[ "$state" = stopped ] || burrow_fail "state after stop --force: $state"
+proc_gone "$pid2" || burrow_fail "pid $pid2 still runs"
+for f in cr.sock cr.pid cr.console; do
+    [ ! -e "$RUN/$f" ] || burrow_fail "$RUN/$f left behind"
+done
+echo "PASS: a killed VM reads as $crash_state and starts again"
