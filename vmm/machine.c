@@ -28,6 +28,7 @@
 #include <jansson.h>
 
 #include "devices/acpi_pm.h"
+#include "devices/ahci.h"
 #include "devices/chardev.h"
 #include "devices/debug_exit.h"
 #include "devices/debugcon.h"
@@ -71,6 +72,9 @@ struct machine_devices {
     struct debug_exit *debug_exit;
     struct virtio_blk *blk[MACHINE_MAX_DISKS];
     int nblk;
+    struct ahci *ahci;
+    int sata_ports;                 /* disks on ports 0..sata_ports-1 */
+    int cdrom_port;                 /* -1: no CD/DVD drive */
     struct virtio_rng *rng;
     struct display *display;
     struct vga *vga;
@@ -277,13 +281,25 @@ static void bootorder_add_pci(char *buf, size_t len, const struct pci_device *d)
     snprintf(buf + used, len - used, "/pci@i0cf8/*@%x\n", d->devfn >> 3);
 }
 
+static void bootorder_add_sata(char *buf, size_t len, struct ahci *a, int port)
+{
+    size_t used = strlen(buf);
+    snprintf(buf + used, len - used, "/pci@i0cf8/*@%x/drive@%d/disk@0\n", ahci_pci(a)->devfn >> 3, port);
+}
+
 static void add_bootorder(struct machine *m, struct fw_cfg *fw)
 {
-    char order[1024] = "";
+    char order[2048] = "";
+    struct machine_devices *d = m->dev;
     for (const char *c = m->opts.boot; *c; c++) {
-        if (*c == 'c')
-            for (int i = 0; i < m->dev->nblk; i++)
-                bootorder_add_pci(order, sizeof(order), virtio_blk_pci(m->dev->blk[i]));
+        if (*c == 'c') {
+            for (int i = 0; i < d->nblk; i++)
+                bootorder_add_pci(order, sizeof(order), virtio_blk_pci(d->blk[i]));
+            for (int port = 0; port < d->sata_ports; port++)
+                bootorder_add_sata(order, sizeof(order), d->ahci, port);
+        }
+        if (*c == 'd' && d->cdrom_port >= 0)
+            bootorder_add_sata(order, sizeof(order), d->ahci, d->cdrom_port);
         if (*c == 'n')
             for (int i = 0; i < m->dev->nnics; i++)
                 bootorder_add_pci(order, sizeof(order), m->dev->nic_pci[i]);
@@ -419,6 +435,42 @@ static int create_display(struct machine *m, char *err, size_t errlen)
     return 0;
 }
 
+/* One AHCI controller when there is a SATA disk or a CD/DVD drive: disks
+ * on ports 0, 1, ... in order, the drive on the next port. */
+static int create_ahci(struct machine *m, char *err, size_t errlen)
+{
+    struct machine_devices *d = m->dev;
+    bool need = m->opts.cdrom != NULL;
+    for (int i = 0; i < m->opts.ndisks; i++)
+        need |= m->opts.disks[i].sata;
+    if (!need)
+        return 0;
+    d->ahci = ahci_create(&m->plat, &m->pci, -1, err, errlen);
+    if (!d->ahci)
+        return -1;
+    for (int i = 0; i < m->opts.ndisks; i++) {
+        const struct disk_opt *o = &m->opts.disks[i];
+        if (!o->sata)
+            continue;
+        char why[256] = "";
+        if (ahci_attach_disk(d->ahci, d->sata_ports, o->path, o->format, o->readonly, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "disk '%s': %s", o->path, why);
+            return -1;
+        }
+        d->sata_ports++;
+    }
+    if (m->opts.cdrom) {
+        char why[256] = "";
+        const char *iso = *m->opts.cdrom ? m->opts.cdrom : NULL;
+        if (ahci_attach_cdrom(d->ahci, d->sata_ports, iso, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "cdrom '%s': %s", m->opts.cdrom, why);
+            return -1;
+        }
+        d->cdrom_port = d->sata_ports;
+    }
+    return 0;
+}
+
 static int create_devices(struct machine *m, char *err, size_t errlen)
 {
     struct machine_devices *d = m->dev;
@@ -460,7 +512,12 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
             return -1;
         }
     }
+    d->cdrom_port = -1;
+    if (create_ahci(m, err, errlen) < 0)
+        return -1;
     for (int i = 0; i < m->opts.ndisks; i++) {
+        if (m->opts.disks[i].sata)
+            continue;
         char why[256] = "";
         d->blk[i] = virtio_blk_create(p, &m->pci, m->opts.disks[i].path, m->opts.disks[i].format,
                                       m->opts.disks[i].readonly,
@@ -801,6 +858,61 @@ static json_t *cmd_link(void *opaque, json_t *args, struct control_error *err)
     return json_pack("{s:s}", "state", net_backend_link_up(nb) ? "up" : "down");
 }
 
+/* The CD/DVD drive a media command is about ("device": "cdrom"). */
+static int cmd_cdrom_port(struct machine *m, json_t *args, struct control_error *err)
+{
+    const char *dev = json_string_value(json_object_get(args, "device"));
+    if (dev && strcmp(dev, "cdrom")) {
+        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "no removable device '%s' (known: cdrom)", dev);
+        return -1;
+    }
+    if (m->dev->cdrom_port < 0) {
+        control_error_set(err, CONTROL_ERR_FAILED, "the VM has no CD/DVD drive (start it with --cdrom)");
+        return -1;
+    }
+    return m->dev->cdrom_port;
+}
+
+static json_t *cmd_eject(void *opaque, json_t *args, struct control_error *err)
+{
+    struct machine *m = opaque;
+    int port = cmd_cdrom_port(m, args, err);
+    if (port < 0)
+        return NULL;
+    json_t *jf = json_object_get(args, "force");
+    if (jf && !json_is_boolean(jf)) {
+        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "'force' must be true or false");
+        return NULL;
+    }
+    char why[256];
+    if (ahci_eject(m->dev->ahci, port, json_is_true(jf), why, sizeof(why)) < 0) {
+        control_error_set(err, CONTROL_ERR_FAILED, "%s", why);
+        return NULL;
+    }
+    broadcast(m, "media-changed", json_pack("{s:s,s:n}", "device", "cdrom", "path"));
+    return json_object();
+}
+
+static json_t *cmd_change_media(void *opaque, json_t *args, struct control_error *err)
+{
+    struct machine *m = opaque;
+    int port = cmd_cdrom_port(m, args, err);
+    if (port < 0)
+        return NULL;
+    const char *path = json_string_value(json_object_get(args, "path"));
+    if (!path || !*path) {
+        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "'path' (the image to insert) is required");
+        return NULL;
+    }
+    char why[256];
+    if (ahci_change_media(m->dev->ahci, port, path, why, sizeof(why)) < 0) {
+        control_error_set(err, CONTROL_ERR_FAILED, "%s", why);
+        return NULL;
+    }
+    broadcast(m, "media-changed", json_pack("{s:s,s:s}", "device", "cdrom", "path", path));
+    return json_object();
+}
+
 static int setup_control(struct machine *m, char *err, size_t errlen)
 {
     m->control = control_server_new(m->loop, m->opts.control, err, errlen);
@@ -816,6 +928,10 @@ static int setup_control(struct machine *m, char *err, size_t errlen)
                      "forward a host port: {\"rule\":\"tcp:127.0.0.1:2222-:22\",\"nic\":0}");
     control_register(m->control, "hostfwd-remove", cmd_hostfwd_remove, m,
                      "remove a forward: {\"rule\":\"tcp:127.0.0.1:2222-:22\"}");
+    control_register(m->control, "eject", cmd_eject, m,
+                     "open the CD/DVD tray: {\"device\":\"cdrom\",\"force\":false}");
+    control_register(m->control, "change-media", cmd_change_media, m,
+                     "insert an image: {\"device\":\"cdrom\",\"path\":\"/abs/image.iso\"}");
     control_register(m->control, "link", cmd_link, m,
                      "NIC link state: {\"state\":\"up\"|\"down\",\"nic\":0}; without state, report it");
     return 0;
@@ -897,6 +1013,8 @@ void machine_destroy(struct machine *m)
         struct machine_devices *d = m->dev;
         for (int i = 0; i < d->nblk; i++)
             virtio_blk_destroy(d->blk[i]);
+        if (d->ahci)
+            ahci_destroy(d->ahci);
         if (d->rng)
             virtio_rng_destroy(d->rng);
         for (int i = 0; i < d->nnics; i++) {

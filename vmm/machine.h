@@ -25,6 +25,7 @@ struct disk_opt {
     const char *path;
     const char *format;             /* "raw", "qcow2"; NULL: detect */
     bool readonly;
+    bool sata;                      /* on the AHCI controller, else virtio-blk */
 };
 
 struct machine_opts {
@@ -45,6 +46,7 @@ struct machine_opts {
     struct net_user_opts nics[MACHINE_MAX_NICS];
     int nnics;
     const char *boot;               /* boot order letters: c disk, d cdrom, n network */
+    const char *cdrom;              /* ISO path, "" for an empty drive, NULL: no drive */
 };
 
 enum run_state {

@@ -36,8 +36,9 @@ static void usage(FILE *f)
 "  --append STRING        kernel command line for --kernel\n"
 "\n"
 "Devices:\n"
-"  --disk PATH[,if=virtio][,format=raw|qcow2][,readonly=on]\n"
-"                         a disk image on virtio-blk; the format is detected from\n"
+"  --disk PATH[,if=virtio|sata][,format=raw|qcow2][,readonly=on]\n"
+"                         a disk image on virtio-blk (default) or on the AHCI (SATA)\n"
+"                         controller; the format is detected from\n"
 "                         the header when not given, and a raw image that looks\n"
 "                         like another format is refused unless format=raw;\n"
 "                         may be repeated\n"
@@ -50,7 +51,10 @@ static void usage(FILE *f)
 "                         a NIC on user-mode NAT (DHCP 10.0.2.15, gateway 10.0.2.2,\n"
 "                         DNS 10.0.2.3); forwards bind 127.0.0.1 unless told;\n"
 "                         may be repeated; --net none: no NIC (the default)\n"
-"  --boot ORDER           boot order letters: c disk, n network (default c)\n"
+"  --cdrom ISO|empty      a CD/DVD drive on the AHCI controller with ISO inserted\n"
+"                         (or none); 'eject' and 'change-media' on the control socket\n"
+"  --boot ORDER           boot order letters: c disk, d CD/DVD, n network\n"
+"                         (default: the firmware's, CD/DVD before disk)\n"
 "  --display none         no display: the firmware uses the serial console\n"
 "  --no-rng               leave out the virtio entropy device\n"
 "\n"
@@ -111,8 +115,12 @@ static int parse_disk(char *spec, struct disk_opt *d)
             return fail("--disk: '%s' is not KEY=VALUE", opts);
         *val++ = '\0';
         if (!strcmp(opts, "if")) {
-            if (strcmp(val, "virtio"))
-                return fail("--disk: unsupported interface '%s' (supported: virtio)", val);
+            if (!strcmp(val, "sata"))
+                d->sata = true;
+            else if (!strcmp(val, "virtio"))
+                d->sata = false;
+            else
+                return fail("--disk: unsupported interface '%s' (supported: virtio, sata)", val);
         } else if (!strcmp(opts, "format")) {
             if (strcmp(val, "raw") && strcmp(val, "qcow2"))
                 return fail("--disk: unsupported format '%s' (supported: raw, qcow2)", val);
@@ -147,7 +155,7 @@ static int check_readable(const char *what, const char *path)
 enum {
     OPT_MEMORY = 256, OPT_CPUS, OPT_NAME, OPT_FIRMWARE, OPT_KERNEL, OPT_INITRD, OPT_APPEND,
     OPT_DISK, OPT_SERIAL, OPT_DISPLAY, OPT_CONTROL, OPT_FIRMWARE_LOG, OPT_DEBUG_EXIT,
-    OPT_NO_RNG, OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_NET, OPT_BOOT,
+    OPT_NO_RNG, OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_NET, OPT_BOOT, OPT_CDROM,
 };
 
 static const struct option long_opts[] = {
@@ -167,6 +175,7 @@ static const struct option long_opts[] = {
     { "no-rng", no_argument, NULL, OPT_NO_RNG },
     { "net", required_argument, NULL, OPT_NET },
     { "boot", required_argument, NULL, OPT_BOOT },
+    { "cdrom", required_argument, NULL, OPT_CDROM },
     { "verbose", no_argument, NULL, OPT_VERBOSE },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
@@ -235,9 +244,13 @@ int main(int argc, char **argv)
             break;
         }
         case OPT_BOOT:
-            if (!*optarg || strspn(optarg, "cn") != strlen(optarg))
-                return fail("--boot: '%s' is not a boot order of c (disk) and n (network)", optarg);
+            if (!*optarg || strspn(optarg, "cdn") != strlen(optarg))
+                return fail("--boot: '%s' is not a boot order of c (disk), d (CD/DVD) and n (network)",
+                            optarg);
             o.boot = optarg;
+            break;
+        case OPT_CDROM:
+            o.cdrom = strcmp(optarg, "empty") ? optarg : "";
             break;
         case OPT_VERBOSE: log_set_debug(true); break;
         case OPT_HELP: usage(stdout); return 0;
@@ -266,6 +279,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < o.ndisks; i++)
         if (check_readable("disk", o.disks[i].path))
             return 1;
+    if (o.cdrom && *o.cdrom && check_readable("cdrom image", o.cdrom))
+        return 1;
 
     /* A serial console on a pipe whose reader left must not kill the VM. */
     signal(SIGPIPE, SIG_IGN);

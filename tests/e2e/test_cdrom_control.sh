@@ -1,0 +1,42 @@
+#!/bin/bash
+# CD/DVD media through the control socket: eject, change-media (a bad path
+# leaves the drive as it was), an empty drive, and the media-changed event.
+. "$(dirname "$0")/../kvm/lib.sh"
+burrow_init
+burrow_require_kvm
+burrow_require_vm
+burrow_require_cmd python3
+FIRMWARE=/usr/share/seabios/bios-256k.bin
+burrow_require_file "$FIRMWARE" "install Debian's seabios"
+
+CLIENT=$BURROW_SOURCE_DIR/tests/tools/burrow-control.py
+sock=$BURROW_TMP/control.sock
+iso=$BURROW_TMP/disc.iso
+truncate -s 2M "$iso"
+burrow_add_log "$BURROW_TMP/vm.err"
+ctl() { python3 "$CLIENT" "$sock" "$@"; }
+
+timeout -k 5 "$BURROW_VM_TIMEOUT" "$BURROW_VM" --memory 64 --cdrom empty --serial none \
+    --control "$sock" </dev/null >/dev/null 2>"$BURROW_TMP/vm.err" &
+vmpid=$!
+trap 'kill -9 $vmpid 2>/dev/null; rm -rf "$BURROW_TMP"' EXIT
+ctl --greeting --connect-timeout 30 >/dev/null || burrow_fail "no control socket"
+
+ctl --events 1 --timeout 30 >"$BURROW_TMP/events" &
+listener=$!
+sleep 0.3
+out=$(ctl change-media "{\"device\":\"cdrom\",\"path\":\"$iso\"}") || burrow_fail "change-media: $out"
+wait $listener
+grep -q '"media-changed"' "$BURROW_TMP/events" || burrow_fail "no media-changed event: $(cat "$BURROW_TMP/events")"
+grep -qF "$iso" "$BURROW_TMP/events" || burrow_fail "event lacks the path"
+
+out=$(ctl change-media "{\"path\":\"$BURROW_TMP/missing.iso\"}") && burrow_fail "a missing image was accepted"
+grep -q '"failed"' <<<"$out" || burrow_fail "missing image: $out"
+out=$(ctl eject '{"device":"floppy"}') && burrow_fail "eject of a floppy was accepted"
+grep -q '"invalid-argument"' <<<"$out" || burrow_fail "bad device: $out"
+out=$(ctl change-media '{"device":"cdrom"}') && burrow_fail "change-media without a path was accepted"
+out=$(ctl eject) || burrow_fail "eject: $out"
+out=$(ctl status) || burrow_fail "the VM stopped answering: $out"
+ctl quit >/dev/null
+wait $vmpid || burrow_fail "burrow-vm exited with $?"
+echo "PASS: eject, change-media and their errors"
