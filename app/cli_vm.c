@@ -867,7 +867,7 @@ static const char help_start[] =
 "its control socket.  Its output goes to its log ('burrow logs NAME'), its\n"
 "serial port to 'burrow console NAME'.\n"
 "\n"
-"  --headless         no display (the firmware talks on the serial port)\n"
+"  --headless         no window: the screen is only seen through screenshots\n"
 "  --vnc HOST:PORT    display over VNC on that address\n"
 "  --sdl              display in a window\n"
 "  --timeout SECONDS  how long to wait for the VM to answer (default 30)\n"
@@ -892,7 +892,7 @@ static int cmd_start(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'h': fputs(help_start, stdout); return 0;
-        case O_HEADLESS: so.display = "none"; displays++; break;
+        case O_HEADLESS: so.display = "headless"; displays++; break;
         case O_SDL: so.display = "sdl"; displays++; break;
         case O_VNC:
             if (!vmdef_listen_valid(optarg))

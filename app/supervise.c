@@ -108,7 +108,7 @@ char **supervise_build_argv(const char *binary, const struct burrow_vmdef *def,
             g_ptr_array_add(a, g_strdup("--vnc-password-file"));
             g_ptr_array_add(a, g_strdup(def->vnc_password_file));
         }
-    } else if (!strcmp(display, "sdl") || !strcmp(display, "none")) {
+    } else if (!strcmp(display, "sdl") || !strcmp(display, "none") || !strcmp(display, "headless")) {
         g_ptr_array_add(a, g_strdup(display));
     } else {
         burrow_error_set(err, "display '%s' is not one of sdl, vnc, none", display);

@@ -49,6 +49,11 @@
 #include "vmm/boot_linux.h"
 #include "vmm/control.h"
 #include "vmm/smbios.h"
+#include "gui/keymap.h"
+#include "gui/screenshot.h"
+#include "gui/sdl.h"
+#include "gui/ui.h"
+#include "gui/vnc.h"
 
 #define LOW_RAM_MAX      0xc0000000ULL
 #define HIGH_RAM_BASE    0x100000000ULL
@@ -78,6 +83,13 @@ struct machine_devices {
     struct virtio_rng *rng;
     struct display *display;
     struct vga *vga;
+    struct vnc_server *vnc;
+    struct sdl_window *sdl;
+    struct {                        /* send-keys: bytes paced out by a timer */
+        uint8_t buf[4096];
+        size_t len, pos;
+        int timer;
+    } keys;
     struct net_backend *net[MACHINE_MAX_NICS];
     struct virtio_net *vnet[MACHINE_MAX_NICS];
     struct e1000 *e1000[MACHINE_MAX_NICS];
@@ -471,6 +483,44 @@ static int create_ahci(struct machine *m, char *err, size_t errlen)
     return 0;
 }
 
+/* Input from the front-ends (I/O thread, device lock held). */
+static void ui_key(void *opaque, const uint8_t *set2, size_t n)
+{
+    struct machine *m = opaque;
+    i8042_kbd_put(m->dev->kbc, set2, n);
+}
+
+static void ui_pointer(void *opaque, int dx, int dy, int dz, unsigned buttons)
+{
+    struct machine *m = opaque;
+    i8042_mouse_move(m->dev->kbc, dx, dy, dz, buttons);
+}
+
+static void ui_close(void *opaque)
+{
+    machine_powerdown(opaque);
+}
+
+static const struct ui_input_ops ui_input = { ui_key, ui_pointer, ui_close };
+
+static int create_frontends(struct machine *m, char *err, size_t errlen)
+{
+    struct machine_devices *d = m->dev;
+    if (m->opts.vnc_host) {
+        d->vnc = vnc_server_new(d->display, m->loop, m->opts.vnc_host, m->opts.vnc_port,
+                                m->opts.vnc_password_file, &ui_input, m, err, errlen);
+        if (!d->vnc)
+            return -1;
+    }
+    if (m->opts.sdl) {
+        d->sdl = sdl_window_new(d->display, m->loop, m->opts.name ? m->opts.name : "VM",
+                                &ui_input, m, err, errlen);
+        if (!d->sdl)
+            return -1;
+    }
+    return 0;
+}
+
 static int create_devices(struct machine *m, char *err, size_t errlen)
 {
     struct machine_devices *d = m->dev;
@@ -479,7 +529,7 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
     d->host = i440fx_create(p, &m->pci);
     d->isa = piix3_create(p, &m->pci);
     /* The VGA goes first so it gets slot 2, as on a PC with onboard VGA. */
-    if (strcmp(m->opts.display, "none") && create_display(m, err, errlen) < 0)
+    if (m->opts.vga && create_display(m, err, errlen) < 0)
         return -1;
     d->fw_cfg = fw_cfg_create(p);
     d->pm = acpi_pm_create(p);
@@ -490,6 +540,8 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
         return -1;
     }
     rtc_cmos_set_memory(d->rtc, m->low_ram, m->high_ram, (unsigned)m->opts.cpus);
+    if (d->display && create_frontends(m, err, errlen) < 0)
+        return -1;
 
     d->serial_cd = chardev_open(m->opts.serial, m->loop, err, errlen);
     if (!d->serial_cd)
@@ -596,6 +648,8 @@ static void set_state(struct machine *m, enum run_state s)
     if (m->state == s)
         return;
     m->state = s;
+    if (m->dev->sdl)
+        sdl_window_set_state(m->dev->sdl, machine_state_name(m));
     broadcast(m, "state-changed", json_pack("{s:s}", "state", machine_state_name(m)));
 }
 
@@ -913,6 +967,96 @@ static json_t *cmd_change_media(void *opaque, json_t *args, struct control_error
     return json_object();
 }
 
+static json_t *cmd_screenshot(void *opaque, json_t *args, struct control_error *err)
+{
+    struct machine *m = opaque;
+    const char *path = json_string_value(json_object_get(args, "path"));
+    if (!path || !*path) {
+        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "'path' (where to write the PNG) is required");
+        return NULL;
+    }
+    if (!m->dev->display) {
+        control_error_set(err, CONTROL_ERR_FAILED, "the VM has no display (started with --display none)");
+        return NULL;
+    }
+    display_refresh(m->dev->display);
+    const struct display_surface *s = display_surface(m->dev->display);
+    char why[256];
+    if (screenshot_png(s, path, why, sizeof(why)) < 0) {
+        control_error_set(err, CONTROL_ERR_FAILED, "%s", why);
+        return NULL;
+    }
+    return json_pack("{s:s,s:i,s:i}", "path", path, "width", (int)s->width, "height", (int)s->height);
+}
+
+/* One key event (make or break codes of one key) every 10 ms, so a long
+ * list never overruns the keyboard's queue. */
+#define SEND_KEYS_INTERVAL_NS 10000000ULL
+
+static void send_keys_tick(void *opaque)
+{
+    struct machine *m = opaque;
+    struct machine_devices *d = m->dev;
+    d->keys.timer = 0;
+    if (d->keys.pos >= d->keys.len)
+        return;
+    size_t n = d->keys.buf[d->keys.pos];
+    i8042_kbd_put(d->kbc, &d->keys.buf[d->keys.pos + 1], n);
+    d->keys.pos += 1 + n;
+    if (d->keys.pos < d->keys.len)
+        d->keys.timer = evloop_add_timer(m->loop, SEND_KEYS_INTERVAL_NS, send_keys_tick, m);
+}
+
+/* Appends one length-prefixed event to the queue; false when it is full. */
+static bool queue_key_event(struct machine_devices *d, const uint8_t *codes, size_t n)
+{
+    if (d->keys.len + 1 + n > sizeof(d->keys.buf))
+        return false;
+    d->keys.buf[d->keys.len] = (uint8_t)n;
+    memcpy(&d->keys.buf[d->keys.len + 1], codes, n);
+    d->keys.len += 1 + n;
+    return true;
+}
+
+static json_t *cmd_send_keys(void *opaque, json_t *args, struct control_error *err)
+{
+    struct machine *m = opaque;
+    struct machine_devices *d = m->dev;
+    json_t *keys = json_object_get(args, "keys");
+    if (!json_is_array(keys) || json_array_size(keys) == 0) {
+        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT,
+                          "'keys' must be a list of key names, e.g. [\"ctrl-alt-del\"] or [\"h\",\"i\",\"ret\"]");
+        return NULL;
+    }
+    /* Check every name before queueing any, so a typo sends nothing. */
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k) {
+        uint8_t make[32], brk[32];
+        size_t ml = sizeof(make), bl = sizeof(brk);
+        if (!json_is_string(k) || keymap_name_to_set2(json_string_value(k), make, &ml, brk, &bl) < 0) {
+            control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "unknown key name %s%s%s",
+                              json_is_string(k) ? "'" : "", json_is_string(k) ? json_string_value(k) : "(not a string)",
+                              json_is_string(k) ? "'" : "");
+            return NULL;
+        }
+    }
+    if (d->keys.pos >= d->keys.len)
+        d->keys.pos = d->keys.len = 0;
+    json_array_foreach(keys, i, k) {
+        uint8_t make[32], brk[32];
+        size_t ml = sizeof(make), bl = sizeof(brk);
+        keymap_name_to_set2(json_string_value(k), make, &ml, brk, &bl);
+        if (!queue_key_event(d, make, ml) || !queue_key_event(d, brk, bl)) {
+            control_error_set(err, CONTROL_ERR_FAILED, "too many keys queued; try again shortly");
+            return NULL;
+        }
+    }
+    if (!d->keys.timer)
+        d->keys.timer = evloop_add_timer(m->loop, 0, send_keys_tick, m);
+    return json_object();
+}
+
 static int setup_control(struct machine *m, char *err, size_t errlen)
 {
     m->control = control_server_new(m->loop, m->opts.control, err, errlen);
@@ -928,6 +1072,10 @@ static int setup_control(struct machine *m, char *err, size_t errlen)
                      "forward a host port: {\"rule\":\"tcp:127.0.0.1:2222-:22\",\"nic\":0}");
     control_register(m->control, "hostfwd-remove", cmd_hostfwd_remove, m,
                      "remove a forward: {\"rule\":\"tcp:127.0.0.1:2222-:22\"}");
+    control_register(m->control, "screenshot", cmd_screenshot, m,
+                     "write the screen as PNG: {\"path\":\"/abs/shot.png\"}");
+    control_register(m->control, "send-keys", cmd_send_keys, m,
+                     "type keys: {\"keys\":[\"ctrl-alt-del\",\"a\",\"ret\"]}");
     control_register(m->control, "eject", cmd_eject, m,
                      "open the CD/DVD tray: {\"device\":\"cdrom\",\"force\":false}");
     control_register(m->control, "change-media", cmd_change_media, m,
@@ -1042,6 +1190,12 @@ void machine_destroy(struct machine *m)
             fw_cfg_destroy(d->fw_cfg);
         if (d->isa)
             piix3_destroy(d->isa);
+        if (d->keys.timer > 0)
+            evloop_del_timer(m->loop, d->keys.timer);
+        if (d->vnc)
+            vnc_server_free(d->vnc);
+        if (d->sdl)
+            sdl_window_free(d->sdl);
         if (d->vga)
             vga_destroy(d->vga);
         if (d->display)

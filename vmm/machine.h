@@ -37,7 +37,13 @@ struct machine_opts {
     struct disk_opt disks[MACHINE_MAX_DISKS];
     int ndisks;
     const char *serial;
-    const char *display;            /* "none", "vga" (no front-end yet) */
+    /* Display: none at all (the firmware uses the serial port), or a VGA
+     * seen through any of the front-ends (headless: screenshots only). */
+    bool vga;
+    bool sdl;
+    const char *vnc_host;           /* NULL: no VNC server */
+    int vnc_port;
+    const char *vnc_password_file;
     const char *vga_rom;
     const char *control;
     const char *firmware_log;

@@ -55,7 +55,13 @@ static void usage(FILE *f)
 "                         (or none); 'eject' and 'change-media' on the control socket\n"
 "  --boot ORDER           boot order letters: c disk, d CD/DVD, n network\n"
 "                         (default: the firmware's, CD/DVD before disk)\n"
-"  --display none         no display: the firmware uses the serial console\n"
+"  --display none|headless|sdl|vnc:HOST:PORT\n"
+"                         none: no graphics device, the firmware uses the serial\n"
+"                         console (the default); headless: a VGA seen only through\n"
+"                         'screenshot'; sdl: a window; vnc: a VNC server on HOST:PORT\n"
+"                         (HOST empty: 127.0.0.1).  sdl and vnc may be combined\n"
+"  --vnc-password-file F  VNC viewers must give the password on F's first line\n"
+"  --vga-rom PATH         VGA BIOS (default /usr/share/seabios/vgabios-stdvga.bin)\n"
 "  --no-rng               leave out the virtio entropy device\n"
 "\n"
 "Control and testing:\n"
@@ -140,6 +146,37 @@ static int parse_disk(char *spec, struct disk_opt *d)
     return 0;
 }
 
+/* none | headless | sdl | vnc:HOST:PORT (the port after the last colon). */
+static int parse_display(char *spec, struct machine_opts *o)
+{
+    if (!strcmp(spec, "none")) {
+        o->vga = o->sdl = false;
+        o->vnc_host = NULL;
+    } else if (!strcmp(spec, "headless")) {
+        o->vga = true;
+    } else if (!strcmp(spec, "sdl")) {
+        o->vga = o->sdl = true;
+    } else if (!strncmp(spec, "vnc:", 4)) {
+        char *colon = strrchr(spec + 4, ':');
+        uint64_t port;
+        if (!colon || !parse_uint(colon + 1, 65535, &port))
+            return fail("--display: '%s' is not vnc:HOST:PORT (a port from 0 to 65535)", spec);
+        *colon = '\0';
+        char *host = spec + 4;
+        if (*host == '[' && host[strlen(host) - 1] == ']') {   /* [IPv6] */
+            host[strlen(host) - 1] = '\0';
+            host++;
+        }
+        o->vga = true;
+        o->vnc_host = *host ? host : "127.0.0.1";
+        o->vnc_port = (int)port;
+    } else {
+        return fail("--display: unsupported display '%s' (supported: none, headless, sdl, vnc:HOST:PORT)",
+                    spec);
+    }
+    return 0;
+}
+
 static int check_readable(const char *what, const char *path)
 {
     struct stat st;
@@ -156,6 +193,7 @@ enum {
     OPT_MEMORY = 256, OPT_CPUS, OPT_NAME, OPT_FIRMWARE, OPT_KERNEL, OPT_INITRD, OPT_APPEND,
     OPT_DISK, OPT_SERIAL, OPT_DISPLAY, OPT_CONTROL, OPT_FIRMWARE_LOG, OPT_DEBUG_EXIT,
     OPT_NO_RNG, OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_NET, OPT_BOOT, OPT_CDROM,
+    OPT_VNC_PASSWORD_FILE, OPT_VGA_ROM,
 };
 
 static const struct option long_opts[] = {
@@ -176,6 +214,8 @@ static const struct option long_opts[] = {
     { "net", required_argument, NULL, OPT_NET },
     { "boot", required_argument, NULL, OPT_BOOT },
     { "cdrom", required_argument, NULL, OPT_CDROM },
+    { "vnc-password-file", required_argument, NULL, OPT_VNC_PASSWORD_FILE },
+    { "vga-rom", required_argument, NULL, OPT_VGA_ROM },
     { "verbose", no_argument, NULL, OPT_VERBOSE },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
@@ -188,7 +228,6 @@ int main(int argc, char **argv)
         .memory_mib = 512,
         .cpus = 1,
         .serial = "stdio",
-        .display = "none",
         .rng = true,
         .vga_rom = "/usr/share/seabios/vgabios-stdvga.bin",
     };
@@ -223,10 +262,11 @@ int main(int argc, char **argv)
             break;
         case OPT_SERIAL: o.serial = optarg; break;
         case OPT_DISPLAY:
-            if (strcmp(optarg, "none"))
-                return fail("--display: unsupported display '%s' (supported: none)", optarg);
-            o.display = optarg;
+            if (parse_display(optarg, &o))
+                return 1;
             break;
+        case OPT_VNC_PASSWORD_FILE: o.vnc_password_file = optarg; break;
+        case OPT_VGA_ROM: o.vga_rom = optarg; break;
         case OPT_CONTROL: o.control = optarg; break;
         case OPT_FIRMWARE_LOG: o.firmware_log = optarg; break;
         case OPT_DEBUG_EXIT: o.debug_exit = true; break;
@@ -280,6 +320,10 @@ int main(int argc, char **argv)
         if (check_readable("disk", o.disks[i].path))
             return 1;
     if (o.cdrom && *o.cdrom && check_readable("cdrom image", o.cdrom))
+        return 1;
+    if (o.vnc_password_file && !o.vnc_host)
+        return fail("--vnc-password-file needs --display vnc:HOST:PORT");
+    if (o.vga && check_readable("VGA BIOS", o.vga_rom))
         return 1;
 
     /* A serial console on a pipe whose reader left must not kill the VM. */

@@ -1,0 +1,42 @@
+/* VNC server front-end (RFB through libvncserver).
+ *
+ * Several viewers at once, all shared; desktop-size changes reach viewers
+ * that support the NewFBSize/ExtendedDesktopSize pseudo-encodings; optional
+ * VNC password authentication.  Keyboard: keysyms to set-2 scan codes for a
+ * US layout (gui/keymap.h).  Pointer: RFB sends absolute positions and the
+ * machine has only a relative PS/2 mouse, so motion is sent as the
+ * difference between successive positions; the guest's acceleration and its
+ * screen edges make the guest's cursor drift from the viewer's (an absolute
+ * pointing device would fix that).
+ *
+ * The server runs on a thread of its own (see gui/ui.h): a viewer on a slow
+ * link blocks only that thread, never the I/O thread or the vCPUs. */
+#ifndef BURROW_GUI_VNC_H
+#define BURROW_GUI_VNC_H
+
+#include <stddef.h>
+
+struct display;
+struct evloop;
+struct ui_input_ops;
+struct vnc_server;
+
+/* Listens on host:port (host NULL or "": 127.0.0.1; a name, an IPv4 or an
+ * IPv6 address, brackets allowed) for viewers of display d.
+ * password_file: NULL for no authentication, else a file whose first line is
+ * the password (VNC authentication uses its first 8 characters).  Input is
+ * handed to input's callbacks on loop's thread with the device lock held.
+ * Call with the device lock held (or before the I/O thread runs).  Returns
+ * NULL with a message in err when the address cannot be used or the
+ * password file cannot be read. */
+struct vnc_server *vnc_server_new(struct display *d, struct evloop *loop, const char *host,
+                                  int port, const char *password_file,
+                                  const struct ui_input_ops *input, void *opaque,
+                                  char *err, size_t errlen);
+/* Disconnects every viewer and stops listening.  Device lock held. */
+void vnc_server_free(struct vnc_server *v);
+
+/* Viewers connected now (thread-safe). */
+unsigned vnc_server_clients(const struct vnc_server *v);
+
+#endif
