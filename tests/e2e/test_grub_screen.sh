@@ -20,7 +20,8 @@ burrow_add_log "$BURROW_TMP/vm.err"
 timeout -k 5 200 "$BURROW_VM" --memory 256 --cdrom "$ISO" --boot d --display headless \
     --serial none --control "$sock" </dev/null >/dev/null 2>"$BURROW_TMP/vm.err" &
 vmpid=$!
-trap 'kill -9 $vmpid 2>/dev/null; rm -rf "$BURROW_TMP"' EXIT
+# SIGTERM: timeout passes it on to burrow-vm (SIGKILL would orphan it).
+trap 'kill $vmpid 2>/dev/null; wait $vmpid 2>/dev/null; rm -rf "$BURROW_TMP"' EXIT
 python3 "$CLIENT" "$sock" --greeting --connect-timeout 30 >/dev/null || burrow_fail "no control socket"
 
 start=$SECONDS

@@ -20,7 +20,8 @@ ctl() { python3 "$CLIENT" "$sock" "$@"; }
 timeout -k 5 "$BURROW_VM_TIMEOUT" "$BURROW_VM" --memory 64 --disk "$BURROW_TMP/disk.img" \
     --display headless --serial none --control "$sock" </dev/null >/dev/null 2>"$BURROW_TMP/vm.err" &
 vmpid=$!
-trap 'kill -9 $vmpid 2>/dev/null; rm -rf "$BURROW_TMP"' EXIT
+# SIGTERM: timeout passes it on to burrow-vm (SIGKILL would orphan it).
+trap 'kill $vmpid 2>/dev/null; wait $vmpid 2>/dev/null; rm -rf "$BURROW_TMP"' EXIT
 ctl --greeting --connect-timeout 30 >/dev/null || burrow_fail "no control socket"
 
 # ocr: the screen's text, from a screenshot scaled up for tesseract.

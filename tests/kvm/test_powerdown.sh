@@ -22,6 +22,8 @@ burrow_add_log "$BURROW_TMP/vm.err"
 timeout -k 5 "$BURROW_VM_TIMEOUT" "$BURROW_VM" --memory 64 --disk "$BURROW_TMP/disk.img,if=virtio" \
     --serial "file:$serial" --control "$sock" </dev/null >/dev/null 2>"$BURROW_TMP/vm.err" &
 vmpid=$!
+# SIGTERM: timeout passes it on to burrow-vm (SIGKILL would orphan it).
+trap 'kill $vmpid 2>/dev/null; wait $vmpid 2>/dev/null; rm -rf "$BURROW_TMP"' EXIT
 
 # wait_ready N: until the guest has said it waits for the button N times.
 wait_ready() {

@@ -1,0 +1,77 @@
+#!/bin/bash
+# burrow-manager under Xvfb, driven through AT-SPI: a VM created with the
+# command line is listed; the New VM assistant creates a VM; Settings shows
+# it; with KVM the VM starts headless, shows running and a thumbnail, stops
+# and is deleted.  Screenshots of the windows go to docs/screenshots/.
+set -u
+B=${BURROW_BUILD_DIR:?}
+S=${BURROW_SOURCE_DIR:?}
+PY=/usr/bin/python3
+
+skip() { echo "SKIP: $*"; exit 77; }
+[ -x "$B/burrow-manager" ] || skip "burrow-manager is not built"
+command -v Xvfb >/dev/null || skip "Xvfb is missing (package xvfb)"
+command -v dbus-run-session >/dev/null || skip "dbus-run-session is missing (package dbus)"
+[ -x /usr/libexec/at-spi-bus-launcher ] || skip "at-spi-bus-launcher is missing (package at-spi2-core)"
+$PY -c "import gi; gi.require_version('Atspi','2.0'); gi.require_version('Gdk','3.0'); from gi.repository import Atspi, Gdk" \
+    2>/dev/null || skip "python3-gi with gir1.2-atspi-2.0 and gir1.2-gtk-3.0 is missing"
+[ -f "$B/tests/guests/powerbtn.img" ] || skip "the powerbtn guest is not built"
+
+T=$(mktemp -d)
+# On the way out, also end VMs the manager started (they run detached).
+cleanup() {
+    kill $(jobs -p) 2>/dev/null
+    for f in "$T"/run/burrow/*.pid; do
+        [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
+    done
+    wait 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT
+export XDG_DATA_HOME=$T/data XDG_RUNTIME_DIR=$T/run XDG_STATE_HOME=$T/state XDG_CONFIG_HOME=$T/config
+export XDG_CACHE_HOME=$T/cache HOME=$T/home
+mkdir -p "$XDG_RUNTIME_DIR" "$HOME" && chmod 700 "$XDG_RUNTIME_DIR"
+export BURROW_VM=$B/burrow-vm
+export CLI_VM=from-cli GUI_VM=from-gui GUI_DISK=$T/guest.img
+cp "$B/tests/guests/powerbtn.img" "$GUI_DISK"
+"$B/burrow" create "$CLI_VM" --os debian --no-disk --display none >/dev/null || { echo "FAIL: burrow create"; exit 1; }
+
+WITH_KVM=0
+if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+    WITH_KVM=1
+else
+    echo "note: /dev/kvm is not usable: the start/stop part is left out"
+fi
+export WITH_KVM
+
+SHOTS=$T/shots
+mkdir -p "$SHOTS"
+cat > "$T/session.sh" <<'INNER'
+set -u
+trap 'kill $(jobs -p) 2>/dev/null' EXIT
+for d in $(seq 90 120); do [ -e /tmp/.X$d-lock ] || break; done
+Xvfb :$d -screen 0 1280x800x24 -nolisten tcp >"$T/xvfb.log" 2>&1 &
+export DISPLAY=:$d
+for i in $(seq 50); do [ -e /tmp/.X11-unix/X$d ] && break; sleep 0.1; done
+/usr/libexec/at-spi-bus-launcher --launch-immediately >"$T/atspi.log" 2>&1 &
+sleep 0.5
+export GTK_THEME=Adwaita NO_AT_BRIDGE=0 GDK_BACKEND=x11
+G_MESSAGES_DEBUG=burrow-manager "$B/burrow-manager" >"$T/manager.log" 2>&1 &
+timeout 80 /usr/bin/python3 -W ignore::DeprecationWarning "$S/tests/gui/drive_manager.py" "$SHOTS"
+INNER
+export T B S SHOTS
+timeout 85 dbus-run-session -- bash "$T/session.sh" 2>&1 | grep -v "fd limit\|dbus-daemon\|SpiRegistry"
+rc=${PIPESTATUS[0]}
+if [ "$rc" -ne 0 ]; then
+    echo "FAIL: the GUI walk failed (status $rc); manager log:"
+    tail -20 "$T/manager.log"; ls -la "$T/run/burrow" "$T/state/burrow"; tail -5 "$T"/state/burrow/*.log
+    exit 1
+fi
+# The CLI sees what the GUI did: the VM it created is gone again.
+if "$B/burrow" list | grep -q "^$GUI_VM "; then
+    echo "FAIL: $GUI_VM is still defined"
+    exit 1
+fi
+# The screenshots are part of the documentation.
+mkdir -p "$S/docs/screenshots" && cp "$SHOTS"/*.png "$S/docs/screenshots/" 2>/dev/null
+echo "PASS"
