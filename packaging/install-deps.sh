@@ -18,7 +18,7 @@ grub-rescue-pc
 python3
 acpica-tools
 dmidecode
-vncsnapshot tesseract-ocr tesseract-ocr-eng xvfb
+vncsnapshot tesseract-ocr tesseract-ocr-eng xvfb x11-apps xdotool
 libgtk-3-dev
 at-spi2-core dbus-daemon python3-gi gir1.2-atspi-2.0 gir1.2-gtk-3.0
 "
