@@ -847,9 +847,9 @@ static struct net_backend *cmd_nic(struct machine *m, json_t *args, struct contr
     return m->dev->net[n];
 }
 
-static json_t *cmd_hostfwd_add(void *opaque, json_t *args, struct control_error *err)
+/* hostfwd-add and hostfwd-remove: {"rule": "tcp:127.0.0.1:2222-:22", "nic": 0} */
+static json_t *cmd_hostfwd(struct machine *m, json_t *args, struct control_error *err, bool add)
 {
-    struct machine *m = opaque;
     struct net_backend *nb = cmd_nic(m, args, err);
     if (!nb)
         return NULL;
@@ -865,35 +865,23 @@ static json_t *cmd_hostfwd_add(void *opaque, json_t *args, struct control_error 
         control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "%s", why);
         return NULL;
     }
-    if (net_slirp_hostfwd_add(nb, &fwd, why, sizeof(why)) < 0) {
+    int rc = add ? net_slirp_hostfwd_add(nb, &fwd, why, sizeof(why))
+                 : net_slirp_hostfwd_remove(nb, fwd.udp, fwd.host_addr, fwd.host_port, why, sizeof(why));
+    if (rc < 0) {
         control_error_set(err, CONTROL_ERR_FAILED, "%s", why);
         return NULL;
     }
     return json_object();
 }
 
+static json_t *cmd_hostfwd_add(void *opaque, json_t *args, struct control_error *err)
+{
+    return cmd_hostfwd(opaque, args, err, true);
+}
+
 static json_t *cmd_hostfwd_remove(void *opaque, json_t *args, struct control_error *err)
 {
-    struct machine *m = opaque;
-    struct net_backend *nb = cmd_nic(m, args, err);
-    if (!nb)
-        return NULL;
-    const char *rule = json_string_value(json_object_get(args, "rule"));
-    struct net_hostfwd fwd;
-    char why[256];
-    if (!rule) {
-        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "'rule' is required, as given to hostfwd-add");
-        return NULL;
-    }
-    if (net_parse_hostfwd(rule, &fwd, why, sizeof(why)) < 0) {
-        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "%s", why);
-        return NULL;
-    }
-    if (net_slirp_hostfwd_remove(nb, fwd.udp, fwd.host_addr, fwd.host_port, why, sizeof(why)) < 0) {
-        control_error_set(err, CONTROL_ERR_FAILED, "%s", why);
-        return NULL;
-    }
-    return json_object();
+    return cmd_hostfwd(opaque, args, err, false);
 }
 
 static json_t *cmd_link(void *opaque, json_t *args, struct control_error *err)
