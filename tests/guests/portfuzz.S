@@ -1,0 +1,89 @@
+/* A boot sector that writes pseudo-random bytes, words and dwords to every
+ * I/O port, reading each back too, as a misbehaving guest might.  Ports
+ * whose documented effect ends or restarts the machine are left out (the
+ * keyboard controller's reset, port 0x92, the reset control register
+ * 0xcf9, the ACPI PM block, the debug-exit port).  The VM must live
+ * through it: at the end the guest says so on COM1 and exits through 0xf4. */
+#define COM1        0x3f8
+#define DEBUG_EXIT  0xf4
+#define ROUNDS      2
+
+    .code16
+    .section .text, "ax"
+    .globl _start
+_start:
+    cli
+    xorw %ax, %ax
+    movw %ax, %ds
+    movw %ax, %ss
+    movw $0x7c00, %sp
+    cld
+    movl $0x1badb002, %ebx        /* LFSR state */
+    movw $ROUNDS, %bp
+round:
+    xorw %dx, %dx                 /* port */
+next_port:
+    call skip_port
+    jc 2f
+    call rand
+    outb %al, %dx
+    inb %dx, %al
+    call rand
+    outw %ax, %dx
+    inw %dx, %ax
+    call rand
+    outl %eax, %dx
+    inl %dx, %eax
+2:  incw %dx
+    jnz next_port
+    decw %bp
+    jnz round
+
+    /* COM1 may have been reprogrammed: 8N1, no DLAB, then the verdict. */
+    movw $COM1 + 3, %dx
+    movb $0x03, %al
+    outb %al, %dx
+    movw $msg, %si
+3:  lodsb
+    testb %al, %al
+    jz 4f
+    movw $COM1, %dx
+    outb %al, %dx
+    jmp 3b
+4:  movw $DEBUG_EXIT, %dx
+    movb $0x21, %al
+    outb %al, %dx
+5:  hlt
+    jmp 5b
+
+/* Carry set for ports that must not be touched. */
+skip_port:
+    cmpw $0x60, %dx
+    jb 1f
+    cmpw $0x64, %dx
+    jbe 9f
+1:  cmpw $0x92, %dx
+    je 9f
+    cmpw $DEBUG_EXIT, %dx
+    je 9f
+    cmpw $0xcf9, %dx
+    je 9f
+    cmpw $0x600, %dx
+    jb 8f
+    cmpw $0x62f, %dx
+    jbe 9f
+8:  clc
+    ret
+9:  stc
+    ret
+
+/* 32-bit Galois LFSR in EBX; returns it in EAX. */
+rand:
+    shrl $1, %ebx
+    jnc 1f
+    xorl $0x80200003, %ebx
+1:  movl %ebx, %eax
+    ret
+
+msg:
+    .asciz "portfuzz: survived\r\n"
