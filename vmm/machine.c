@@ -48,9 +48,8 @@
 #include "vmm/acpi.h"
 #include "vmm/boot_linux.h"
 #include "vmm/control.h"
+#include "vmm/machine_internal.h"
 #include "vmm/smbios.h"
-#include "gui/keymap.h"
-#include "gui/screenshot.h"
 #include "gui/sdl.h"
 #include "gui/ui.h"
 #include "gui/vnc.h"
@@ -64,38 +63,7 @@
 #define ACPI_TABLES_BASE 0xe0040ULL   /* direct boot: reserved BIOS area, after the RSDP at 0xe0000 */
 
 
-struct machine_devices {
-    struct i440fx *host;
-    struct piix3 *isa;
-    struct fw_cfg *fw_cfg;
-    struct acpi_pm *pm;
-    struct rtc_cmos *rtc;
-    struct i8042 *kbc;
-    struct chardev *serial_cd;
-    struct uart8250 *com1;
-    struct debugcon *debugcon;
-    struct debug_exit *debug_exit;
-    struct virtio_blk *blk[MACHINE_MAX_DISKS];
-    int nblk;
-    struct ahci *ahci;
-    int sata_ports;                 /* disks on ports 0..sata_ports-1 */
-    int cdrom_port;                 /* -1: no CD/DVD drive */
-    struct virtio_rng *rng;
-    struct display *display;
-    struct vga *vga;
-    struct vnc_server *vnc;
-    struct sdl_window *sdl;
-    struct {                        /* send-keys: bytes paced out by a timer */
-        uint8_t buf[4096];
-        size_t len, pos;
-        int timer;
-    } keys;
-    struct net_backend *net[MACHINE_MAX_NICS];
-    struct virtio_net *vnet[MACHINE_MAX_NICS];
-    struct e1000 *e1000[MACHINE_MAX_NICS];
-    struct pci_device *nic_pci[MACHINE_MAX_NICS];
-    int nnics;
-};
+
 
 #define VRAM_SLOT KVM_FIXED_SLOTS_BASE
 
@@ -635,7 +603,7 @@ const char *machine_state_name(const struct machine *m)
     return "unknown";
 }
 
-static void broadcast(struct machine *m, const char *event, json_t *data)
+void machine_broadcast(struct machine *m, const char *event, json_t *data)
 {
     if (m->control)
         control_broadcast(m->control, event, data);
@@ -650,7 +618,7 @@ static void set_state(struct machine *m, enum run_state s)
     m->state = s;
     if (m->dev->sdl)
         sdl_window_set_state(m->dev->sdl, machine_state_name(m));
-    broadcast(m, "state-changed", json_pack("{s:s}", "state", machine_state_name(m)));
+    machine_broadcast(m, "state-changed", json_pack("{s:s}", "state", machine_state_name(m)));
 }
 
 void machine_pause(struct machine *m)
@@ -683,7 +651,7 @@ int machine_reset(struct machine *m)
         log_error("reset: %s", err);
         rc = -1;
     }
-    broadcast(m, "reset", NULL);
+    machine_broadcast(m, "reset", NULL);
     if (rc < 0) {
         set_state(m, STATE_GUEST_ERROR);
         return -1;
@@ -698,7 +666,7 @@ int machine_reset(struct machine *m)
 void machine_powerdown(struct machine *m)
 {
     acpi_pm_power_button(m->dev->pm);
-    broadcast(m, "powerdown-requested", NULL);
+    machine_broadcast(m, "powerdown-requested", NULL);
 }
 
 void machine_quit(struct machine *m, int status)
@@ -712,9 +680,9 @@ void machine_quit(struct machine *m, int status)
     evloop_stop(m->loop);
 }
 
-static void shutdown_event(struct machine *m, const char *reason, int status)
+void machine_shutdown_event(struct machine *m, const char *reason, int status)
 {
-    broadcast(m, "shutdown", json_pack("{s:s,s:i}", "reason", reason, "status", status));
+    machine_broadcast(m, "shutdown", json_pack("{s:s,s:i}", "reason", reason, "status", status));
     machine_quit(m, status);
 }
 
@@ -728,12 +696,12 @@ static void on_request(void *opaque, int fd, unsigned events)
     }
     int status = atomic_exchange(&m->debug_exit_status, -1);
     if (status >= 0) {
-        shutdown_event(m, "debug-exit", status);
+        machine_shutdown_event(m, "debug-exit", status);
         return;
     }
     if (atomic_exchange(&m->pending_poweroff, 0)) {
         log_info("guest powered off");
-        shutdown_event(m, "guest-poweroff", 0);
+        machine_shutdown_event(m, "guest-poweroff", 0);
         return;
     }
     if (atomic_exchange(&m->pending_reset, 0))
@@ -741,7 +709,7 @@ static void on_request(void *opaque, int fd, unsigned events)
     if (atomic_exchange(&m->pending_error, 0) && m->state != STATE_SHUTDOWN) {
         vcpus_park(m);
         set_state(m, STATE_GUEST_ERROR);
-        broadcast(m, "guest-error", NULL);
+        machine_broadcast(m, "guest-error", NULL);
         if (!m->control) {
             log_error("the guest cannot continue; stopping");
             machine_quit(m, 1);
@@ -758,319 +726,7 @@ static void on_signal(void *opaque, int fd, unsigned events)
     if (read(fd, &si, sizeof(si)) != sizeof(si))
         return;
     log_info("terminating on signal %u", si.ssi_signo);
-    shutdown_event(m, "signal", 0);
-}
-
-/* --- control commands -------------------------------------------------------- */
-
-static json_t *cmd_status(void *opaque, json_t *args, struct control_error *err)
-{
-    struct machine *m = opaque;
-    return json_pack("{s:s,s:s,s:i,s:I}", "state", machine_state_name(m),
-                     "name", m->opts.name ? m->opts.name : "", "cpus", m->opts.cpus,
-                     "memory-mib", (json_int_t)m->opts.memory_mib);
-}
-
-static json_t *cmd_pause(void *opaque, json_t *args, struct control_error *err)
-{
-    struct machine *m = opaque;
-    if (m->state != STATE_RUNNING && m->state != STATE_PAUSED) {
-        control_error_set(err, CONTROL_ERR_FAILED, "the VM is %s", machine_state_name(m));
-        return NULL;
-    }
-    machine_pause(m);
-    return json_pack("{s:s}", "state", machine_state_name(m));
-}
-
-static json_t *cmd_resume(void *opaque, json_t *args, struct control_error *err)
-{
-    struct machine *m = opaque;
-    if (m->state != STATE_RUNNING && m->state != STATE_PAUSED) {
-        control_error_set(err, CONTROL_ERR_FAILED, "the VM is %s", machine_state_name(m));
-        return NULL;
-    }
-    machine_resume(m);
-    return json_pack("{s:s}", "state", machine_state_name(m));
-}
-
-static json_t *cmd_reset(void *opaque, json_t *args, struct control_error *err)
-{
-    struct machine *m = opaque;
-    if (machine_reset(m) < 0) {
-        control_error_set(err, CONTROL_ERR_FAILED, "reset failed; see the VM's log");
-        return NULL;
-    }
-    return json_pack("{s:s}", "state", machine_state_name(m));
-}
-
-static json_t *cmd_powerdown(void *opaque, json_t *args, struct control_error *err)
-{
-    struct machine *m = opaque;
-    if (m->state != STATE_RUNNING) {
-        control_error_set(err, CONTROL_ERR_FAILED, "the VM is %s; the guest cannot see the power button",
-                          machine_state_name(m));
-        return NULL;
-    }
-    machine_powerdown(m);
-    return json_object();
-}
-
-static void quit_now(void *opaque)
-{
-    struct machine *m = opaque;
-    shutdown_event(m, "quit", 0);
-}
-
-static json_t *cmd_quit(void *opaque, json_t *args, struct control_error *err)
-{
-    struct machine *m = opaque;
-    control_after_reply(m->control, quit_now, m);
-    return json_object();
-}
-
-/* The NIC a network command is about: "nic" (index, default 0). */
-static struct net_backend *cmd_nic(struct machine *m, json_t *args, struct control_error *err)
-{
-    json_t *jn = json_object_get(args, "nic");
-    json_int_t n = 0;
-    if (jn && !json_is_integer(jn)) {
-        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "'nic' must be an integer");
-        return NULL;
-    }
-    if (jn)
-        n = json_integer_value(jn);
-    if (n < 0 || n >= m->dev->nnics) {
-        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "no NIC %lld (the VM has %d)",
-                          (long long)n, m->dev->nnics);
-        return NULL;
-    }
-    return m->dev->net[n];
-}
-
-/* hostfwd-add and hostfwd-remove: {"rule": "tcp:127.0.0.1:2222-:22", "nic": 0} */
-static json_t *cmd_hostfwd(struct machine *m, json_t *args, struct control_error *err, bool add)
-{
-    struct net_backend *nb = cmd_nic(m, args, err);
-    if (!nb)
-        return NULL;
-    const char *rule = json_string_value(json_object_get(args, "rule"));
-    struct net_hostfwd fwd;
-    char why[256];
-    if (!rule) {
-        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT,
-                          "'rule' is required, e.g. \"tcp:127.0.0.1:2222-:22\"");
-        return NULL;
-    }
-    if (net_parse_hostfwd(rule, &fwd, why, sizeof(why)) < 0) {
-        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "%s", why);
-        return NULL;
-    }
-    int rc = add ? net_slirp_hostfwd_add(nb, &fwd, why, sizeof(why))
-                 : net_slirp_hostfwd_remove(nb, fwd.udp, fwd.host_addr, fwd.host_port, why, sizeof(why));
-    if (rc < 0) {
-        control_error_set(err, CONTROL_ERR_FAILED, "%s", why);
-        return NULL;
-    }
-    return json_object();
-}
-
-static json_t *cmd_hostfwd_add(void *opaque, json_t *args, struct control_error *err)
-{
-    return cmd_hostfwd(opaque, args, err, true);
-}
-
-static json_t *cmd_hostfwd_remove(void *opaque, json_t *args, struct control_error *err)
-{
-    return cmd_hostfwd(opaque, args, err, false);
-}
-
-static json_t *cmd_link(void *opaque, json_t *args, struct control_error *err)
-{
-    struct machine *m = opaque;
-    struct net_backend *nb = cmd_nic(m, args, err);
-    if (!nb)
-        return NULL;
-    const char *state = json_string_value(json_object_get(args, "state"));
-    if (state && strcmp(state, "up") && strcmp(state, "down")) {
-        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "'state' must be \"up\" or \"down\"");
-        return NULL;
-    }
-    if (state)
-        net_backend_set_link(nb, !strcmp(state, "up"));
-    return json_pack("{s:s}", "state", net_backend_link_up(nb) ? "up" : "down");
-}
-
-/* The CD/DVD drive a media command is about ("device": "cdrom"). */
-static int cmd_cdrom_port(struct machine *m, json_t *args, struct control_error *err)
-{
-    const char *dev = json_string_value(json_object_get(args, "device"));
-    if (dev && strcmp(dev, "cdrom")) {
-        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "no removable device '%s' (known: cdrom)", dev);
-        return -1;
-    }
-    if (m->dev->cdrom_port < 0) {
-        control_error_set(err, CONTROL_ERR_FAILED, "the VM has no CD/DVD drive (start it with --cdrom)");
-        return -1;
-    }
-    return m->dev->cdrom_port;
-}
-
-static json_t *cmd_eject(void *opaque, json_t *args, struct control_error *err)
-{
-    struct machine *m = opaque;
-    int port = cmd_cdrom_port(m, args, err);
-    if (port < 0)
-        return NULL;
-    json_t *jf = json_object_get(args, "force");
-    if (jf && !json_is_boolean(jf)) {
-        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "'force' must be true or false");
-        return NULL;
-    }
-    char why[256];
-    if (ahci_eject(m->dev->ahci, port, json_is_true(jf), why, sizeof(why)) < 0) {
-        control_error_set(err, CONTROL_ERR_FAILED, "%s", why);
-        return NULL;
-    }
-    broadcast(m, "media-changed", json_pack("{s:s,s:n}", "device", "cdrom", "path"));
-    return json_object();
-}
-
-static json_t *cmd_change_media(void *opaque, json_t *args, struct control_error *err)
-{
-    struct machine *m = opaque;
-    int port = cmd_cdrom_port(m, args, err);
-    if (port < 0)
-        return NULL;
-    const char *path = json_string_value(json_object_get(args, "path"));
-    if (!path || !*path) {
-        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "'path' (the image to insert) is required");
-        return NULL;
-    }
-    char why[256];
-    if (ahci_change_media(m->dev->ahci, port, path, why, sizeof(why)) < 0) {
-        control_error_set(err, CONTROL_ERR_FAILED, "%s", why);
-        return NULL;
-    }
-    broadcast(m, "media-changed", json_pack("{s:s,s:s}", "device", "cdrom", "path", path));
-    return json_object();
-}
-
-static json_t *cmd_screenshot(void *opaque, json_t *args, struct control_error *err)
-{
-    struct machine *m = opaque;
-    const char *path = json_string_value(json_object_get(args, "path"));
-    if (!path || !*path) {
-        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "'path' (where to write the PNG) is required");
-        return NULL;
-    }
-    if (!m->dev->display) {
-        control_error_set(err, CONTROL_ERR_FAILED, "the VM has no display (started with --display none)");
-        return NULL;
-    }
-    display_refresh(m->dev->display);
-    const struct display_surface *s = display_surface(m->dev->display);
-    char why[256];
-    if (screenshot_png(s, path, why, sizeof(why)) < 0) {
-        control_error_set(err, CONTROL_ERR_FAILED, "%s", why);
-        return NULL;
-    }
-    return json_pack("{s:s,s:i,s:i}", "path", path, "width", (int)s->width, "height", (int)s->height);
-}
-
-/* One key event (make or break codes of one key) every 10 ms, so a long
- * list never overruns the keyboard's queue. */
-#define SEND_KEYS_INTERVAL_NS 10000000ULL
-
-static void send_keys_tick(void *opaque)
-{
-    struct machine *m = opaque;
-    struct machine_devices *d = m->dev;
-    d->keys.timer = 0;
-    if (d->keys.pos >= d->keys.len)
-        return;
-    size_t n = d->keys.buf[d->keys.pos];
-    i8042_kbd_put(d->kbc, &d->keys.buf[d->keys.pos + 1], n);
-    d->keys.pos += 1 + n;
-    if (d->keys.pos < d->keys.len)
-        d->keys.timer = evloop_add_timer(m->loop, SEND_KEYS_INTERVAL_NS, send_keys_tick, m);
-}
-
-/* Appends one length-prefixed event to the queue; false when it is full. */
-static bool queue_key_event(struct machine_devices *d, const uint8_t *codes, size_t n)
-{
-    if (d->keys.len + 1 + n > sizeof(d->keys.buf))
-        return false;
-    d->keys.buf[d->keys.len] = (uint8_t)n;
-    memcpy(&d->keys.buf[d->keys.len + 1], codes, n);
-    d->keys.len += 1 + n;
-    return true;
-}
-
-static json_t *cmd_send_keys(void *opaque, json_t *args, struct control_error *err)
-{
-    struct machine *m = opaque;
-    struct machine_devices *d = m->dev;
-    json_t *keys = json_object_get(args, "keys");
-    if (!json_is_array(keys) || json_array_size(keys) == 0) {
-        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT,
-                          "'keys' must be a list of key names, e.g. [\"ctrl-alt-del\"] or [\"h\",\"i\",\"ret\"]");
-        return NULL;
-    }
-    /* Check every name before queueing any, so a typo sends nothing. */
-    size_t i;
-    json_t *k;
-    json_array_foreach(keys, i, k) {
-        uint8_t make[32], brk[32];
-        size_t ml = sizeof(make), bl = sizeof(brk);
-        if (!json_is_string(k) || keymap_name_to_set2(json_string_value(k), make, &ml, brk, &bl) < 0) {
-            control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "unknown key name %s%s%s",
-                              json_is_string(k) ? "'" : "", json_is_string(k) ? json_string_value(k) : "(not a string)",
-                              json_is_string(k) ? "'" : "");
-            return NULL;
-        }
-    }
-    if (d->keys.pos >= d->keys.len)
-        d->keys.pos = d->keys.len = 0;
-    json_array_foreach(keys, i, k) {
-        uint8_t make[32], brk[32];
-        size_t ml = sizeof(make), bl = sizeof(brk);
-        keymap_name_to_set2(json_string_value(k), make, &ml, brk, &bl);
-        if (!queue_key_event(d, make, ml) || !queue_key_event(d, brk, bl)) {
-            control_error_set(err, CONTROL_ERR_FAILED, "too many keys queued; try again shortly");
-            return NULL;
-        }
-    }
-    if (!d->keys.timer)
-        d->keys.timer = evloop_add_timer(m->loop, 0, send_keys_tick, m);
-    return json_object();
-}
-
-static int setup_control(struct machine *m, char *err, size_t errlen)
-{
-    m->control = control_server_new(m->loop, m->opts.control, err, errlen);
-    if (!m->control)
-        return -1;
-    control_register(m->control, "status", cmd_status, m, "run state, name, CPUs and memory of the VM");
-    control_register(m->control, "pause", cmd_pause, m, "stop the vCPUs");
-    control_register(m->control, "resume", cmd_resume, m, "let paused vCPUs run again");
-    control_register(m->control, "reset", cmd_reset, m, "hard reset, as the reset button");
-    control_register(m->control, "powerdown", cmd_powerdown, m, "press the ACPI power button");
-    control_register(m->control, "quit", cmd_quit, m, "end the VM process at once");
-    control_register(m->control, "hostfwd-add", cmd_hostfwd_add, m,
-                     "forward a host port: {\"rule\":\"tcp:127.0.0.1:2222-:22\",\"nic\":0}");
-    control_register(m->control, "hostfwd-remove", cmd_hostfwd_remove, m,
-                     "remove a forward: {\"rule\":\"tcp:127.0.0.1:2222-:22\"}");
-    control_register(m->control, "screenshot", cmd_screenshot, m,
-                     "write the screen as PNG: {\"path\":\"/abs/shot.png\"}");
-    control_register(m->control, "send-keys", cmd_send_keys, m,
-                     "type keys: {\"keys\":[\"ctrl-alt-del\",\"a\",\"ret\"]}");
-    control_register(m->control, "eject", cmd_eject, m,
-                     "open the CD/DVD tray: {\"device\":\"cdrom\",\"force\":false}");
-    control_register(m->control, "change-media", cmd_change_media, m,
-                     "insert an image: {\"device\":\"cdrom\",\"path\":\"/abs/image.iso\"}");
-    control_register(m->control, "link", cmd_link, m,
-                     "NIC link state: {\"state\":\"up\"|\"down\",\"nic\":0}; without state, report it");
-    return 0;
+    machine_shutdown_event(m, "signal", 0);
 }
 
 /* --- life cycle ---------------------------------------------------------------- */
@@ -1109,7 +765,7 @@ int machine_init(struct machine *m, const struct machine_opts *opts, char *err, 
     if (rc == 0)
         rc = load_boot(m, err, errlen);
     if (rc == 0 && m->opts.control)
-        rc = setup_control(m, err, errlen);
+        rc = machine_control_setup(m, err, errlen);
     pthread_mutex_unlock(&m->lock);
     if (rc < 0)
         return -1;

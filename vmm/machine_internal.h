@@ -1,0 +1,72 @@
+/* What vmm/machine.c shares with the control commands (vmm/commands.c):
+ * the devices of a machine and a few run-control helpers.  Not a public
+ * interface. */
+#ifndef BURROW_MACHINE_INTERNAL_H
+#define BURROW_MACHINE_INTERNAL_H
+
+#include <jansson.h>
+
+#include "vmm/machine.h"
+
+struct acpi_pm;
+struct ahci;
+struct chardev;
+struct debug_exit;
+struct debugcon;
+struct display;
+struct e1000;
+struct fw_cfg;
+struct i440fx;
+struct i8042;
+struct net_backend;
+struct piix3;
+struct rtc_cmos;
+struct sdl_window;
+struct uart8250;
+struct vga;
+struct virtio_blk;
+struct virtio_net;
+struct virtio_rng;
+struct vnc_server;
+
+struct machine_devices {
+    struct i440fx *host;
+    struct piix3 *isa;
+    struct fw_cfg *fw_cfg;
+    struct acpi_pm *pm;
+    struct rtc_cmos *rtc;
+    struct i8042 *kbc;
+    struct chardev *serial_cd;
+    struct uart8250 *com1;
+    struct debugcon *debugcon;
+    struct debug_exit *debug_exit;
+    struct virtio_blk *blk[MACHINE_MAX_DISKS];
+    int nblk;
+    struct ahci *ahci;
+    int sata_ports;                 /* disks on ports 0..sata_ports-1 */
+    int cdrom_port;                 /* -1: no CD/DVD drive */
+    struct virtio_rng *rng;
+    struct display *display;
+    struct vga *vga;
+    struct vnc_server *vnc;
+    struct sdl_window *sdl;
+    struct {                        /* send-keys: bytes paced out by a timer */
+        uint8_t buf[4096];
+        size_t len, pos;
+        int timer;
+    } keys;
+    struct net_backend *net[MACHINE_MAX_NICS];
+    struct virtio_net *vnet[MACHINE_MAX_NICS];
+    struct e1000 *e1000[MACHINE_MAX_NICS];
+    struct pci_device *nic_pci[MACHINE_MAX_NICS];
+    int nnics;
+};
+
+/* Sends an event to every control client (steals data; NULL: {}). */
+void machine_broadcast(struct machine *m, const char *event, json_t *data);
+/* Announces the end of the VM ("shutdown" event) and quits with status. */
+void machine_shutdown_event(struct machine *m, const char *reason, int status);
+/* Creates the control socket and registers the commands. */
+int machine_control_setup(struct machine *m, char *err, size_t errlen);
+
+#endif
