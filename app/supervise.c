@@ -60,6 +60,10 @@ char **supervise_build_argv(const char *binary, const struct burrow_vmdef *def,
     g_ptr_array_add(a, g_strdup(binary));
     g_ptr_array_add(a, g_strdup("--name"));
     g_ptr_array_add(a, g_strdup(def->name));
+    if (def->uuid[0]) {
+        g_ptr_array_add(a, g_strdup("--uuid"));
+        g_ptr_array_add(a, g_strdup(def->uuid));
+    }
     g_ptr_array_add(a, g_strdup("--memory"));
     g_ptr_array_add(a, g_strdup_printf("%u", def->memory_mib));
     g_ptr_array_add(a, g_strdup("--cpus"));

@@ -329,7 +329,8 @@ static int setup_fw_cfg(struct machine *m, char *err, size_t errlen)
         .bios_size = m->bios_size,
         .entry_point = SMBIOS_EP_32,
     };
-    if (smbios_random_uuid(sc.uuid) < 0 || smbios_build_fw_cfg(&sc, fw) < 0) {
+    if ((m->opts.uuid ? smbios_uuid_parse(m->opts.uuid, sc.uuid) : smbios_random_uuid(sc.uuid)) < 0 ||
+        smbios_build_fw_cfg(&sc, fw) < 0) {
         snprintf(err, errlen, "cannot build the SMBIOS tables");
         return -1;
     }

@@ -32,6 +32,7 @@ struct machine_opts {
     uint64_t memory_mib;
     int cpus;
     const char *name;
+    const char *uuid;               /* SMBIOS system UUID; NULL: random */
     const char *firmware;
     const char *kernel, *initrd, *append;
     struct disk_opt disks[MACHINE_MAX_DISKS];

@@ -11,6 +11,7 @@
 
 #include "devices/util.h"
 #include "vmm/machine.h"
+#include "vmm/smbios.h"
 
 #define DEFAULT_FIRMWARE "/usr/share/seabios/bios-256k.bin"
 #define MAX_MEMORY_MIB   (1024ULL * 1024)   /* 1 TiB */
@@ -24,6 +25,7 @@ static void usage(FILE *f)
 "\n"
 "Machine:\n"
 "  --name NAME            name shown in messages and the control socket's status\n"
+"  --uuid UUID            the machine's UUID (SMBIOS; default: a random one)\n"
 "  --memory MIB           guest RAM in MiB (default 512; RAM above 3 GiB is placed\n"
 "                         above 4 GiB)\n"
 "  --cpus N               number of vCPUs, 1-%d (default 1)\n"
@@ -193,7 +195,7 @@ enum {
     OPT_MEMORY = 256, OPT_CPUS, OPT_NAME, OPT_FIRMWARE, OPT_KERNEL, OPT_INITRD, OPT_APPEND,
     OPT_DISK, OPT_SERIAL, OPT_DISPLAY, OPT_CONTROL, OPT_FIRMWARE_LOG, OPT_DEBUG_EXIT,
     OPT_NO_RNG, OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_NET, OPT_BOOT, OPT_CDROM,
-    OPT_VNC_PASSWORD_FILE, OPT_VGA_ROM,
+    OPT_VNC_PASSWORD_FILE, OPT_VGA_ROM, OPT_UUID,
 };
 
 static const struct option long_opts[] = {
@@ -216,6 +218,7 @@ static const struct option long_opts[] = {
     { "cdrom", required_argument, NULL, OPT_CDROM },
     { "vnc-password-file", required_argument, NULL, OPT_VNC_PASSWORD_FILE },
     { "vga-rom", required_argument, NULL, OPT_VGA_ROM },
+    { "uuid", required_argument, NULL, OPT_UUID },
     { "verbose", no_argument, NULL, OPT_VERBOSE },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
@@ -267,6 +270,13 @@ int main(int argc, char **argv)
             break;
         case OPT_VNC_PASSWORD_FILE: o.vnc_password_file = optarg; break;
         case OPT_VGA_ROM: o.vga_rom = optarg; break;
+        case OPT_UUID: {
+            uint8_t u[16];
+            if (smbios_uuid_parse(optarg, u) < 0)
+                return fail("--uuid: '%s' is not a UUID like 123e4567-e89b-12d3-a456-426614174000", optarg);
+            o.uuid = optarg;
+            break;
+        }
         case OPT_CONTROL: o.control = optarg; break;
         case OPT_FIRMWARE_LOG: o.firmware_log = optarg; break;
         case OPT_DEBUG_EXIT: o.debug_exit = true; break;

@@ -520,3 +520,27 @@ void smbios_uuid_format(const uint8_t u[16], char out[37])
              u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7],
              u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
 }
+
+int smbios_uuid_parse(const char *s, uint8_t uuid[16])
+{
+    unsigned n = 0;
+    for (unsigned i = 0; s[i]; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return -1;
+            continue;
+        }
+        int hi = s[i];
+        int v = hi >= '0' && hi <= '9' ? hi - '0'
+              : hi >= 'a' && hi <= 'f' ? hi - 'a' + 10
+              : hi >= 'A' && hi <= 'F' ? hi - 'A' + 10 : -1;
+        if (v < 0 || n >= 32)
+            return -1;
+        if (n % 2 == 0)
+            uuid[n / 2] = (uint8_t)(v << 4);
+        else
+            uuid[n / 2] |= (uint8_t)v;
+        n++;
+    }
+    return n == 32 && strlen(s) == 36 ? 0 : -1;
+}

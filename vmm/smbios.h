@@ -80,6 +80,10 @@ int smbios_build_fw_cfg(const struct smbios_config *cfg, struct fw_cfg *fw);
  * Returns 0, or -1 if none could be had. */
 int smbios_random_uuid(uint8_t uuid[16]);
 
+/* Parses "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" (hex digits, either case).
+ * Returns 0, or -1 when s is not such a UUID. */
+int smbios_uuid_parse(const char *s, uint8_t uuid[16]);
+
 /* Prints uuid as 36 characters "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" and a
  * NUL into out. */
 void smbios_uuid_format(const uint8_t uuid[16], char out[37]);

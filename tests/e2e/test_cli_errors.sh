@@ -40,6 +40,8 @@ expect_error "firmware '$BURROW_TMP/nofw.bin'" --firmware "$BURROW_TMP/nofw.bin"
 expect_error "kernel '$BURROW_TMP/vmlinuz'" --kernel "$BURROW_TMP/vmlinuz"
 expect_error "need --kernel" --initrd "$disk"
 expect_error "unsupported display 'gtk'" --display gtk
+expect_error "--uuid: 'nope'" --uuid nope
+expect_error "--uuid: '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1fz'" --uuid 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1fz
 # The serial backend is opened after KVM is set up.
 if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
     expect_error "unknown serial backend" --serial bogus:x --firmware "$disk" --memory 16

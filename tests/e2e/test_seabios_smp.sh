@@ -16,11 +16,13 @@ for cpus in 4 1; do
     FWLOG=$BURROW_TMP/firmware-$cpus.log
     burrow_add_log "$FWLOG"
     burrow_run_vm "smp-$cpus" --cpus "$cpus" --memory 128 --disk "$BURROW_TMP/disk.img,if=virtio" \
+        --uuid "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f$cpus" \
         --serial none --display none --firmware-log "$FWLOG" --debug-exit
     burrow_expect_status 67 "the boot sector's pass byte 0x21"
     burrow_expect_prefix "$FWLOG" "Found $cpus cpu(s) max supported "
-    # SeaBIOS prints the UUID only from SMBIOS tables the machine handed it.
-    burrow_expect_prefix "$FWLOG" "Machine UUID "
+    # SeaBIOS prints the UUID only from SMBIOS tables the machine handed it:
+    # the one given with --uuid.
+    burrow_expect_line "$FWLOG" "Machine UUID 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f$cpus"
 done
 
 echo "PASS: SeaBIOS found 4 vCPUs, then 1"
