@@ -558,6 +558,35 @@ static void clone_entry_changed(GtkEditable *ed, gpointer data)
     gtk_widget_set_sensitive(ok, burrow_name_valid(gtk_entry_get_text(GTK_ENTRY(ed)), &err));
 }
 
+struct clone_dialog {
+    struct manager *m;
+    char *name;          /* the VM being copied */
+    GtkWidget *entry;
+};
+
+static void clone_response(GtkDialog *d, int response, gpointer data)
+{
+    struct clone_dialog *cd = data;
+    struct manager *m = cd->m;
+    char *new_name = g_strdup(gtk_entry_get_text(GTK_ENTRY(cd->entry)));
+    gtk_widget_destroy(GTK_WIDGET(d));
+    /* The VM may have gone while the dialog was open. */
+    struct vm_entry *e = g_hash_table_lookup(m->vms, cd->name);
+    g_free(cd->name);
+    g_free(cd);
+    if (response != GTK_RESPONSE_ACCEPT || !e || !e->vm || e->busy) {
+        g_free(new_name);
+        return;
+    }
+    struct vm_op *o = vm_op_new(e->name);
+    o->new_name = new_name;
+    e->busy = true;
+    manager_entry_changed(m, e);
+    char *title = g_strdup_printf("Cloning “%s” as “%s”", e->name, new_name);
+    op_run(m, GTK_WINDOW(m->window), title, work_clone, done_clone, o, vm_op_free);
+    g_free(title);
+}
+
 static void clone_vm(struct manager *m, struct vm_entry *e)
 {
     GtkWidget *d = gtk_dialog_new_with_buttons("Clone virtual machine", GTK_WINDOW(m->window),
@@ -582,21 +611,14 @@ static void clone_vm(struct manager *m, struct vm_entry *e)
     g_signal_connect(entry, "changed", G_CALLBACK(clone_entry_changed), ok);
     gtk_container_add(GTK_CONTAINER(box), label);
     gtk_container_add(GTK_CONTAINER(box), entry);
+    /* Not gtk_dialog_run(): a nested main loop would keep the rest of the
+     * window (and accessibility clients) waiting. */
+    struct clone_dialog *cd = g_new0(struct clone_dialog, 1);
+    cd->m = m;
+    cd->name = g_strdup(e->name);
+    cd->entry = entry;
+    g_signal_connect(d, "response", G_CALLBACK(clone_response), cd);
     gtk_widget_show_all(d);
-    int r = gtk_dialog_run(GTK_DIALOG(d));
-    char *new_name = g_strdup(gtk_entry_get_text(GTK_ENTRY(entry)));
-    gtk_widget_destroy(d);
-    if (r != GTK_RESPONSE_ACCEPT) {
-        g_free(new_name);
-        return;
-    }
-    struct vm_op *o = vm_op_new(e->name);
-    o->new_name = new_name;
-    e->busy = true;
-    manager_entry_changed(m, e);
-    char *title = g_strdup_printf("Cloning “%s” as “%s”", e->name, new_name);
-    op_run(m, GTK_WINDOW(m->window), title, work_clone, done_clone, o, vm_op_free);
-    g_free(title);
 }
 
 static void show_console(struct manager *m, struct vm_entry *e)
