@@ -147,21 +147,37 @@ static struct burrow_vm *load_or_fail(const char *name)
 
 #define HELP_OPT { "help", no_argument, NULL, 'h' }
 
-/* Commands that take NAME and nothing else but --help. */
-static int simple_args(const char *cmd, const char *help, int argc, char **argv, const char **name)
+/* Parses --help and, when flag is given, one boolean --FLAG.  Returns -1 to
+ * go on (optind at the first operand), else the exit status: 0 after the
+ * help text, 2 for an unknown option. */
+static int parse_opts(const char *cmd, const char *help, int argc, char **argv,
+                      const char *flag, bool *flag_set)
 {
-    static const struct option opts[] = { HELP_OPT, { NULL, 0, NULL, 0 } };
+    const struct option opts[] = { { flag ? flag : "help", no_argument, NULL, 'f' }, HELP_OPT,
+                                   { NULL, 0, NULL, 0 } };
     optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", flag ? opts : opts + 1, NULL)) != -1) {
         if (c == 'h') {
             fputs(help, stdout);
-            return -1;
+            return 0;
         }
-        return bad_option(cmd, c, argv) + 1000;
+        if (c == 'f' && flag)
+            *flag_set = true;
+        else
+            return bad_option(cmd, c, argv);
     }
-    int rc = want_name(cmd, argc, argv, name);
+    return -1;
+}
+
+/* Commands that take NAME and nothing else but --help. */
+static int simple_args(const char *cmd, const char *help, int argc, char **argv, const char **name)
+{
+    int rc = parse_opts(cmd, help, argc, argv, NULL, NULL);
+    if (rc >= 0)
+        return rc == 0 ? -1 : rc + 1000;
+    rc = want_name(cmd, argc, argv, name);
     return rc ? rc + 1000 : 0;
 }
 /* simple_args' results: 0 go on, -1 help shown (exit 0), 1000+rc: exit rc. */
@@ -355,22 +371,10 @@ static const char help_list[] =
 
 static int cmd_list(int argc, char **argv)
 {
-    static const struct option opts[] = { { "json", no_argument, NULL, 'j' }, HELP_OPT,
-                                          { NULL, 0, NULL, 0 } };
     bool as_json = false;
-    optind = 0;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(help_list, stdout);
-            return 0;
-        }
-        if (c == 'j')
-            as_json = true;
-        else
-            return bad_option("list", c, argv);
-    }
+    int rc_ = parse_opts("list", help_list, argc, argv, "json", &as_json);
+    if (rc_ >= 0)
+        return rc_;
     if (optind < argc)
         return usage_error("list", "unexpected argument '%s'", argv[optind]);
     struct burrow_error err;
@@ -423,22 +427,10 @@ static const char help_show[] =
 
 static int cmd_show(int argc, char **argv)
 {
-    static const struct option opts[] = { { "json", no_argument, NULL, 'j' }, HELP_OPT,
-                                          { NULL, 0, NULL, 0 } };
     bool as_json = false;
-    optind = 0;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(help_show, stdout);
-            return 0;
-        }
-        if (c == 'j')
-            as_json = true;
-        else
-            return bad_option("show", c, argv);
-    }
+    int rc_ = parse_opts("show", help_show, argc, argv, "json", &as_json);
+    if (rc_ >= 0)
+        return rc_;
     const char *name;
     int r = want_name("show", argc, argv, &name);
     if (r)
@@ -508,22 +500,10 @@ static const char help_status[] =
 
 static int cmd_status(int argc, char **argv)
 {
-    static const struct option opts[] = { { "json", no_argument, NULL, 'j' }, HELP_OPT,
-                                          { NULL, 0, NULL, 0 } };
     bool as_json = false;
-    optind = 0;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(help_status, stdout);
-            return 0;
-        }
-        if (c == 'j')
-            as_json = true;
-        else
-            return bad_option("status", c, argv);
-    }
+    int rc_ = parse_opts("status", help_status, argc, argv, "json", &as_json);
+    if (rc_ >= 0)
+        return rc_;
     const char *name;
     int r = want_name("status", argc, argv, &name);
     if (r)
@@ -1150,17 +1130,9 @@ static const char help_screenshot[] =
 
 static int cmd_screenshot(int argc, char **argv)
 {
-    static const struct option opts[] = { HELP_OPT, { NULL, 0, NULL, 0 } };
-    optind = 0;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(help_screenshot, stdout);
-            return 0;
-        }
-        return bad_option("screenshot", c, argv);
-    }
+    int rc_ = parse_opts("screenshot", help_screenshot, argc, argv, NULL, NULL);
+    if (rc_ >= 0)
+        return rc_;
     if (argc - optind != 2)
         return usage_error("screenshot", "needs NAME and FILE");
     const char *name = argv[optind], *file = argv[optind + 1];
@@ -1232,17 +1204,9 @@ static const char help_clone[] =
 
 static int cmd_clone(int argc, char **argv)
 {
-    static const struct option opts[] = { HELP_OPT, { NULL, 0, NULL, 0 } };
-    optind = 0;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(help_clone, stdout);
-            return 0;
-        }
-        return bad_option("clone", c, argv);
-    }
+    int rc_ = parse_opts("clone", help_clone, argc, argv, NULL, NULL);
+    if (rc_ >= 0)
+        return rc_;
     if (argc - optind != 2)
         return usage_error("clone", "needs NAME and NEW");
     struct burrow_error err;
@@ -1266,22 +1230,10 @@ static const char help_delete[] =
 
 static int cmd_delete(int argc, char **argv)
 {
-    static const struct option opts[] = { { "keep-disks", no_argument, NULL, 'k' }, HELP_OPT,
-                                          { NULL, 0, NULL, 0 } };
     bool keep = false;
-    optind = 0;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(help_delete, stdout);
-            return 0;
-        }
-        if (c == 'k')
-            keep = true;
-        else
-            return bad_option("delete", c, argv);
-    }
+    int rc_ = parse_opts("delete", help_delete, argc, argv, "keep-disks", &keep);
+    if (rc_ >= 0)
+        return rc_;
     const char *name;
     int r = want_name("delete", argc, argv, &name);
     if (r)
