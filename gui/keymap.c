@@ -7,6 +7,7 @@
  * Keysym values are those of X11's keysymdef.h, the RFB protocol's. */
 #include "gui/keymap.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -331,4 +332,449 @@ int keymap_name_to_set2(const char *name, uint8_t *make, size_t *make_len,
     *make_len = mn;
     *brk_len = bn;
     return 0;
+}
+
+/* ---- Keyboard layouts ----
+ *
+ * A layout lists, for each of the four rows of character keys, the
+ * characters every key produces at the four levels: plain, Shift, AltGr,
+ * Shift+AltGr.  The strings are UTF-8 with one character per key in the
+ * order of layout_rows[]; a space means the key has nothing at that level
+ * (the space bar is not in these rows).  Only characters with a keysym of
+ * their own are listed: Latin-1 (keysym = code point) and the euro sign
+ * (keysym 0x20ac).  The contents follow the layouts' standard definitions
+ * (the X keyboard configuration's basic variants, which match the printed
+ * key caps); dead keys are listed separately. */
+
+/* The character keys by row, named by their US position.  The last key of
+ * row 1 is US backslash, which is also the ISO keyboard's key left of
+ * Enter; row 3 starts with the ISO key right of left Shift. */
+static const uint8_t layout_row0[] = {
+    0x0e, 0x16, 0x1e, 0x26, 0x25, 0x2e, 0x36, 0x3d, 0x3e, 0x46, 0x45, 0x4e, 0x55,
+};
+static const uint8_t layout_row1[] = {
+    0x15, 0x1d, 0x24, 0x2d, 0x2c, 0x35, 0x3c, 0x43, 0x44, 0x4d, 0x54, 0x5b, 0x5d,
+};
+static const uint8_t layout_row2[] = {
+    0x1c, 0x1b, 0x23, 0x2b, 0x34, 0x33, 0x3b, 0x42, 0x4b, 0x4c, 0x52,
+};
+static const uint8_t layout_row3[] = {
+    0x61, 0x1a, 0x22, 0x21, 0x2a, 0x32, 0x31, 0x3a, 0x41, 0x49, 0x4a,
+};
+
+static const struct {
+    const uint8_t *keys;
+    size_t n;
+} layout_rows[4] = {
+    { layout_row0, ARRAY_SIZE(layout_row0) },
+    { layout_row1, ARRAY_SIZE(layout_row1) },
+    { layout_row2, ARRAY_SIZE(layout_row2) },
+    { layout_row3, ARRAY_SIZE(layout_row3) },
+};
+
+/* X11 dead-key keysyms. */
+#define XK_dead_grave      0xfe50
+#define XK_dead_acute      0xfe51
+#define XK_dead_circumflex 0xfe52
+#define XK_dead_tilde      0xfe53
+#define XK_dead_diaeresis  0xfe57
+#define XK_dead_abovering  0xfe58
+#define XK_dead_cedilla    0xfe5b
+#define XK_EuroSign        0x20ac
+
+#define MOD_S  KEYMAP_MOD_SHIFT
+#define MOD_G  KEYMAP_MOD_ALTGR
+
+struct layout_extra {
+    uint32_t keysym;
+    uint8_t key;
+    uint8_t mods;
+};
+
+struct keymap_layout {
+    const char *name;
+    /* [row][level], level: 0 plain, 1 Shift, 2 AltGr, 3 Shift+AltGr. */
+    const char *rows[4][4];
+    const struct layout_extra *extra;   /* dead keys; ends with keysym 0 */
+};
+
+static const struct layout_extra de_extra[] = {
+    { XK_dead_circumflex, 0x0e, 0 },
+    { XK_dead_acute, 0x55, 0 },
+    { XK_dead_grave, 0x55, MOD_S },
+    { XK_dead_cedilla, 0x55, MOD_G },
+    { XK_dead_diaeresis, 0x54, MOD_G },
+    { XK_dead_abovering, 0x54, MOD_S | MOD_G },
+    { XK_dead_tilde, 0x5b, MOD_G },
+    { 0, 0, 0 },
+};
+
+static const struct layout_extra gb_extra[] = {
+    { XK_dead_cedilla, 0x55, MOD_G },
+    { XK_dead_diaeresis, 0x54, MOD_G },
+    { XK_dead_tilde, 0x5b, MOD_G },
+    { XK_dead_grave, 0x5d, MOD_G },
+    { XK_dead_acute, 0x4c, MOD_G },
+    { XK_dead_circumflex, 0x52, MOD_G },
+    { 0, 0, 0 },
+};
+
+static const struct layout_extra fr_extra[] = {
+    { XK_dead_circumflex, 0x54, 0 },
+    { XK_dead_diaeresis, 0x54, MOD_S },
+    { XK_dead_tilde, 0x1e, MOD_G },
+    { XK_dead_grave, 0x3d, MOD_G },
+    { 0, 0, 0 },
+};
+
+static const struct layout_extra es_extra[] = {
+    { XK_dead_grave, 0x54, 0 },
+    { XK_dead_circumflex, 0x54, MOD_S },
+    { XK_dead_acute, 0x52, 0 },
+    { XK_dead_diaeresis, 0x52, MOD_S },
+    { XK_dead_tilde, 0x55, MOD_G },
+    { 0, 0, 0 },
+};
+
+static const struct layout_extra it_extra[] = {
+    { XK_dead_tilde, 0x26, MOD_S | MOD_G },
+    { 0, 0, 0 },
+};
+
+static const struct keymap_layout layout_en_us = { .name = "en-us" };
+
+static const struct keymap_layout layout_en_gb = {
+    .name = "en-gb",
+    .rows = {
+        { "`1234567890-=", "¬!\"£$%^&*()_+", "|¹²³€½¾{[]}\\ ", "|¡ £¼    ±°¿ " },
+        { "qwertyuiop[]#", "QWERTYUIOP{}~", "@ e¶    øþ  ", "  E® ¥  ØÞ  " },
+        { "asdfghjkl;'", "ASDFGHJKL:@", "æßð        ", "Æ§Ðª       " },
+        { "\\zxcvbnm,./", "|ZXCVBNM<>?", "|«»¢   µ ·  ", "¦  ©   º×÷ " },
+    },
+    .extra = gb_extra,
+};
+
+static const struct keymap_layout layout_de = {
+    .name = "de",
+    .rows = {
+        { "^1234567890ß´", "°!\"§$%&/()=?`", " ¹²³¼½¬{[]}\\¸", " ¡ £¤    ± ¿ " },
+        { "qwertzuiopü+#", "QWERTZUIOPÜ*'", "@ €¶    øþ¨~ ", "  €® ¥  ØÞ°¯ " },
+        { "asdfghjklöä", "ASDFGHJKLÖÄ", "æ ð       ^", "Æ§Ðª   &   " },
+        { "<yxcvbnm,.-", ">YXCVBNM;:_", "|»«¢   µ·  ", "   ©   º×÷ " },
+    },
+    .extra = de_extra,
+};
+
+static const struct keymap_layout layout_fr = {
+    .name = "fr",
+    .rows = {
+        { "²&é\"'(-è_çà)=", " 1234567890°+", "¬¹~#{[|`\\^@]}", " ¡ £$    ±°¿ " },
+        { "azertyuiop^$*", "AZERTYUIOP¨£µ", "æ«€¶    øþ ¤ ", "Æ ¢® ¥  ØÞ ¯ " },
+        { "qsdfghjklmù", "QSDFGHJKLM%", " ßð        ", " §Ðª     º " },
+        { "<wxcvbn,;:!", ">WXCVBN?./§", "  »¢   ´ · ", "¦  ©    ×÷ " },
+    },
+    .extra = fr_extra,
+};
+
+static const struct keymap_layout layout_es = {
+    .name = "es",
+    .rows = {
+        { "º1234567890'¡", "ª!\"·$%&/()=?¿", "\\|@#~½¬{[]}\\~", "\\¡ £$    ±°¿ " },
+        { "qwertyuiop`+ç", "QWERTYUIOP^*Ç", "@ €¶    øþ[]}", "  ¢® ¥  ØÞ" },
+        { "asdfghjklñ´", "ASDFGHJKLÑ¨", "æßð      ~{", "Æ§Ðª       " },
+        { "<zxcvbnm,.-", ">ZXCVBNM;:_", "|«»¢   µ   ", "¦  ©    ×÷" },
+    },
+    .extra = es_extra,
+};
+
+static const struct keymap_layout layout_it = {
+    .name = "it",
+    .rows = {
+        { "\\1234567890'ì", "|!\"£$%&/()=?^", "¬¹²³¼½¬{[]}`~", "¦¡ £     ±°¿ " },
+        { "qwertyuiopè+ù", "QWERTYUIOPé*§", "@ €¶    øþ[]", "  ¢® ¥  ØÞ{}" },
+        { "asdfghjklòà", "ASDFGHJKLç°", "æßð      @#", "Æ§Ðª       " },
+        { "<zxcvbnm,.-", ">ZXCVBNM;:_", " «»¢  ñµ · ", "   ©  Ñº× ÷" },
+    },
+    .extra = it_extra,
+};
+
+static const struct keymap_layout *const layouts[] = {
+    &layout_en_us, &layout_en_gb, &layout_de, &layout_fr, &layout_es, &layout_it,
+};
+
+static const char *const layout_names[] = {
+    "en-us", "en-gb", "de", "fr", "es", "it", NULL,
+};
+
+const char *const *keymap_layouts(void)
+{
+    return layout_names;
+}
+
+const struct keymap_layout *keymap_layout_find(const char *name, char *err, size_t errlen)
+{
+    size_t n;
+
+    if (!name || !*name)
+        return &layout_en_us;
+    for (size_t i = 0; i < ARRAY_SIZE(layouts); i++)
+        if (strcasecmp(layouts[i]->name, name) == 0)
+            return layouts[i];
+    if (err && errlen) {
+        n = (size_t)snprintf(err, errlen, "unknown keyboard layout '%s' (known:", name);
+        for (size_t i = 0; i < ARRAY_SIZE(layouts) && n < errlen; i++)
+            n += (size_t)snprintf(err + n, errlen - n, "%s %s", i ? "," : "",
+                                  layouts[i]->name);
+        if (n < errlen)
+            snprintf(err + n, errlen - n, ")");
+    }
+    return NULL;
+}
+
+const char *keymap_layout_name(const struct keymap_layout *l)
+{
+    return l ? l->name : layout_en_us.name;
+}
+
+/* The next UTF-8 character of *p as a keysym, advancing *p; 0 at the end
+ * or for a malformed sequence (the tables are ours and well formed). */
+static uint32_t next_keysym(const char **p)
+{
+    const unsigned char *s = (const unsigned char *)*p;
+    uint32_t cp;
+
+    if (!s[0])
+        return 0;
+    if (s[0] < 0x80) {
+        cp = s[0];
+        *p += 1;
+    } else if ((s[0] & 0xe0) == 0xc0 && (s[1] & 0xc0) == 0x80) {
+        cp = ((uint32_t)(s[0] & 0x1f) << 6) | (s[1] & 0x3f);
+        *p += 2;
+    } else if ((s[0] & 0xf0) == 0xe0 && (s[1] & 0xc0) == 0x80 && (s[2] & 0xc0) == 0x80) {
+        cp = ((uint32_t)(s[0] & 0x0f) << 12) | ((uint32_t)(s[1] & 0x3f) << 6) | (s[2] & 0x3f);
+        *p += 3;
+    } else {
+        return 0;
+    }
+    /* Latin-1 keysyms equal their code points, and so does EuroSign;
+     * other characters have keysym 0x01000000 + code point. */
+    if (cp <= 0xff || cp == XK_EuroSign)
+        return cp;
+    return 0x01000000u | cp;
+}
+
+/* Viewers may send a Latin-1 character or the euro sign as a Unicode
+ * keysym (0x01000000 + code point); use the legacy keysym. */
+static uint32_t canonical_keysym(uint32_t keysym)
+{
+    if (keysym >= 0x01000020 && keysym <= 0x010000ff)
+        return keysym - 0x01000000;
+    if (keysym == (0x01000000u | XK_EuroSign))
+        return XK_EuroSign;
+    return keysym;
+}
+
+/* Where keysym is in the layout's rows: level 0..3 and key, or -1. */
+static int find_in_rows(const struct keymap_layout *l, uint32_t keysym, uint8_t *key)
+{
+    for (int level = 0; level < 4; level++) {
+        for (size_t r = 0; r < 4; r++) {
+            const char *p = l->rows[r][level];
+            if (!p)
+                continue;
+            for (size_t i = 0; i < layout_rows[r].n; i++) {
+                uint32_t ks = next_keysym(&p);
+                if (!ks)
+                    break;
+                if (ks == keysym) {
+                    *key = layout_rows[r].keys[i];
+                    return level;
+                }
+            }
+        }
+    }
+    return -1;
+}
+
+/* The other case of a Latin-1 letter, or 0 (digits, symbols, and the
+ * letters without one: ß, ÿ). */
+static uint32_t other_case(uint32_t ks)
+{
+    if (ks >= 'a' && ks <= 'z')
+        return ks - 0x20;
+    if (ks >= 'A' && ks <= 'Z')
+        return ks + 0x20;
+    if (ks >= 0xe0 && ks <= 0xfe && ks != 0xf7)
+        return ks - 0x20;
+    if (ks >= 0xc0 && ks <= 0xde && ks != 0xd7)
+        return ks + 0x20;
+    return 0;
+}
+
+bool keymap_layout_lookup(const struct keymap_layout *l, uint32_t keysym,
+                          struct keymap_sym *out)
+{
+    uint8_t key = 0;
+    int level;
+
+    out->key = 0;
+    out->mods = 0;
+    out->force = 0;
+    if (!l || l == &layout_en_us) {
+        out->key = keymap_keysym_to_key(keysym);
+        return out->key != 0;
+    }
+    keysym = canonical_keysym(keysym);
+    /* The space bar and the non-printable keys are in the same place on
+     * every layout, and take the modifiers the viewer holds. */
+    if (keysym == ' ' || (keysym >= 0xfe00 && keysym <= 0xffff &&
+                          (keysym < XK_dead_grave || keysym > 0xfe8f))) {
+        out->key = keymap_keysym_to_key(keysym);
+        return out->key != 0;
+    }
+    level = find_in_rows(l, keysym, &key);
+    if (level >= 0) {
+        out->key = key;
+        out->mods = (uint8_t)(((level & 1) ? KEYMAP_MOD_SHIFT : 0) |
+                              ((level & 2) ? KEYMAP_MOD_ALTGR : 0));
+        out->force = KEYMAP_MOD_SHIFT | KEYMAP_MOD_ALTGR;
+        /* A letter whose other case is the same key at the other Shift
+         * level keeps the viewer's Shift (and so the guest's Caps Lock). */
+        uint32_t oc = other_case(keysym);
+        uint8_t okey = 0;
+        int olevel = oc ? find_in_rows(l, oc, &okey) : -1;
+        if (olevel >= 0 && okey == key && (olevel ^ level) == 1)
+            out->force = KEYMAP_MOD_ALTGR;
+        return true;
+    }
+    for (const struct layout_extra *e = l->extra; e && e->keysym; e++) {
+        if (e->keysym == keysym) {
+            out->key = e->key;
+            out->mods = e->mods;
+            out->force = KEYMAP_MOD_SHIFT | KEYMAP_MOD_ALTGR;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- A viewer's keyboard state ---- */
+
+#define KEY_SHIFT_L 0x12
+#define KEY_SHIFT_R 0x59
+#define KEY_ALTGR   (KEY_E0 | 0x11)
+
+void keymap_state_init(struct keymap_state *s, const struct keymap_layout *l)
+{
+    memset(s, 0, sizeof(*s));
+    s->layout = l;
+}
+
+void keymap_state_set_layout(struct keymap_state *s, const struct keymap_layout *l)
+{
+    s->layout = l;
+}
+
+static bool key_held(const struct keymap_state *s, keymap_key key)
+{
+    for (unsigned i = 0; i < s->nheld; i++)
+        if (s->held[i].key == key)
+            return true;
+    return false;
+}
+
+static void forget_held(struct keymap_state *s, unsigned i)
+{
+    s->held[i] = s->held[--s->nheld];
+}
+
+size_t keymap_state_key(struct keymap_state *s, uint32_t keysym, bool down,
+                        struct keymap_step *steps)
+{
+    struct keymap_sym sym;
+    keymap_key lifted[3], pressed[2];
+    size_t nl = 0, np = 0, n = 0;
+
+    if (!down) {
+        /* The key the press went to. */
+        for (unsigned i = 0; i < s->nheld; i++) {
+            if (s->held[i].keysym == keysym) {
+                keymap_key key = s->held[i].key;
+                forget_held(s, i);
+                steps[0] = (struct keymap_step){ key, false };
+                return 1;
+            }
+        }
+        if (!keymap_layout_lookup(s->layout, keysym, &sym))
+            return 0;
+        for (unsigned i = s->nheld; i-- > 0;)
+            if (s->held[i].key == sym.key)
+                forget_held(s, i);
+        steps[0] = (struct keymap_step){ sym.key, false };
+        return 1;
+    }
+
+    if (!keymap_layout_lookup(s->layout, keysym, &sym))
+        return 0;
+
+    /* Bring Shift and AltGr to what the character needs. */
+    if (sym.force & KEYMAP_MOD_SHIFT) {
+        bool l = key_held(s, KEY_SHIFT_L), r = key_held(s, KEY_SHIFT_R);
+        if (sym.mods & KEYMAP_MOD_SHIFT) {
+            if (!l && !r)
+                pressed[np++] = KEY_SHIFT_L;
+        } else {
+            if (l)
+                lifted[nl++] = KEY_SHIFT_L;
+            if (r)
+                lifted[nl++] = KEY_SHIFT_R;
+        }
+    }
+    if (sym.force & KEYMAP_MOD_ALTGR) {
+        bool g = key_held(s, KEY_ALTGR);
+        if ((sym.mods & KEYMAP_MOD_ALTGR) && !g)
+            pressed[np++] = KEY_ALTGR;
+        else if (!(sym.mods & KEYMAP_MOD_ALTGR) && g)
+            lifted[nl++] = KEY_ALTGR;
+    }
+    for (size_t i = 0; i < nl; i++)
+        steps[n++] = (struct keymap_step){ lifted[i], false };
+    for (size_t i = 0; i < np; i++)
+        steps[n++] = (struct keymap_step){ pressed[i], true };
+    steps[n++] = (struct keymap_step){ sym.key, true };
+    for (size_t i = np; i-- > 0;)
+        steps[n++] = (struct keymap_step){ pressed[i], false };
+    for (size_t i = nl; i-- > 0;)
+        steps[n++] = (struct keymap_step){ lifted[i], true };
+
+    /* Remember the key for the release; a repeated press (viewers send
+     * auto-repeat as presses) is already there. */
+    for (unsigned i = 0; i < s->nheld; i++)
+        if (s->held[i].keysym == keysym) {
+            s->held[i].key = sym.key;
+            return n;
+        }
+    if (s->nheld < KEYMAP_MAX_HELD) {
+        s->held[s->nheld].keysym = keysym;
+        s->held[s->nheld].key = sym.key;
+        s->nheld++;
+    }
+    return n;
+}
+
+size_t keymap_state_release_all(struct keymap_state *s, struct keymap_step *steps, size_t cap)
+{
+    size_t n = 0;
+
+    for (unsigned i = 0; i < s->nheld && n < cap; i++) {
+        bool dup = false;
+        for (unsigned j = 0; j < i; j++)
+            if (s->held[j].key == s->held[i].key)
+                dup = true;
+        if (!dup)
+            steps[n++] = (struct keymap_step){ s->held[i].key, false };
+    }
+    s->nheld = 0;
+    return n;
 }

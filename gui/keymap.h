@@ -48,4 +48,90 @@ size_t keymap_key_set2(keymap_key key, bool down, uint8_t *out);
 int keymap_name_to_set2(const char *name, uint8_t *make, size_t *make_len,
                         uint8_t *brk, size_t *brk_len);
 
+/* ---- Keyboard layouts for keysym input ----
+ *
+ * A VNC viewer sends keysyms (characters), not key positions.  For a guest
+ * configured with a layout other than US, each character has to be typed
+ * on the key, and with the modifiers, that produce it on the guest's
+ * layout: German 'z' is on the US 'y' position, '@' is AltGr+Q.
+ *
+ * "en-us", the default, keeps the positional behaviour described at the
+ * top: a keysym goes to its US key and the guest applies whatever
+ * modifiers the viewer holds.
+ *
+ * The other layouts look up the key and the modifiers (Shift, AltGr) each
+ * character needs on the guest layout.  For printable keysyms exactly those
+ * modifiers are sent: Shift and AltGr the viewer holds but the character
+ * does not want are released just before the key's make code and pressed
+ * again right after it, and those it wants but the viewer does not hold are
+ * pressed around the make code.  A US viewer sends Shift+'@', which becomes
+ * AltGr+Q for a German guest with Shift lifted for that moment.  Letters
+ * with an upper and a lower case on one key are the exception: for them
+ * Shift stays as the viewer holds it, so that Caps Lock in the guest keeps
+ * working and Ctrl/Alt shortcuts see the Shift state the user typed.
+ * Non-printable keysyms (function keys, the keypad, modifiers) are
+ * positional on every layout.  Ctrl, Alt and the logo keys are never
+ * touched.
+ *
+ * A release goes to the key the press went to, whatever the layout and
+ * modifiers say by then (viewers may send the release with another keysym
+ * when Shift changed in between). */
+
+struct keymap_layout;
+
+/* The known layout names, NULL-terminated ("en-us" first). */
+const char *const *keymap_layouts(void);
+/* The layout called name (case ignored; NULL or "" is en-us), or NULL with
+ * "unknown keyboard layout 'xx' (known: en-us, en-gb, ...)" in err. */
+const struct keymap_layout *keymap_layout_find(const char *name, char *err, size_t errlen);
+const char *keymap_layout_name(const struct keymap_layout *l);
+
+#define KEYMAP_MOD_SHIFT 0x1u
+#define KEYMAP_MOD_ALTGR 0x2u
+
+/* Where a keysym is on a layout (NULL: en-us): the key, the modifiers the
+ * layout needs for it (KEYMAP_MOD_*) and which of those the caller must
+ * enforce (force); a modifier not in force is left as the viewer holds it.
+ * Returns false, key 0, when the layout has no key for the keysym. */
+struct keymap_sym {
+    keymap_key key;
+    uint8_t mods;
+    uint8_t force;
+};
+bool keymap_layout_lookup(const struct keymap_layout *l, uint32_t keysym,
+                          struct keymap_sym *out);
+
+/* One viewer's keyboard: its layout and the keys it holds down. */
+#define KEYMAP_MAX_HELD 32
+struct keymap_state {
+    const struct keymap_layout *layout;   /* NULL: en-us */
+    unsigned nheld;
+    struct {
+        uint32_t keysym;
+        keymap_key key;
+    } held[KEYMAP_MAX_HELD];
+};
+
+/* One key press or release for keymap_key_set2(). */
+struct keymap_step {
+    keymap_key key;
+    bool down;
+};
+/* The most steps keymap_state_key() returns: two Shifts lifted, AltGr
+ * pressed, the key, AltGr released, two Shifts pressed again. */
+#define KEYMAP_MAX_STEPS 8
+
+/* l NULL for en-us. */
+void keymap_state_init(struct keymap_state *s, const struct keymap_layout *l);
+/* Takes effect for presses from now on; held keys are released as pressed. */
+void keymap_state_set_layout(struct keymap_state *s, const struct keymap_layout *l);
+/* A viewer's key event: writes the presses and releases to send, in order,
+ * into steps (KEYMAP_MAX_STEPS entries) and returns their count; 0 when the
+ * layout has no key for the keysym. */
+size_t keymap_state_key(struct keymap_state *s, uint32_t keysym, bool down,
+                        struct keymap_step *steps);
+/* Releases for every key still held (a viewer that went away), at most cap
+ * of them; forgets them all.  Returns the count. */
+size_t keymap_state_release_all(struct keymap_state *s, struct keymap_step *steps, size_t cap);
+
 #endif

@@ -49,8 +49,9 @@ struct vnc_client {
     int last_x, last_y;
     bool have_pos;
     int last_mask;
-    /* Keys this viewer holds down, released if it goes away. */
-    uint8_t down[(KEY_PAUSE + 1 + 7) / 8];
+    /* The viewer's layout and the keys it holds down, released if it
+     * goes away. */
+    struct keymap_state keys;
 };
 
 struct vnc_server {
@@ -69,6 +70,8 @@ struct vnc_server {
     int wakefd;
     atomic_bool quit;
     atomic_uint clients;
+    /* The guest's keyboard layout; NULL is en-us. */
+    _Atomic(const struct keymap_layout *) layout;
 };
 
 /* ---- libvncserver's log, into ours ---- */
@@ -194,20 +197,18 @@ static void send_key(struct vnc_server *v, keymap_key key, bool down)
 static void kbd_event(rfbBool down, rfbKeySym keysym, rfbClientPtr cl)
 {
     struct vnc_client *c = cl->clientData;
-    keymap_key key;
+    struct keymap_step steps[KEYMAP_MAX_STEPS];
+    size_t n;
 
     if (!c)
         return;
-    key = keymap_keysym_to_key((uint32_t)keysym);
-    if (!key) {
-        log_debug("vnc: keysym 0x%x has no key on the US layout", (unsigned)keysym);
-        return;
-    }
-    if (down)
-        c->down[key / 8] |= (uint8_t)(1u << (key % 8));
-    else
-        c->down[key / 8] &= (uint8_t)~(1u << (key % 8));
-    send_key(c->v, key, down);
+    keymap_state_set_layout(&c->keys, atomic_load(&c->v->layout));
+    n = keymap_state_key(&c->keys, (uint32_t)keysym, down, steps);
+    if (!n && down)
+        log_debug("vnc: keysym 0x%x has no key on the %s layout", (unsigned)keysym,
+                  keymap_layout_name(c->keys.layout));
+    for (size_t i = 0; i < n; i++)
+        send_key(c->v, steps[i].key, steps[i].down);
 }
 
 static void ptr_event(int mask, int x, int y, rfbClientPtr cl)
@@ -250,9 +251,10 @@ static void client_gone(rfbClientPtr cl)
         return;
     /* A viewer that vanishes with keys or buttons held must not leave them
      * stuck in the guest. */
-    for (unsigned key = 1; key <= KEY_PAUSE; key++)
-        if (c->down[key / 8] & (1u << (key % 8)))
-            send_key(c->v, (keymap_key)key, false);
+    struct keymap_step steps[KEYMAP_MAX_HELD];
+    size_t n = keymap_state_release_all(&c->keys, steps, ARRAY_SIZE(steps));
+    for (size_t i = 0; i < n; i++)
+        send_key(c->v, steps[i].key, false);
     if (c->last_mask & (RFB_BTN_LEFT | RFB_BTN_MIDDLE | RFB_BTN_RIGHT))
         ui_input_pointer(c->v->input, 0, 0, 0, 0);
     atomic_fetch_sub(&c->v->clients, 1);
@@ -269,6 +271,7 @@ static enum rfbNewClientAction new_client(rfbClientPtr cl)
     if (!c)
         return RFB_CLIENT_REFUSE;
     c->v = v;
+    keymap_state_init(&c->keys, atomic_load(&v->layout));
     cl->clientData = c;
     cl->clientGoneHook = client_gone;
     atomic_fetch_add(&v->clients, 1);
@@ -544,4 +547,15 @@ void vnc_server_free(struct vnc_server *v)
 unsigned vnc_server_clients(const struct vnc_server *v)
 {
     return atomic_load(&((struct vnc_server *)v)->clients);
+}
+
+int vnc_server_set_layout(struct vnc_server *v, const char *name, char *err, size_t errlen)
+{
+    const struct keymap_layout *l = keymap_layout_find(name, err, errlen);
+
+    if (!l)
+        return -1;
+    atomic_store(&v->layout, l);
+    log_info("vnc: keyboard layout %s", keymap_layout_name(l));
+    return 0;
 }

@@ -2,8 +2,8 @@
  *
  * Several viewers at once, all shared; desktop-size changes reach viewers
  * that support the NewFBSize/ExtendedDesktopSize pseudo-encodings; optional
- * VNC password authentication.  Keyboard: keysyms to set-2 scan codes for a
- * US layout (gui/keymap.h).  Pointer: RFB sends absolute positions and the
+ * VNC password authentication.  Keyboard: keysyms to set-2 scan codes for
+ * the guest's keyboard layout, US unless set (gui/keymap.h).  Pointer: RFB sends absolute positions and the
  * machine has only a relative PS/2 mouse, so motion is sent as the
  * difference between successive positions; the guest's acceleration and its
  * screen edges make the guest's cursor drift from the viewer's (an absolute
@@ -35,6 +35,13 @@ struct vnc_server *vnc_server_new(struct display *d, struct evloop *loop, const 
                                   char *err, size_t errlen);
 /* Disconnects every viewer and stops listening.  Device lock held. */
 void vnc_server_free(struct vnc_server *v);
+
+/* The keyboard layout the guest uses ("de", "fr"...; see keymap_layouts()),
+ * so that the characters viewers type are sent on the keys that produce
+ * them there.  Default en-us.  Takes effect for the next key event of every
+ * viewer.  Returns -1 with the known names in err for an unknown layout.
+ * Any thread. */
+int vnc_server_set_layout(struct vnc_server *v, const char *name, char *err, size_t errlen);
 
 /* Viewers connected now (thread-safe). */
 unsigned vnc_server_clients(const struct vnc_server *v);

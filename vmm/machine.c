@@ -480,6 +480,8 @@ static int create_frontends(struct machine *m, char *err, size_t errlen)
                                 m->opts.vnc_password_file, &ui_input, m, err, errlen);
         if (!d->vnc)
             return -1;
+        if (m->opts.vnc_keymap && vnc_server_set_layout(d->vnc, m->opts.vnc_keymap, err, errlen) < 0)
+            return -1;
     }
     if (m->opts.sdl) {
         d->sdl = sdl_window_new(d->display, m->loop, m->opts.name ? m->opts.name : "VM",

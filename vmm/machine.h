@@ -45,6 +45,7 @@ struct machine_opts {
     const char *vnc_host;           /* NULL: no VNC server */
     int vnc_port;
     const char *vnc_password_file;
+    const char *vnc_keymap;         /* guest keyboard layout for VNC keysyms; NULL: en-us */
     const char *vga_rom;
     const char *control;
     const char *firmware_log;

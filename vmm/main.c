@@ -12,6 +12,7 @@
 #include "devices/util.h"
 #include "vmm/machine.h"
 #include "vmm/smbios.h"
+#include "gui/keymap.h"
 
 #define DEFAULT_FIRMWARE "/usr/share/seabios/bios-256k.bin"
 #define MAX_MEMORY_MIB   (1024ULL * 1024)   /* 1 TiB */
@@ -63,6 +64,8 @@ static void usage(FILE *f)
 "                         'screenshot'; sdl: a window; vnc: a VNC server on HOST:PORT\n"
 "                         (HOST empty: 127.0.0.1).  sdl and vnc may be combined\n"
 "  --vnc-password-file F  VNC viewers must give the password on F's first line\n"
+"  --vnc-keymap LANG      the guest's keyboard layout, so VNC viewers' characters\n"
+"                         reach it right: en-us (default), en-gb, de, fr, es, it\n"
 "  --vga-rom PATH         VGA BIOS (default /usr/share/seabios/vgabios-stdvga.bin)\n"
 "  --no-rng               leave out the virtio entropy device\n"
 "\n"
@@ -195,7 +198,7 @@ enum {
     OPT_MEMORY = 256, OPT_CPUS, OPT_NAME, OPT_FIRMWARE, OPT_KERNEL, OPT_INITRD, OPT_APPEND,
     OPT_DISK, OPT_SERIAL, OPT_DISPLAY, OPT_CONTROL, OPT_FIRMWARE_LOG, OPT_DEBUG_EXIT,
     OPT_NO_RNG, OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_NET, OPT_BOOT, OPT_CDROM,
-    OPT_VNC_PASSWORD_FILE, OPT_VGA_ROM, OPT_UUID,
+    OPT_VNC_PASSWORD_FILE, OPT_VGA_ROM, OPT_UUID, OPT_VNC_KEYMAP,
 };
 
 static const struct option long_opts[] = {
@@ -219,6 +222,7 @@ static const struct option long_opts[] = {
     { "vnc-password-file", required_argument, NULL, OPT_VNC_PASSWORD_FILE },
     { "vga-rom", required_argument, NULL, OPT_VGA_ROM },
     { "uuid", required_argument, NULL, OPT_UUID },
+    { "vnc-keymap", required_argument, NULL, OPT_VNC_KEYMAP },
     { "verbose", no_argument, NULL, OPT_VERBOSE },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
@@ -270,6 +274,13 @@ int main(int argc, char **argv)
             break;
         case OPT_VNC_PASSWORD_FILE: o.vnc_password_file = optarg; break;
         case OPT_VGA_ROM: o.vga_rom = optarg; break;
+        case OPT_VNC_KEYMAP: {
+            char why[256];
+            if (!keymap_layout_find(optarg, why, sizeof(why)))
+                return fail("--vnc-keymap: %s", why);
+            o.vnc_keymap = optarg;
+            break;
+        }
         case OPT_UUID: {
             uint8_t u[16];
             if (smbios_uuid_parse(optarg, u) < 0)
@@ -333,6 +344,8 @@ int main(int argc, char **argv)
         return 1;
     if (o.vnc_password_file && !o.vnc_host)
         return fail("--vnc-password-file needs --display vnc:HOST:PORT");
+    if (o.vnc_keymap && !o.vnc_host)
+        return fail("--vnc-keymap needs --display vnc:HOST:PORT");
     if (o.vga && check_readable("VGA BIOS", o.vga_rom))
         return 1;
 

@@ -41,6 +41,8 @@ expect_error "kernel '$BURROW_TMP/vmlinuz'" --kernel "$BURROW_TMP/vmlinuz"
 expect_error "need --kernel" --initrd "$disk"
 expect_error "unsupported display 'gtk'" --display gtk
 expect_error "--uuid: 'nope'" --uuid nope
+expect_error "unknown keyboard layout 'xx'" --vnc-keymap xx --display vnc::5999
+expect_error "--vnc-keymap needs --display vnc" --vnc-keymap de
 expect_error "--uuid: '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1fz'" --uuid 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1fz
 # The serial backend is opened after KVM is set up.
 if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then

@@ -199,6 +199,265 @@ static void test_send_keys_refused(void **state)
     assert_int_equal(keymap_name_to_set2(NULL, m8, &ml, b8, &bl), -1);
 }
 
+/* ---- Layouts ---- */
+
+static const struct keymap_layout *layout(const char *name)
+{
+    char err[256] = "";
+    const struct keymap_layout *l = keymap_layout_find(name, err, sizeof(err));
+    assert_non_null(l);
+    assert_string_equal(err, "");
+    return l;
+}
+
+/* The set-2 bytes a viewer's key event produces, all steps joined. */
+static size_t event_bytes(struct keymap_state *s, uint32_t keysym, bool down, uint8_t *out)
+{
+    struct keymap_step steps[KEYMAP_MAX_STEPS];
+    size_t n = keymap_state_key(s, keysym, down, steps), len = 0;
+    assert_true(n <= KEYMAP_MAX_STEPS);
+    for (size_t i = 0; i < n; i++)
+        len += keymap_key_set2(steps[i].key, steps[i].down, out + len);
+    return len;
+}
+
+static void expect_event(struct keymap_state *s, uint32_t keysym, bool down,
+                         const uint8_t *want, size_t n)
+{
+    uint8_t buf[KEYMAP_MAX_STEPS * KEYMAP_MAX_SEQ];
+    size_t got = event_bytes(s, keysym, down, buf);
+    assert_int_equal(got, n);
+    if (n)
+        assert_memory_equal(buf, want, n);
+}
+
+/* Press and release of keysym with no modifier held. */
+static void expect_typed(const char *lay, uint32_t keysym, const uint8_t *make, size_t mn,
+                         const uint8_t *brk, size_t bn)
+{
+    struct keymap_state s;
+    keymap_state_init(&s, layout(lay));
+    expect_event(&s, keysym, true, make, mn);
+    expect_event(&s, keysym, false, brk, bn);
+    assert_int_equal(s.nheld, 0);
+}
+
+#define B(...) (const uint8_t[]){ __VA_ARGS__ }, sizeof((const uint8_t[]){ __VA_ARGS__ })
+
+static void test_layout_names(void **state)
+{
+    const char *const *names = keymap_layouts();
+    static const char *const want[] = { "en-us", "en-gb", "de", "fr", "es", "it" };
+    size_t n = 0;
+
+    assert_non_null(names);
+    for (; names[n]; n++) {
+        const struct keymap_layout *l = layout(names[n]);
+        assert_string_equal(keymap_layout_name(l), names[n]);
+    }
+    assert_int_equal(n, sizeof(want) / sizeof(want[0]));
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(names[i], want[i]);
+    assert_string_equal(keymap_layout_name(layout("DE")), "de");
+    assert_string_equal(keymap_layout_name(layout("")), "en-us");
+    assert_string_equal(keymap_layout_name(NULL), "en-us");
+}
+
+static void test_layout_unknown(void **state)
+{
+    char err[256] = "";
+    assert_null(keymap_layout_find("xx", err, sizeof(err)));
+    assert_non_null(strstr(err, "'xx'"));
+    for (const char *const *n = keymap_layouts(); *n; n++)
+        assert_non_null(strstr(err, *n));
+    assert_null(keymap_layout_find("de-", err, sizeof(err)));
+    /* A short buffer is truncated, not overrun. */
+    char small[8];
+    memset(small, 'x', sizeof(small));
+    assert_null(keymap_layout_find("nosuchlayout", small, sizeof(small)));
+    assert_int_equal(small[7], 0);
+    assert_null(keymap_layout_find("nosuchlayout", NULL, 0));
+}
+
+/* en-us through the state is the positional mapping, modifiers untouched. */
+static void test_layout_en_us(void **state)
+{
+    struct keymap_state s;
+
+    for (const char *name = NULL;; name = "en-us") {
+        keymap_state_init(&s, name ? layout(name) : NULL);
+        for (uint32_t ks = 0x20; ks <= 0x7e; ks++) {
+            uint8_t want[KEYMAP_MAX_SEQ];
+            size_t n = keymap_key_set2(keymap_keysym_to_key(ks), true, want);
+            expect_event(&s, ks, true, want, n);
+            n = keymap_key_set2(keymap_keysym_to_key(ks), false, want);
+            expect_event(&s, ks, false, want, n);
+        }
+        /* A held Shift is not lifted for '1', nor added for '!'. */
+        expect_event(&s, 0xffe1, true, B(0x12));
+        expect_event(&s, '1', true, B(0x16));
+        expect_event(&s, '1', false, B(0xf0, 0x16));
+        expect_event(&s, 0xffe1, false, B(0xf0, 0x12));
+        expect_event(&s, '!', true, B(0x16));
+        expect_event(&s, '!', false, B(0xf0, 0x16));
+        expect_event(&s, 0xe4, true, NULL, 0);       /* 'ä': not on US */
+        if (name)
+            break;
+    }
+}
+
+static void test_layout_de(void **state)
+{
+    struct keymap_state s;
+
+    expect_typed("de", 'z', B(0x35), B(0xf0, 0x35));
+    expect_typed("de", 'y', B(0x1a), B(0xf0, 0x1a));
+    expect_typed("de", 0xe4, B(0x52), B(0xf0, 0x52));             /* ä */
+    expect_typed("de", 0x10000e4, B(0x52), B(0xf0, 0x52));        /* ä as Unicode */
+    expect_typed("de", 0xf6, B(0x4c), B(0xf0, 0x4c));             /* ö */
+    expect_typed("de", 0xdf, B(0x4e), B(0xf0, 0x4e));             /* ß */
+    /* AltGr (E0 11) around the key. */
+    expect_typed("de", '@', B(0xe0, 0x11, 0x15, 0xe0, 0xf0, 0x11), B(0xf0, 0x15));
+    expect_typed("de", 0x20ac, B(0xe0, 0x11, 0x24, 0xe0, 0xf0, 0x11), B(0xf0, 0x24));
+    expect_typed("de", '{', B(0xe0, 0x11, 0x3d, 0xe0, 0xf0, 0x11), B(0xf0, 0x3d));
+    expect_typed("de", '\\', B(0xe0, 0x11, 0x4e, 0xe0, 0xf0, 0x11), B(0xf0, 0x4e));
+    expect_typed("de", '|', B(0xe0, 0x11, 0x61, 0xe0, 0xf0, 0x11), B(0xf0, 0x61));
+    /* Shift added around the key when the viewer does not hold it. */
+    expect_typed("de", '?', B(0x12, 0x4e, 0xf0, 0x12), B(0xf0, 0x4e));
+    expect_typed("de", '/', B(0x12, 0x3d, 0xf0, 0x12), B(0xf0, 0x3d));
+    expect_typed("de", '<', B(0x61), B(0xf0, 0x61));
+    expect_typed("de", '>', B(0x12, 0x61, 0xf0, 0x12), B(0xf0, 0x61));
+    expect_typed("de", '-', B(0x4a), B(0xf0, 0x4a));
+    expect_typed("de", 0xfe52, B(0x0e), B(0xf0, 0x0e));           /* dead_circumflex */
+    /* Non-printable keys are positional. */
+    expect_typed("de", 0xff0d, B(0x5a), B(0xf0, 0x5a));
+    expect_typed("de", 0xff52, B(0xe0, 0x75), B(0xe0, 0xf0, 0x75));
+    expect_typed("de", ' ', B(0x29), B(0xf0, 0x29));
+    expect_typed("de", 0x6c1, NULL, 0, NULL, 0);                   /* Cyrillic */
+
+    /* A US viewer types Shift+2 for '@': Shift is lifted, AltGr pressed,
+     * both restored after Q's make code.  The release goes to Q even when
+     * the viewer names it '2' after letting go of Shift. */
+    keymap_state_init(&s, layout("de"));
+    expect_event(&s, 0xffe1, true, B(0x12));
+    expect_event(&s, '@', true, B(0xf0, 0x12, 0xe0, 0x11, 0x15, 0xe0, 0xf0, 0x11, 0x12));
+    expect_event(&s, '@', true, B(0xf0, 0x12, 0xe0, 0x11, 0x15, 0xe0, 0xf0, 0x11, 0x12));
+    expect_event(&s, '?', true, B(0x4e));                          /* Shift held */
+    expect_event(&s, '?', false, B(0xf0, 0x4e));
+    expect_event(&s, 'Z', true, B(0x35));
+    expect_event(&s, 'Z', false, B(0xf0, 0x35));
+    expect_event(&s, 0xffe1, false, B(0xf0, 0x12));
+    expect_event(&s, '2', false, B(0xf0, 0x1e));                  /* never pressed */
+    assert_int_equal(s.nheld, 1);
+    expect_event(&s, '@', false, B(0xf0, 0x15));
+    assert_int_equal(s.nheld, 0);
+
+    /* Both Shifts held and '-' wanted: both lifted and restored in reverse. */
+    keymap_state_init(&s, layout("de"));
+    expect_event(&s, 0xffe1, true, B(0x12));
+    expect_event(&s, 0xffe2, true, B(0x59));
+    expect_event(&s, '-', true, B(0xf0, 0x12, 0xf0, 0x59, 0x4a, 0x59, 0x12));
+    expect_event(&s, '-', false, B(0xf0, 0x4a));
+    /* A German viewer holds AltGr itself for '@': nothing to add. */
+    keymap_state_init(&s, layout("de"));
+    expect_event(&s, 0xfe03, true, B(0xe0, 0x11));
+    expect_event(&s, '@', true, B(0x15));
+    expect_event(&s, '@', false, B(0xf0, 0x15));
+    /* ...and lifted for a key that must not have it. */
+    expect_event(&s, 'q', true, B(0xe0, 0xf0, 0x11, 0x15, 0xe0, 0x11));
+    expect_event(&s, 'q', false, B(0xf0, 0x15));
+    /* Letters keep the viewer's Shift: 'A' without Shift held (Caps Lock in
+     * the viewer) is the bare key, for the guest's own Caps Lock. */
+    expect_event(&s, 0xfe03, false, B(0xe0, 0xf0, 0x11));
+    expect_event(&s, 'A', true, B(0x1c));
+    expect_event(&s, 0xc4, true, B(0x52));                        /* Ä */
+}
+
+static void test_layout_fr(void **state)
+{
+    expect_typed("fr", 'a', B(0x15), B(0xf0, 0x15));
+    expect_typed("fr", 'q', B(0x1c), B(0xf0, 0x1c));
+    expect_typed("fr", 'w', B(0x1a), B(0xf0, 0x1a));
+    expect_typed("fr", 'm', B(0x4c), B(0xf0, 0x4c));
+    expect_typed("fr", '1', B(0x12, 0x16, 0xf0, 0x12), B(0xf0, 0x16));
+    expect_typed("fr", '&', B(0x16), B(0xf0, 0x16));
+    expect_typed("fr", 0xe9, B(0x1e), B(0xf0, 0x1e));             /* é */
+    expect_typed("fr", ',', B(0x3a), B(0xf0, 0x3a));
+    expect_typed("fr", '.', B(0x12, 0x41, 0xf0, 0x12), B(0xf0, 0x41));
+    expect_typed("fr", '@', B(0xe0, 0x11, 0x45, 0xe0, 0xf0, 0x11), B(0xf0, 0x45));
+    /* é has no upper case on its key: a Shift the viewer holds is lifted. */
+    struct keymap_state s;
+    keymap_state_init(&s, layout("fr"));
+    expect_event(&s, 0xffe1, true, B(0x12));
+    expect_event(&s, 0xe9, true, B(0xf0, 0x12, 0x1e, 0x12));
+    expect_event(&s, 'A', true, B(0x15));
+}
+
+static void test_layout_gb_es_it(void **state)
+{
+    expect_typed("en-gb", 0xa3, B(0x12, 0x26, 0xf0, 0x12), B(0xf0, 0x26));   /* £ */
+    expect_typed("en-gb", '#', B(0x5d), B(0xf0, 0x5d));
+    expect_typed("en-gb", '~', B(0x12, 0x5d, 0xf0, 0x12), B(0xf0, 0x5d));
+    expect_typed("en-gb", '@', B(0x12, 0x52, 0xf0, 0x12), B(0xf0, 0x52));
+    expect_typed("en-gb", '"', B(0x12, 0x1e, 0xf0, 0x12), B(0xf0, 0x1e));
+    expect_typed("en-gb", '\\', B(0x61), B(0xf0, 0x61));
+    expect_typed("en-gb", 0x20ac, B(0xe0, 0x11, 0x25, 0xe0, 0xf0, 0x11), B(0xf0, 0x25));
+    expect_typed("es", 0xf1, B(0x4c), B(0xf0, 0x4c));             /* ñ */
+    expect_typed("es", '@', B(0xe0, 0x11, 0x1e, 0xe0, 0xf0, 0x11), B(0xf0, 0x1e));
+    expect_typed("es", 0xbf, B(0x12, 0x55, 0xf0, 0x12), B(0xf0, 0x55));     /* ¿ */
+    expect_typed("it", 0xe8, B(0x54), B(0xf0, 0x54));             /* è */
+    expect_typed("it", 0xf2, B(0x4c), B(0xf0, 0x4c));             /* ò */
+    expect_typed("it", '[', B(0xe0, 0x11, 0x3e, 0xe0, 0xf0, 0x11), B(0xf0, 0x3e));
+    expect_typed("it", '#', B(0xe0, 0x11, 0x52, 0xe0, 0xf0, 0x11), B(0xf0, 0x52));
+    /* Shift and AltGr both, released in reverse order. */
+    expect_typed("de", 0xbf, B(0x12, 0xe0, 0x11, 0x4e, 0xe0, 0xf0, 0x11, 0xf0, 0x12),
+                 B(0xf0, 0x4e));                                   /* ¿ */
+}
+
+/* Every layout types every printable ASCII character, on a key of its
+ * own rows, and the plain lower-case letters need no modifier. */
+static void test_layout_ascii_complete(void **state)
+{
+    for (const char *const *n = keymap_layouts(); *n; n++) {
+        const struct keymap_layout *l = layout(*n);
+        for (uint32_t ks = 0x20; ks <= 0x7e; ks++) {
+            struct keymap_sym sym;
+            assert_true(keymap_layout_lookup(l, ks, &sym));
+            assert_int_not_equal(sym.key, 0);
+            assert_int_equal(sym.key & ~0xffu, 0);
+            if (ks >= 'a' && ks <= 'z')
+                assert_int_equal(sym.mods, 0);
+        }
+    }
+}
+
+static void test_layout_release_all(void **state)
+{
+    struct keymap_state s;
+    struct keymap_step steps[KEYMAP_MAX_HELD];
+
+    keymap_state_init(&s, layout("de"));
+    expect_event(&s, 0xffe3, true, B(0x14));                      /* Control_L */
+    expect_event(&s, '@', true, B(0xe0, 0x11, 0x15, 0xe0, 0xf0, 0x11));
+    expect_event(&s, 'q', true, B(0x15));                         /* same key */
+    size_t n = keymap_state_release_all(&s, steps, KEYMAP_MAX_HELD);
+    assert_int_equal(n, 2);
+    assert_int_equal(steps[0].key, 0x14);
+    assert_false(steps[0].down);
+    assert_int_equal(steps[1].key, 0x15);
+    assert_int_equal(s.nheld, 0);
+    assert_int_equal(keymap_state_release_all(&s, steps, KEYMAP_MAX_HELD), 0);
+    /* More keys than are remembered: the rest is not recorded, no overrun. */
+    struct keymap_step one[KEYMAP_MAX_STEPS];
+    for (uint32_t ks = 'a'; ks <= 'z'; ks++)
+        assert_int_equal(keymap_state_key(&s, ks, true, one), 1);
+    for (uint32_t ks = 0xffbe; ks <= 0xffc9; ks++)      /* F1..F12 */
+        assert_int_equal(keymap_state_key(&s, ks, true, one), 1);
+    assert_int_equal(s.nheld, KEYMAP_MAX_HELD);
+    assert_int_equal(keymap_state_release_all(&s, steps, 4), 4);
+    assert_int_equal(s.nheld, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -209,6 +468,14 @@ int main(void)
         cmocka_unit_test(test_hid_usages),
         cmocka_unit_test(test_send_keys_names),
         cmocka_unit_test(test_send_keys_refused),
+        cmocka_unit_test(test_layout_names),
+        cmocka_unit_test(test_layout_unknown),
+        cmocka_unit_test(test_layout_en_us),
+        cmocka_unit_test(test_layout_de),
+        cmocka_unit_test(test_layout_fr),
+        cmocka_unit_test(test_layout_gb_es_it),
+        cmocka_unit_test(test_layout_ascii_complete),
+        cmocka_unit_test(test_layout_release_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
