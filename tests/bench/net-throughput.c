@@ -169,7 +169,7 @@ static void bench_init(struct bench *b, enum mode mode)
     b->h = harness_new(RAM_SIZE);
     if (!b->h)
         die("out of memory");
-    vdrv_bus_init(&b->bus, b->h);
+    harness_pci_bus_init(&b->bus, b->h);
     b->fwd_port = ng_host_free_port(true);
     char spec[128], err[256];
     snprintf(spec, sizeof(spec), "user,hostfwd=udp::%d-:%d", b->fwd_port, GUEST_PORT);
@@ -182,7 +182,7 @@ static void bench_init(struct bench *b, enum mode mode)
     struct net_guest_nic gn = { b, stub_send, stub_recv, poll_loop };
     if (mode == M_VIRTIO) {
         b->vnet = virtio_net_create(&b->h->plat, &b->bus, b->nb, mac, NULL, err, sizeof(err));
-        int devfn = b->vnet ? vdrv_find(&b->bus, 0x1af4, 0x1041) : -1;
+        int devfn = b->vnet ? harness_pci_find(&b->bus, 0x1af4, 0x1041) : -1;
         if (devfn < 0 || vdrv_probe(&b->vd, b->h, &b->bus, (uint8_t)devfn, 0xe0000000ULL) < 0)
             die("virtio-net set-up");
         struct vdrv *d = &b->vd;

@@ -83,7 +83,7 @@ static int setup(void **state)
     assert_int_equal(pwrite(f->ro_fd, pat, sizeof(pat), 0), (ssize_t)sizeof(pat));
     f->h = harness_new(RAM_SIZE);
     assert_non_null(f->h);
-    adrv_bus_init(&f->bus, f->h);
+    harness_pci_bus_init(&f->bus, f->h);
     char err[256] = "";
     f->ahci = ahci_create(&f->h->plat, &f->bus, -1, err, sizeof(err));
     if (!f->ahci)
@@ -92,7 +92,7 @@ static int setup(void **state)
         fail_msg("attach: %s", err);
     if (ahci_attach_disk(f->ahci, RO_PORT, f->ro_path, NULL, true, err, sizeof(err)) < 0)
         fail_msg("attach ro: %s", err);
-    int devfn = adrv_find(&f->bus, 0x8086, 0x2922);
+    int devfn = harness_pci_find(&f->bus, 0x8086, 0x2922);
     assert_true(devfn >= 0);
     assert_int_equal(adrv_probe(&f->d, f->h, &f->bus, (uint8_t)devfn, MMIO_BASE), 0);
     *state = f;

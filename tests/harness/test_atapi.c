@@ -79,7 +79,7 @@ static int setup(void **state)
     make_image(f->path2, sizeof(f->path2), 2, BLOCKS2);
     f->h = harness_new(RAM_SIZE);
     assert_non_null(f->h);
-    adrv_bus_init(&f->bus, f->h);
+    harness_pci_bus_init(&f->bus, f->h);
     char err[256] = "";
     f->ahci = ahci_create(&f->h->plat, &f->bus, -1, err, sizeof(err));
     if (!f->ahci)
@@ -88,7 +88,7 @@ static int setup(void **state)
         fail_msg("attach: %s", err);
     if (ahci_attach_cdrom(f->ahci, EMPTY_PORT, NULL, err, sizeof(err)) < 0)
         fail_msg("attach empty: %s", err);
-    int devfn = adrv_find(&f->bus, 0x8086, 0x2922);
+    int devfn = harness_pci_find(&f->bus, 0x8086, 0x2922);
     assert_true(devfn >= 0);
     assert_int_equal(adrv_probe(&f->d, f->h, &f->bus, (uint8_t)devfn, MMIO_BASE), 0);
     assert_int_equal(adrv_port_start(&f->d, CD_PORT, 0xffffffff), 0);

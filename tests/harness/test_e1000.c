@@ -70,7 +70,7 @@ static int setup(void **state)
     assert_non_null(f);
     f->h = harness_new(RAM_SIZE);
     assert_non_null(f->h);
-    vdrv_bus_init(&f->bus, f->h);
+    harness_pci_bus_init(&f->bus, f->h);
     assert_int_equal(ng_make_tftp_dir(f->dir, sizeof(f->dir), FILE_NAME, f->content, FILE_LEN), 0);
     f->host_port = ng_host_free_port(true);
     assert_true(f->host_port > 0);
@@ -106,11 +106,9 @@ static int teardown(void **state)
     return 0;
 }
 
-/* The GSI the NIC's INTx reaches under vdrv_bus_init's routing. */
 static unsigned intx_gsi(struct fx *f)
 {
-    struct vdrv v = { .bus = &f->bus, .devfn = f->d.devfn };
-    return vdrv_intx_gsi(&v);
+    return harness_pci_intx_gsi(&f->bus, f->d.devfn);
 }
 
 static struct e1000_counters counters(struct fx *f)

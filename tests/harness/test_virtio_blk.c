@@ -72,12 +72,12 @@ static int fx_open(void **state, bool ro)
     f->ro = ro;
     f->h = harness_new(RAM_SIZE);
     assert_non_null(f->h);
-    vdrv_bus_init(&f->bus, f->h);
+    harness_pci_bus_init(&f->bus, f->h);
     char err[256] = "";
     f->blk = virtio_blk_create(&f->h->plat, &f->bus, f->path, NULL, ro, err, sizeof(err));
     if (!f->blk)
         fail_msg("virtio_blk_create: %s", err);
-    int devfn = vdrv_find(&f->bus, 0x1af4, 0x1042);
+    int devfn = harness_pci_find(&f->bus, 0x1af4, 0x1042);
     assert_true(devfn >= 0);
     assert_int_equal(vdrv_probe(&f->d, f->h, &f->bus, (uint8_t)devfn, MMIO_BASE), 0);
     *state = f;

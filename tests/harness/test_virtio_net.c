@@ -143,7 +143,7 @@ static int setup(void **state)
     assert_non_null(f);
     f->h = harness_new(RAM_SIZE);
     assert_non_null(f->h);
-    vdrv_bus_init(&f->bus, f->h);
+    harness_pci_bus_init(&f->bus, f->h);
     assert_int_equal(ng_make_tftp_dir(f->dir, sizeof(f->dir), FILE_NAME, f->content, FILE_LEN), 0);
     f->host_port = ng_host_free_port(true);
     assert_true(f->host_port > 0);
@@ -160,7 +160,7 @@ static int setup(void **state)
     f->nic = virtio_net_create(&f->h->plat, &f->bus, f->nb, test_mac, NULL, err, sizeof(err));
     if (!f->nic)
         fail_msg("virtio_net_create: %s", err);
-    int devfn = vdrv_find(&f->bus, 0x1af4, 0x1041);
+    int devfn = harness_pci_find(&f->bus, 0x1af4, 0x1041);
     assert_true(devfn >= 0);
     assert_int_equal(vdrv_probe(&f->d, f->h, &f->bus, (uint8_t)devfn, MMIO_BASE), 0);
     struct net_guest_nic gn = { f, nic_send, nic_recv, nic_poll };

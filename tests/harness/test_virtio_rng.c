@@ -33,12 +33,12 @@ static int setup(void **state)
     assert_non_null(f);
     f->h = harness_new(RAM_SIZE);
     assert_non_null(f->h);
-    vdrv_bus_init(&f->bus, f->h);
+    harness_pci_bus_init(&f->bus, f->h);
     char err[256] = "";
     f->rng = virtio_rng_create(&f->h->plat, &f->bus, err, sizeof(err));
     if (!f->rng)
         fail_msg("virtio_rng_create: %s", err);
-    int devfn = vdrv_find(&f->bus, 0x1af4, 0x1044);
+    int devfn = harness_pci_find(&f->bus, 0x1af4, 0x1044);
     assert_true(devfn >= 0);
     assert_int_equal(vdrv_probe(&f->d, f->h, &f->bus, (uint8_t)devfn, MMIO_BASE), 0);
     *state = f;

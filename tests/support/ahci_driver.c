@@ -5,37 +5,13 @@
 
 #define CFG_COMMAND   0x04
 #define CFG_BAR5      0x24
-#define CFG_INT_PIN   0x3d
 #define CMD_MEM       0x0002
 #define CMD_MASTER    0x0004
 #define PORT_REGS(p)  (0x100u + 0x80u * (p))
 
-static void bus_intx(void *opaque, uint8_t devfn, uint8_t pin, bool level)
-{
-    struct harness *h = opaque;
-    unsigned gsi = 16 + (((devfn >> 3) + pin - 1) & 3);
-    h->plat.ops->set_irq(h->plat.opaque, gsi, level);
-}
-
-void adrv_bus_init(struct pci_bus *bus, struct harness *h)
-{
-    pci_bus_init(bus, &h->plat);
-    bus->intx = bus_intx;
-    bus->intx_opaque = h;
-}
-
 unsigned adrv_intx_gsi(const struct adrv *d)
 {
-    uint8_t pin = (uint8_t)pci_config_read(d->bus, d->devfn, CFG_INT_PIN, 1);
-    return 16 + (((d->devfn >> 3) + pin - 1) & 3);
-}
-
-int adrv_find(struct pci_bus *bus, uint16_t vendor, uint16_t device)
-{
-    for (int devfn = 0; devfn < 256; devfn++)
-        if (pci_config_read(bus, (uint8_t)devfn, 0, 4) == ((uint32_t)device << 16 | vendor))
-            return devfn;
-    return -1;
+    return harness_pci_intx_gsi(d->bus, d->devfn);
 }
 
 uint32_t adrv_read(struct adrv *d, unsigned off)

@@ -105,10 +105,8 @@ struct adrv_cmd {
     uint8_t devctl;
 };
 
-/* pci_bus_init with INTx of slot S pin P routed to GSI 16 + (S + P - 1) % 4. */
-void adrv_bus_init(struct pci_bus *bus, struct harness *h);
+/* GSI that the device's INTx pin reaches on a harness_pci_bus_init bus. */
 unsigned adrv_intx_gsi(const struct adrv *d);
-int adrv_find(struct pci_bus *bus, uint16_t vendor, uint16_t device);
 /* Places ABAR (BAR 5) at mmio_base, enables memory decoding and bus
  * mastering, sets GHC.AE, reads CAP and PI.  Returns 0 or -1. */
 int adrv_probe(struct adrv *d, struct harness *h, struct pci_bus *bus, uint8_t devfn, uint64_t mmio_base);

@@ -141,3 +141,34 @@ bool harness_run_until(struct harness *h, bool (*cond)(void *), void *opaque, in
     }
     return true;
 }
+
+static unsigned swizzle(uint8_t devfn, uint8_t pin)
+{
+    return 16 + (((devfn >> 3) + pin - 1) & 3);
+}
+
+static void harness_intx(void *opaque, uint8_t devfn, uint8_t pin, bool level)
+{
+    struct harness *h = opaque;
+    h->plat.ops->set_irq(h->plat.opaque, swizzle(devfn, pin), level);
+}
+
+void harness_pci_bus_init(struct pci_bus *bus, struct harness *h)
+{
+    pci_bus_init(bus, &h->plat);
+    bus->intx = harness_intx;
+    bus->intx_opaque = h;
+}
+
+unsigned harness_pci_intx_gsi(struct pci_bus *bus, uint8_t devfn)
+{
+    return swizzle(devfn, (uint8_t)pci_config_read(bus, devfn, PCI_INTERRUPT_PIN, 1));
+}
+
+int harness_pci_find(struct pci_bus *bus, uint16_t vendor, uint16_t device)
+{
+    for (int devfn = 0; devfn < 256; devfn++)
+        if (pci_config_read(bus, (uint8_t)devfn, PCI_VENDOR_ID, 4) == ((uint32_t)device << 16 | vendor))
+            return devfn;
+    return -1;
+}

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+#include "devices/pci.h"
 #include "devices/platform.h"
 #include "devices/evloop.h"
 
@@ -47,5 +48,13 @@ void harness_mmio_write(struct harness *h, uint64_t addr, unsigned size, uint64_
 /* Runs the event loop until cond(opaque) holds or timeout_ms passes;
  * returns cond's final value. */
 bool harness_run_until(struct harness *h, bool (*cond)(void *), void *opaque, int timeout_ms);
+
+/* A PCI bus on the harness whose INTx lines take the usual swizzle onto
+ * IOAPIC inputs 16-19, as the machine's PIIX3 does in APIC mode. */
+void harness_pci_bus_init(struct pci_bus *bus, struct harness *h);
+/* The GSI the device at devfn raises its INTx on. */
+unsigned harness_pci_intx_gsi(struct pci_bus *bus, uint8_t devfn);
+/* devfn of the first device with these ids, or -1. */
+int harness_pci_find(struct pci_bus *bus, uint16_t vendor, uint16_t device);
 
 #endif

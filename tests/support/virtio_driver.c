@@ -12,7 +12,6 @@
 #define CFG_COMMAND      0x04
 #define CFG_BAR0         0x10
 #define CFG_CAP_PTR      0x34
-#define CFG_INT_PIN      0x3d
 #define STATUS_CAP_LIST  0x10
 #define CMD_IO           0x1
 #define CMD_MEM          0x2
@@ -82,35 +81,9 @@ static void wr_le(uint8_t *p, unsigned n, uint64_t v)
 
 /* --- PCI -------------------------------------------------------------- */
 
-static void bus_intx(void *opaque, uint8_t devfn, uint8_t pin, bool level)
-{
-    struct harness *h = opaque;
-    /* The usual swizzle onto four IOAPIC inputs. */
-    unsigned gsi = 16 + (((devfn >> 3) + pin - 1) & 3);
-    h->plat.ops->set_irq(h->plat.opaque, gsi, level);
-}
-
-void vdrv_bus_init(struct pci_bus *bus, struct harness *h)
-{
-    pci_bus_init(bus, &h->plat);
-    bus->intx = bus_intx;
-    bus->intx_opaque = h;
-}
-
 unsigned vdrv_intx_gsi(const struct vdrv *d)
 {
-    uint8_t pin = (uint8_t)pci_config_read(d->bus, d->devfn, CFG_INT_PIN, 1);
-    return 16 + (((d->devfn >> 3) + pin - 1) & 3);
-}
-
-int vdrv_find(struct pci_bus *bus, uint16_t vendor, uint16_t device)
-{
-    for (int devfn = 0; devfn < 256; devfn++) {
-        uint32_t id = pci_config_read(bus, (uint8_t)devfn, 0, 4);
-        if (id == ((uint32_t)device << 16 | vendor))
-            return devfn;
-    }
-    return -1;
+    return harness_pci_intx_gsi(d->bus, d->devfn);
 }
 
 int vdrv_probe(struct vdrv *d, struct harness *h, struct pci_bus *bus, uint8_t devfn, uint64_t mmio_base)

@@ -83,13 +83,9 @@ struct vdrv_buf {
     bool write;                     /* device-writable */
 };
 
-/* pci_bus_init on the harness platform, with INTx routed to GSIs 16-19. */
-void vdrv_bus_init(struct pci_bus *bus, struct harness *h);
-/* GSI that the device's INTx pin reaches under vdrv_bus_init's routing. */
+/* GSI that the device's INTx pin reaches on a harness_pci_bus_init bus. */
 unsigned vdrv_intx_gsi(const struct vdrv *d);
 
-/* devfn of the first function with this vendor/device id, or -1. */
-int vdrv_find(struct pci_bus *bus, uint16_t vendor, uint16_t device);
 /* Sizes and places the BARs from mmio_base, enables decoding and bus
  * mastering, finds the virtio structures and MSI-X.  Returns 0 or -1. */
 int vdrv_probe(struct vdrv *d, struct harness *h, struct pci_bus *bus, uint8_t devfn, uint64_t mmio_base);
