@@ -22,26 +22,28 @@ static json_t *cmd_status(void *opaque, json_t *args, struct control_error *err)
                      "memory-mib", (json_int_t)m->opts.memory_mib);
 }
 
-static json_t *cmd_pause(void *opaque, json_t *args, struct control_error *err)
+/* pause and resume: only between the running and paused states. */
+static json_t *pause_resume(struct machine *m, struct control_error *err, bool pause)
 {
-    struct machine *m = opaque;
     if (m->state != STATE_RUNNING && m->state != STATE_PAUSED) {
         control_error_set(err, CONTROL_ERR_FAILED, "the VM is %s", machine_state_name(m));
         return NULL;
     }
-    machine_pause(m);
+    if (pause)
+        machine_pause(m);
+    else
+        machine_resume(m);
     return json_pack("{s:s}", "state", machine_state_name(m));
+}
+
+static json_t *cmd_pause(void *opaque, json_t *args, struct control_error *err)
+{
+    return pause_resume(opaque, err, true);
 }
 
 static json_t *cmd_resume(void *opaque, json_t *args, struct control_error *err)
 {
-    struct machine *m = opaque;
-    if (m->state != STATE_RUNNING && m->state != STATE_PAUSED) {
-        control_error_set(err, CONTROL_ERR_FAILED, "the VM is %s", machine_state_name(m));
-        return NULL;
-    }
-    machine_resume(m);
-    return json_pack("{s:s}", "state", machine_state_name(m));
+    return pause_resume(opaque, err, false);
 }
 
 static json_t *cmd_reset(void *opaque, json_t *args, struct control_error *err)
