@@ -1,6 +1,7 @@
 #!/bin/bash
 # CD/DVD media through the control socket: eject, change-media (a bad path
 # leaves the drive as it was), an empty drive, and the media-changed event.
+# needs: kvm
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 burrow_require_kvm

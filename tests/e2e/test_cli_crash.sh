@@ -2,6 +2,7 @@
 # A burrow-vm killed with SIGKILL leaves its runtime files behind; `status`
 # must see through them (stopped or crashed, never running), `list` agrees,
 # and `start` works again; then stop --force ends the new process.
+# needs: kvm
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 CLI=${BURROW_CLI:-$BURROW_BUILD_DIR/burrow}

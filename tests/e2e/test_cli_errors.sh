@@ -1,6 +1,7 @@
 #!/bin/bash
 # burrow-vm refuses bad options, missing files and an inaccessible /dev/kvm
 # with one clear line and a non-zero status; --help documents every option.
+# needs: kvm
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 [ -x "$BURROW_VM" ] || burrow_fail "burrow-vm not built"
@@ -45,9 +46,8 @@ expect_error "unknown keyboard layout 'xx'" --vnc-keymap xx --display vnc::5999
 expect_error "--vnc-keymap needs --display vnc" --vnc-keymap de
 expect_error "--uuid: '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1fz'" --uuid 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1fz
 # The serial backend is opened after KVM is set up.
-if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
-    expect_error "unknown serial backend" --serial bogus:x --firmware "$disk" --memory 16
-fi
+burrow_require_kvm
+expect_error "unknown serial backend" --serial bogus:x --firmware "$disk" --memory 16
 
 help=$("$BURROW_VM" --help) || burrow_fail "--help failed"
 for opt in --memory --cpus --firmware --kernel --initrd --append --disk --serial --display \

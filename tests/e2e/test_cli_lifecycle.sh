@@ -6,6 +6,7 @@
 # resume, the serial console, screenshot, stop through the ACPI power button
 # (tests/guests/powerbtn.img powers off when it is pressed), stop --force of
 # a guest that ignores the button, logs, delete: the VM is gone.
+# needs: kvm
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 CLI=${BURROW_CLI:-$BURROW_BUILD_DIR/burrow}

@@ -6,6 +6,7 @@
 # the ISO 9660 file system and shows its menu.  With no display, SeaBIOS's
 # serial console carries the menu to COM1.  The VM runs on in the menu, so
 # the script stops it once the text is there.
+# needs: kvm
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 burrow_require_kvm

@@ -2,6 +2,7 @@
 # Debian's GRUB rescue CD on the AHCI CD/DVD drive, with a VGA display: the
 # GRUB menu appears on the screen (a control-socket screenshot, read with
 # tesseract).  The serial-console side is tests/e2e/test_grub_cdrom.sh.
+# needs: kvm
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 burrow_require_kvm

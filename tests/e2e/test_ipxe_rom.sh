@@ -3,6 +3,7 @@
 # banner and PnP registration reach the serial console), then boots the
 # disk as usual.  Network boot itself runs iPXE code this host's KVM cannot
 # emulate (see tests/e2e/test_pxe_boot.sh).
+# needs: kvm
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 burrow_require_kvm

@@ -2,6 +2,7 @@
 # Network control commands on a running VM: hostfwd-add opens the host port
 # (127.0.0.1 unless told otherwise), hostfwd-remove closes it, link reports
 # and changes the NIC's link state, and bad requests get clear errors.
+# needs: kvm
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 burrow_require_kvm

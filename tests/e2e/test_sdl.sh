@@ -2,6 +2,7 @@
 # --display sdl under Xvfb: a window titled "NAME - Burrow" shows the guest's
 # screen (SeaBIOS's banner and the demo guest's text, read from a dump of the
 # X screen with tesseract).
+# needs: kvm
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 burrow_require_kvm

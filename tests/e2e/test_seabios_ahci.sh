@@ -6,6 +6,7 @@
 # boot sector reads sector 1 and the last sector through INT 13h, which
 # SeaBIOS again turns into AHCI commands.  The pass byte 0x21 on the
 # debug-exit port ends the VM with status 67.
+# needs: kvm
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 burrow_require_kvm

@@ -4,6 +4,7 @@
 # which reaches COM1 through SeaBIOS's serial console when there is no
 # display, reads sector 1 and the last sector through INT 13h, and writes
 # 0x21 to the debug-exit port (status 67).
+# needs: kvm
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 burrow_require_kvm

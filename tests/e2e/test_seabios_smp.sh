@@ -3,6 +3,7 @@
 # counts those that answer) and logs "Found N cpu(s) max supported M cpu(s)"
 # on its debug port (0x402, --firmware-log).  Run with 4 vCPUs and with 1,
 # each time to the project's boot sector, which ends the VM.
+# needs: kvm
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 burrow_require_kvm

@@ -2,6 +2,7 @@
 # Keys typed through the control socket's send-keys reach the guest through
 # the PS/2 keyboard (the demo guest echoes them through the VGA BIOS), and a
 # screenshot of the headless display shows them: read back with tesseract.
+# needs: kvm
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 burrow_require_kvm

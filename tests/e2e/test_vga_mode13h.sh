@@ -3,6 +3,7 @@
 # ROM, a boot sector sets mode 13h through INT 10h and draws eight colour
 # bands through the legacy window (chain-4), and a screenshot taken over the
 # control socket shows the bands in the DAC colours the guest programmed.
+# needs: kvm
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 burrow_require_kvm

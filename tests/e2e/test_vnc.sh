@@ -7,6 +7,7 @@
 # 127.0.0.1 only, the control socket's screenshot writes a PNG of the same
 # picture, and --vnc-password-file turns on VNC authentication (no password
 # and a wrong one are refused, the right one is let in).
+# needs: kvm
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 burrow_require_kvm

@@ -6,6 +6,7 @@
 #
 # The guest is SeaBIOS with no disk: it finds nothing to boot and waits,
 # which is all this test needs from it.
+# needs: kvm
 . "$(dirname "$0")/lib.sh"
 burrow_init
 burrow_require_kvm

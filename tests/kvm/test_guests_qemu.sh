@@ -10,9 +10,9 @@ burrow_require_guest bootsector.img
 burrow_require_cmd qemu-system-x86_64 "install qemu-system-x86"
 burrow_require_cmd python3
 
-accel=(-accel kvm -accel tcg)
-if ! ( exec 3<>/dev/kvm ) 2>/dev/null; then
-    accel=(-accel tcg)
+accel=(-accel tcg)
+if python3 "$BURROW_SOURCE_DIR/tests/nested/kvm-probe" >/dev/null; then
+    accel=(-accel kvm -accel tcg)
 fi
 
 qemu() {

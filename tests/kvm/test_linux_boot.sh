@@ -7,6 +7,7 @@
 # this script computed on the host.  A second run with 5000 MiB puts RAM
 # above 4 GiB, which the E820 map must show and the kernel must be able to
 # write and read back.
+# needs: kvm
 . "$(dirname "$0")/lib.sh"
 burrow_init
 burrow_require_kvm

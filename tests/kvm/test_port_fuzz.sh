@@ -3,6 +3,7 @@
 # back), with every kind of device present, must not bring the VM process
 # down: the guest reports "survived" on COM1 and exits through port 0xf4.
 # Guest errors are logged, rate-limited; the process lives.
+# needs: kvm
 . "$(dirname "$0")/lib.sh"
 burrow_init
 burrow_require_kvm

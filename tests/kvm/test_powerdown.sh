@@ -3,6 +3,7 @@
 # "powerdown" presses the ACPI power button; a guest
 # that handles it (tests/guests/powerbtn.S) enters S5, and burrow-vm pushes a
 # "shutdown" event with reason guest-poweroff and exits with status 0.
+# needs: kvm
 . "$(dirname "$0")/lib.sh"
 burrow_init
 burrow_require_kvm
