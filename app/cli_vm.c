@@ -1,5 +1,6 @@
 /* The `burrow` VM commands: create, list, show, modify, start, status, stop,
- * pause, resume, reset, console, screenshot, clone, delete, logs.
+ * pause, resume, reset, console, screenshot, clone, delete, logs; and
+ * host-check.
  * Every error is one line on stderr and a non-zero exit status (1 failure,
  * 2 usage). */
 #include <errno.h>
@@ -19,6 +20,7 @@
 
 #include "app/burrow.h"
 #include "app/cli.h"
+#include "app/hostcheck.h"
 #include "app/vmdef.h"
 
 /* ---- helpers ------------------------------------------------------------------------ */
@@ -1249,6 +1251,53 @@ static int cmd_delete(int argc, char **argv)
     return 0;
 }
 
+/* ---- host-check --------------------------------------------------------------------- */
+
+static const char help_host_check[] =
+"Usage: burrow host-check [--json]\n"
+"Checks that this host can run virtual machines, one line per check (PASS,\n"
+"WARN or FAIL, with what to do when not PASS): the KVM device (present, the\n"
+"right character device, opens read/write, API version 12, creates a VM), the\n"
+"permission to use it (the kvm group), the CPU's virtualization (VT-x/AMD-V;\n"
+"PVM-backed KVM cannot run Linux guests), and the firmware from the seabios\n"
+"and ipxe-qemu packages; then a verdict.\n"
+"\n"
+"  --json     one JSON object: verdict, summary, kvm_ok and checks (each with\n"
+"             id, title, kvm, status, detail, hint)\n"
+"  --help     this text\n"
+"\n"
+"BURROW_KVM_DEVICE, when set, replaces /dev/kvm (for tests).\n"
+"Exit status: 0 when nothing failed (warnings are fine), 1 when a check\n"
+"failed, 2 on usage errors.\n";
+
+static int cmd_host_check(int argc, char **argv)
+{
+    bool as_json = false;
+    int rc = parse_opts("host-check", help_host_check, argc, argv, "json", &as_json);
+    if (rc >= 0)
+        return rc;
+    if (optind < argc)
+        return usage_error("host-check", "unexpected argument '%s'", argv[optind]);
+    struct hostcheck_report r;
+    hostcheck_run(&r, NULL);
+    if (as_json) {
+        json_t *j = hostcheck_json(&r);
+        print_json(j);
+        json_decref(j);
+    } else {
+        for (unsigned i = 0; i < r.n; i++) {
+            const struct hostcheck_item *it = &r.items[i];
+            printf("%-4s  %-32s %s\n", hostcheck_status_name(it->status), it->title, it->detail);
+            if (it->status != HOSTCHECK_PASS && it->hint[0])
+                printf("      hint: %s\n", it->hint);
+        }
+        char verdict[160];
+        hostcheck_verdict_text(&r, verdict, sizeof(verdict));
+        printf("Verdict: %s\n", verdict);
+    }
+    return r.verdict == HOSTCHECK_FAIL ? 1 : 0;
+}
+
 const struct cli_command cli_vm_commands[] = {
     { "create", "create a virtual machine", cmd_create },
     { "list", "list the virtual machines", cmd_list },
@@ -1265,5 +1314,6 @@ const struct cli_command cli_vm_commands[] = {
     { "clone", "copy a VM", cmd_clone },
     { "delete", "delete a VM", cmd_delete },
     { "logs", "print a VM's log", cmd_logs },
+    { "host-check", "check that this host can run VMs (KVM, firmware)", cmd_host_check },
     { NULL, NULL, NULL },
 };

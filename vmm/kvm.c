@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "devices/util.h"
+#include "vmm/kvmdev.h"
 
 /* Placed just below the 256 KiB BIOS at the top of 4 GiB (Intel VMX needs
  * them for real mode; harmless elsewhere). */
@@ -25,6 +26,15 @@ struct kvm_vcpu_state {
     struct kvm_mp_state mp;
 };
 
+/* What is wrong with KVM and what to do, as one line. */
+static int kvm_unusable(const struct kvmdev_probe *probe, char *err, size_t errlen)
+{
+    char what[384], todo[512];
+    kvmdev_explain(probe, NULL, what, sizeof(what), todo, sizeof(todo));
+    snprintf(err, errlen, "%s: %s", what, todo);
+    return -1;
+}
+
 int vm_create(struct vm *vm, char *err, size_t errlen)
 {
     memset(vm, 0, sizeof(*vm));
@@ -32,24 +42,11 @@ int vm_create(struct vm *vm, char *err, size_t errlen)
     pthread_mutex_init(&vm->route_lock, NULL);
     for (int i = 0; i < KVM_MAX_MSI_ROUTES; i++)
         vm->msi[i].irqfd = -1;
-    vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    if (vm->kvm_fd < 0) {
-        int e = errno;
-        if (e == ENOENT)
-            snprintf(err, errlen, "/dev/kvm does not exist: KVM is not available on this host "
-                     "(enable virtualization in the firmware and load kvm_intel or kvm_amd)");
-        else if (e == EACCES || e == EPERM)
-            snprintf(err, errlen, "no permission to open /dev/kvm: add your user to the 'kvm' group "
-                     "(sudo usermod -aG kvm $USER) and log in again");
-        else
-            snprintf(err, errlen, "cannot open /dev/kvm: %s", strerror(e));
-        return -1;
-    }
-    int version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
-    if (version != KVM_API_VERSION) {
-        snprintf(err, errlen, "unsupported KVM API version %d (need %d)", version, KVM_API_VERSION);
-        return -1;
-    }
+    struct kvmdev_probe probe;
+    kvmdev_probe_init(&probe);
+    vm->kvm_fd = kvmdev_open(&probe);
+    if (vm->kvm_fd < 0)
+        return kvm_unusable(&probe, err, errlen);
     static const struct { int cap; const char *name; } needed[] = {
         { KVM_CAP_IRQCHIP, "in-kernel irqchip" },
         { KVM_CAP_PIT2, "in-kernel PIT" },
@@ -67,11 +64,13 @@ int vm_create(struct vm *vm, char *err, size_t errlen)
     }
     vm->has_readonly_mem = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) > 0;
     vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-    vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
-    if (vm->vm_fd < 0 || vm->run_size <= 0) {
-        snprintf(err, errlen, "cannot create a KVM virtual machine: %s", strerror(errno));
+    if (vm->run_size <= 0) {
+        snprintf(err, errlen, "KVM does not say how large a vCPU's shared page is: %s", strerror(errno));
         return -1;
     }
+    vm->vm_fd = kvmdev_create_vm(vm->kvm_fd, &probe);
+    if (vm->vm_fd < 0)
+        return kvm_unusable(&probe, err, errlen);
     if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) < 0) {
         snprintf(err, errlen, "KVM_SET_TSS_ADDR: %s", strerror(errno));
         return -1;

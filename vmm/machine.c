@@ -492,6 +492,16 @@ static int create_frontends(struct machine *m, char *err, size_t errlen)
     return 0;
 }
 
+/* iPXE's ROM only boots from the network: without the ipxe-qemu package a
+ * NIC still works, so go on without it. */
+static const char *nic_rom(const char *path)
+{
+    if (access(path, F_OK) == 0)
+        return path;
+    log_warn("%s is missing (install ipxe-qemu): the VM cannot boot from the network", path);
+    return NULL;
+}
+
 static int create_devices(struct machine *m, char *err, size_t errlen)
 {
     struct machine_devices *d = m->dev;
@@ -563,12 +573,13 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
             return -1;
         d->nnics++;
         if (no->model == NET_MODEL_E1000) {
-            d->e1000[i] = e1000_create(p, &m->pci, d->net[i], mac, E1000_ROM_DEFAULT, err, errlen);
+            d->e1000[i] = e1000_create(p, &m->pci, d->net[i], mac, nic_rom(E1000_ROM_DEFAULT), err, errlen);
             if (!d->e1000[i])
                 return -1;
             d->nic_pci[i] = e1000_pci(d->e1000[i]);
         } else {
-            d->vnet[i] = virtio_net_create(p, &m->pci, d->net[i], mac, VIRTIO_NET_ROM_DEFAULT, err, errlen);
+            d->vnet[i] = virtio_net_create(p, &m->pci, d->net[i], mac, nic_rom(VIRTIO_NET_ROM_DEFAULT), err,
+                                           errlen);
             if (!d->vnet[i])
                 return -1;
             d->nic_pci[i] = virtio_net_pci(d->vnet[i]);

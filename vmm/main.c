@@ -10,11 +10,12 @@
 #include <unistd.h>
 
 #include "devices/util.h"
+#include "vmm/firmware.h"
 #include "vmm/machine.h"
 #include "vmm/smbios.h"
 #include "gui/keymap.h"
 
-#define DEFAULT_FIRMWARE "/usr/share/seabios/bios-256k.bin"
+#define DEFAULT_FIRMWARE FIRMWARE_BIOS_DEFAULT
 #define MAX_MEMORY_MIB   (1024ULL * 1024)   /* 1 TiB */
 #define MAX_CPUS         255
 
@@ -66,7 +67,7 @@ static void usage(FILE *f)
 "  --vnc-password-file F  VNC viewers must give the password on F's first line\n"
 "  --vnc-keymap LANG      the guest's keyboard layout, so VNC viewers' characters\n"
 "                         reach it right: en-us (default), en-gb, de, fr, es, it\n"
-"  --vga-rom PATH         VGA BIOS (default /usr/share/seabios/vgabios-stdvga.bin)\n"
+"  --vga-rom PATH         VGA BIOS (default " FIRMWARE_VGABIOS_DEFAULT ")\n"
 "  --no-rng               leave out the virtio entropy device\n"
 "\n"
 "Control and testing:\n"
@@ -78,6 +79,10 @@ static void usage(FILE *f)
 "  --verbose              debug messages\n"
 "  --help                 this text\n"
 "  --version              the version\n"
+"\n"
+"Environment:\n"
+"  BURROW_KVM_DEVICE      open this path instead of /dev/kvm; meant for tests\n"
+"                         (e.g. a missing path, to see the messages)\n"
 "\n"
 "Exit status: 0 after a guest power-off or 'quit'; 1 on errors.\n",
             MAX_CPUS, DEFAULT_FIRMWARE);
@@ -236,7 +241,7 @@ int main(int argc, char **argv)
         .cpus = 1,
         .serial = "stdio",
         .rng = true,
-        .vga_rom = "/usr/share/seabios/vgabios-stdvga.bin",
+        .vga_rom = FIRMWARE_VGABIOS_DEFAULT,
     };
     bool firmware_given = false;
     uint64_t v;
