@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs what Burrow needs, builds it with warnings as errors, and runs the
-# whole test suite (unit, device harness, KVM guests, end-to-end).
-# Tests that need something this host lacks (e.g. /dev/kvm) say why and skip.
+# whole test suite (unit, device harness, KVM guests, end-to-end, Linux
+# guests).  Tests that need KVM run natively where this host's KVM can run
+# them and inside the nested KVM helper elsewhere (tests/nested); only a
+# facility no helper can give (a real USB device, say) is a reason to skip.
 set -eu
 cd "$(dirname "$0")/.."
 
