@@ -136,6 +136,29 @@ linux_boot() {
         --serial "file:$LINUX_SERIAL" "${args[@]}"
 }
 
+# linux_boot_firmware NAME [burrow-vm options...]: as linux_boot, but the
+# machine starts in SeaBIOS (no --kernel), which boots whatever --boot
+# names; the firmware's own log (port 0x402) goes to
+# $BURROW_TMP/NAME.firmware (LINUX_FIRMWARE_LOG).
+linux_boot_firmware() {
+    local name=$1
+    shift
+    burrow_require_file /usr/share/seabios/bios-256k.bin "install seabios"
+    LINUX_SERIAL=$BURROW_TMP/$name.serial
+    LINUX_FIRMWARE_LOG=$BURROW_TMP/$name.firmware
+    burrow_add_log "$LINUX_FIRMWARE_LOG"
+    burrow_add_log "$LINUX_SERIAL"
+    burrow_run_vm "$name" --serial "file:$LINUX_SERIAL" --firmware-log "$LINUX_FIRMWARE_LOG" "$@"
+}
+
+# linux_mkiso OUT VOLID DIR: an ISO 9660 image of DIR (Rock Ridge and
+# Joliet), as a CD the guest mounts.
+linux_mkiso() {
+    burrow_require_cmd xorriso "packaging/install-deps.sh installs xorriso"
+    xorriso -as mkisofs -quiet -R -J -V "$2" -o "$1" "$3" >"$BURROW_TMP/xorriso.log" 2>&1 ||
+        burrow_fail "xorriso could not make $1: $(tail -n 5 "$BURROW_TMP/xorriso.log")"
+}
+
 # linux_start NAME [burrow-vm options...]: as linux_boot, in the background
 # with a control socket ($BURROW_TMP/NAME.sock, LINUX_SOCK); LINUX_PID is
 # burrow-vm's pid.  The VM is ended when the script exits.
@@ -183,7 +206,8 @@ linux_ctl() {
 # line containing TEXT (the VM still running), within a hang bound.
 linux_wait_serial() {
     local text=$1 limit=${2:-$BURROW_VM_TIMEOUT} start=$SECONDS
-    while ! tr -d '\r' <"$LINUX_SERIAL" 2>/dev/null | grep -qF -- "$text"; do
+    # (2>/dev/null first: the file may not exist yet)
+    while ! tr -d '\r' 2>/dev/null <"$LINUX_SERIAL" | grep -qF -- "$text"; do
         if [ -n "${LINUX_PID:-}" ] && ! kill -0 "$LINUX_PID" 2>/dev/null; then
             burrow_fail "burrow-vm ended before the guest printed \"$text\""
         fi
