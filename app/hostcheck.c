@@ -323,13 +323,13 @@ json_t *hostcheck_json(const struct hostcheck_report *r)
                      "kvm_ok", hostcheck_kvm_ok(r), "checks", checks);
 }
 
-char *hostcheck_failures_text(const struct hostcheck_report *r, bool kvm_only)
+char *hostcheck_problems_text(const struct hostcheck_report *r, enum hostcheck_status min, bool kvm_only)
 {
     GString *s = g_string_new(NULL);
     const char *last_hint = "";
     for (unsigned i = 0; i < r->n; i++) {
         const struct hostcheck_item *it = &r->items[i];
-        if (it->status != HOSTCHECK_FAIL || (kvm_only && !it->kvm))
+        if (it->status < min || it->status == HOSTCHECK_SKIP || (kvm_only && !it->kvm))
             continue;
         g_string_append_printf(s, "%s%s", s->len ? "\n\n" : "", it->detail);
         /* Two checks failing for one cause share the hint: say it once. */

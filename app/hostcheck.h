@@ -64,9 +64,10 @@ void hostcheck_verdict_text(const struct hostcheck_report *r, char *buf, size_t 
  * "detail","hint"}...]}; caller json_decref's. */
 json_t *hostcheck_json(const struct hostcheck_report *r);
 
-/* The failing checks (kvm_only: the KVM ones), each as "detail\n  hint",
- * separated by blank lines; caller frees.  "" when none fail. */
-char *hostcheck_failures_text(const struct hostcheck_report *r, bool kvm_only);
+/* The checks with status min (HOSTCHECK_FAIL or HOSTCHECK_WARN) or worse
+ * (kvm_only: only the KVM ones), each as "detail\n→ hint", separated by
+ * blank lines; caller g_free's.  "" when there are none. */
+char *hostcheck_problems_text(const struct hostcheck_report *r, enum hostcheck_status min, bool kvm_only);
 
 /* ---- pure parts, for tests ------------------------------------------------------ */
 

@@ -90,69 +90,67 @@ static bool list_has(const char *list, size_t len, const char *name)
     return false;
 }
 
+/* One line of a group file ("name:password:gid:members", len bytes, no
+ * newline): true when it is group's, with *gid and *member. */
+static bool group_line(const char *line, size_t len, const char *group, const char *user,
+                       gid_t primary_gid, gid_t *gid, bool *member)
+{
+    if (len && line[len - 1] == '\r')
+        len--;
+    const char *f[4];
+    size_t nf = 0;
+    f[nf++] = line;
+    for (size_t i = 0; i < len && nf < 4; i++)
+        if (line[i] == ':')
+            f[nf++] = line + i + 1;
+    size_t glen = strlen(group);
+    if (nf < 4 || !glen || (size_t)(f[1] - 1 - f[0]) != glen || memcmp(f[0], group, glen))
+        return false;
+    char num[16], *end;
+    size_t nlen = (size_t)(f[3] - 1 - f[2]);
+    if (nlen == 0 || nlen >= sizeof(num) || f[2][0] < '0' || f[2][0] > '9')
+        return false;
+    memcpy(num, f[2], nlen);
+    num[nlen] = '\0';
+    errno = 0;
+    unsigned long v = strtoul(num, &end, 10);
+    if (errno || *end || v > UINT_MAX)
+        return false;
+    *gid = (gid_t)v;
+    *member = *gid == primary_gid || (user && list_has(f[3], len - (size_t)(f[3] - line), user));
+    return true;
+}
+
 bool kvmdev_group_parse(const char *text, const char *group, const char *user, gid_t primary_gid,
                         gid_t *gid, bool *member)
 {
-    size_t glen = strlen(group);
     for (const char *line = text; line && *line;) {
         const char *nl = strchr(line, '\n');
         size_t len = nl ? (size_t)(nl - line) : strlen(line);
-        /* name:password:gid:members */
-        const char *f[4];
-        size_t nf = 0;
-        f[nf++] = line;
-        for (size_t i = 0; i < len && nf < 4; i++)
-            if (line[i] == ':')
-                f[nf++] = line + i + 1;
-        if (nf == 4 && (size_t)(f[1] - 1 - f[0]) == glen && glen && !memcmp(f[0], group, glen)) {
-            char num[16];
-            size_t nlen = (size_t)(f[3] - 1 - f[2]);
-            char *end;
-            if (nlen > 0 && nlen < sizeof(num)) {
-                memcpy(num, f[2], nlen);
-                num[nlen] = '\0';
-                errno = 0;
-                unsigned long v = strtoul(num, &end, 10);
-                if (!errno && !*end && num[0] >= '0' && num[0] <= '9' && v <= UINT_MAX) {
-                    *gid = (gid_t)v;
-                    size_t mlen = len - (size_t)(f[3] - line);
-                    if (mlen && f[3][mlen - 1] == '\r')
-                        mlen--;
-                    *member = *gid == primary_gid || (user && list_has(f[3], mlen, user));
-                    return true;
-                }
-            }
-        }
+        if (group_line(line, len, group, user, primary_gid, gid, member))
+            return true;
         line = nl ? nl + 1 : NULL;
     }
     return false;
 }
 
-/* The whole group file, NUL-terminated (NULL when it cannot be read). */
-static char *read_text(const char *path)
+/* The same, read from a file line by line; false when it cannot be read. */
+static bool group_file_lookup(const char *path, const char *group, const char *user, gid_t primary_gid,
+                              gid_t *gid, bool *member)
 {
     FILE *f = fopen(path, "re");
     if (!f)
-        return NULL;
-    size_t cap = 8192, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n - 1, f);
-        if (n < cap - 1 || cap >= (16u << 20))
-            break;
-        char *nb = realloc(buf, cap * 2);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    if (buf)
-        buf[n] = '\0';
+        return false;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    bool found = false;
+    while (!found && (n = getline(&line, &cap, f)) >= 0)
+        found = group_line(line, n && line[n - 1] == '\n' ? (size_t)n - 1 : (size_t)n, group, user,
+                           primary_gid, gid, member);
+    free(line);
     fclose(f);
-    return buf;
+    return found;
 }
 
 static bool in_session(gid_t gid)
@@ -186,17 +184,16 @@ void kvmdev_access_facts(const struct stat *st, const char *group_file, struct k
     a->group_in_session = in_session(st->st_gid);
 
     /* Listed in the group file: what the next login will have. */
-    char *text = read_text(group_file ? group_file : "/etc/group");
     gid_t gid;
     bool member = false;
-    if (text && gr && kvmdev_group_parse(text, a->group, a->user, primary, &gid, &member)) {
+    if (gr && group_file_lookup(group_file ? group_file : "/etc/group", a->group, a->user, primary, &gid,
+                                &member)) {
         a->group_listed = member;
     } else if (gr) {
         a->group_listed = st->st_gid == primary;
         for (char **m = gr->gr_mem; m && *m && !a->group_listed; m++)
             a->group_listed = a->user[0] && !strcmp(*m, a->user);
     }
-    free(text);
 }
 
 void kvmdev_access_hint(const struct kvmdev_access *a, const char *path, char *todo, size_t tlen)
