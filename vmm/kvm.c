@@ -58,7 +58,8 @@ int vm_create(struct vm *vm, char *err, size_t errlen)
     };
     for (size_t i = 0; i < ARRAY_SIZE(needed); i++) {
         if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, needed[i].cap) <= 0) {
-            snprintf(err, errlen, "KVM lacks %s support", needed[i].name);
+            snprintf(err, errlen, "KVM lacks %s support, which Burrow needs: run a recent Linux kernel",
+                     needed[i].name);
             return -1;
         }
     }

@@ -170,13 +170,18 @@ void kvmdev_access_facts(const struct stat *st, const char *group_file, struct k
     memset(a, 0, sizeof(*a));
     a->mode = st->st_mode & 07777;
     a->root = geteuid() == 0;
+    /* The _r lookups: the manager runs this on a worker thread. */
     gid_t primary = (gid_t)-1;
-    const struct passwd *pw = getpwuid(geteuid());
-    if (pw) {
+    struct passwd pwbuf, *pw = NULL;
+    char pwtext[1024];
+    if (getpwuid_r(geteuid(), &pwbuf, pwtext, sizeof(pwtext), &pw) == 0 && pw) {
         snprintf(a->user, sizeof(a->user), "%s", pw->pw_name);
         primary = pw->pw_gid;
     }
-    const struct group *gr = getgrgid(st->st_gid);
+    struct group grbuf, *gr = NULL;
+    char *grtext = malloc(64 * 1024);   /* room for a long member list */
+    if (!grtext || getgrgid_r(st->st_gid, &grbuf, grtext, 64 * 1024, &gr) != 0)
+        gr = NULL;
     if (gr)
         snprintf(a->group, sizeof(a->group), "%s", gr->gr_name);
     else
@@ -194,6 +199,7 @@ void kvmdev_access_facts(const struct stat *st, const char *group_file, struct k
         for (char **m = gr->gr_mem; m && *m && !a->group_listed; m++)
             a->group_listed = a->user[0] && !strcmp(*m, a->user);
     }
+    free(grtext);
 }
 
 void kvmdev_access_hint(const struct kvmdev_access *a, const char *path, char *todo, size_t tlen)

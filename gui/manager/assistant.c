@@ -199,6 +199,10 @@ static void on_browse_iso(GtkWidget *b, gpointer data)
 static GtkWidget *build_name_page(struct assistant *a)
 {
     GtkWidget *box = page_box();
+    /* Whether this host can run the VM at all, before any work goes in. */
+    GtkWidget *bar = hostinfo_bar();
+    gtk_widget_set_margin_bottom(bar, 12);
+    gtk_container_add(GTK_CONTAINER(box), bar);
     a->name = gtk_entry_new();
     atk_object_set_name(gtk_widget_get_accessible(a->name), "Name");
     gtk_entry_set_activates_default(GTK_ENTRY(a->name), TRUE);

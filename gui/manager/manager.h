@@ -102,6 +102,14 @@ void settings_show(struct manager *m, struct vm_entry *e);
 /* console.c: a window with the VM's screen, for VMs without their own. */
 void console_show(struct manager *m, struct vm_entry *e);
 
+/* hostinfo.c: the host checks (app/hostcheck.h).  An info bar with the
+ * verdict and what to do about each problem; it says "Checking..." until
+ * the checks, on a thread, are done. */
+GtkWidget *hostinfo_bar(void);
+/* NULL when KVM can run a VM, else why not and what to do (g_free it).
+ * Blocks: for worker threads. */
+char *hostinfo_kvm_problems(void);
+
 /* Host limits for the sliders. */
 unsigned host_memory_mib(void);
 unsigned host_cpus(void);

@@ -297,6 +297,7 @@ struct vm_op {
     char *display, *vnc_listen;   /* start */
     bool force;                   /* stop */
     char *command;                /* pause, resume, reset */
+    char *no_kvm;                 /* start: why KVM cannot run it */
     bool keep_disks;              /* delete */
     char *new_name;               /* clone */
     char kept[BURROW_PATH_MAX];
@@ -309,6 +310,7 @@ static void vm_op_free(gpointer p)
     g_free(o->display);
     g_free(o->vnc_listen);
     g_free(o->command);
+    g_free(o->no_kvm);
     g_free(o->new_name);
     g_free(o);
 }
@@ -333,6 +335,12 @@ static void mark_busy(struct manager *m, const char *name, bool busy)
 static int work_start(void *data, struct burrow_error *err, void (*progress)(void *, double), void *op)
 {
     struct vm_op *o = data;
+    /* Say why now, rather than spawn a burrow-vm that dies at once. */
+    o->no_kvm = hostinfo_kvm_problems();
+    if (o->no_kvm) {
+        burrow_error_set(err, "KVM cannot run virtual machines here");
+        return -1;
+    }
     struct burrow_vm *vm = burrow_vm_load(o->name, err);
     if (!vm)
         return -1;
@@ -359,8 +367,9 @@ static void done_start(struct manager *m, void *data, int rc, const struct burro
     if (e)
         vm_entry_update_state(e);
     if (rc < 0) {
-        char *t = g_strdup_printf("Cannot start “%s”", o->name);
-        manager_error(m, NULL, t, err->msg);
+        char *t = o->no_kvm ? g_strdup_printf("Cannot start “%s”: %s", o->name, err->msg)
+                            : g_strdup_printf("Cannot start “%s”", o->name);
+        manager_error(m, NULL, t, o->no_kvm ? o->no_kvm : err->msg);
         g_free(t);
     }
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """Drives burrow-manager through AT-SPI (the accessible names its controls
 carry): checks a VM made with the command line is listed, walks the New VM
-assistant, opens Settings, and, with KVM, starts the new VM headless, waits
-for the running state and its screen thumbnail, stops it and deletes it.
+assistant (its host check passes), opens Settings, and, with KVM, starts the
+new VM headless, waits for the running state and its screen thumbnail, stops
+it and deletes it.  With BURROW_KVM_DEVICE set (to a missing path), checks
+instead that the assistant's host check fails and that Start shows why.
 Writes screenshots of the windows into the folder given as the first
 argument.  Exit status: 0 passed, 1 failed."""
 import os
@@ -145,9 +147,47 @@ wait_for('row "%s"' % CLI_VM, lambda: find(CLI_VM, 'list item'))
 select_row(CLI_VM)
 screenshot(main, 'main-window.png')
 
+
+def host_check_text(root):
+    """The assistant's host check, once its verdict is in (it runs on a thread)."""
+    def verdict():
+        t = find('Host check', 'label', root).get_text(0, -1)
+        return t if t.startswith(('PASS', 'WARN', 'FAIL')) else None
+    return wait_for("the host check's verdict", verdict, 40)
+
+
+if os.environ.get('BURROW_KVM_DEVICE'):
+    # The KVM device is missing: the assistant says so, and Start shows
+    # why instead of starting a VM (the shell script checks none started).
+    step('no KVM: the assistant shows the verdict')
+    click('New')
+    asst = window('New Virtual Machine')
+    verdict = host_check_text(asst)
+    if not verdict.startswith('FAIL') or 'does not exist' not in verdict:
+        fail('the assistant does not say KVM is missing: ' + verdict)
+    screenshot(asst, 'new-vm-assistant-no-kvm.png')
+    click('Cancel', root=asst)
+    wait_for('the assistant closed',
+             lambda: all(find('New Virtual Machine', r) is None for r in ('frame', 'dialog', 'window')))
+    step('no KVM: Start shows the reasons')
+    click('Start', root=main)
+    alert = window('Error')
+    said = ' '.join(n.get_text(0, -1) for n in walk(alert) if n.get_role_name() == 'label')
+    if 'does not exist' not in said or 'BURROW_KVM_DEVICE' not in said:
+        fail('Start did not say why: ' + said)
+    screenshot(alert, 'start-refused-no-kvm.png')
+    click('Close', root=alert)
+    if row_state(CLI_VM) != 'Powered off':
+        fail('the VM is "%s" after a refused start' % row_state(CLI_VM))
+    print('PASS', flush=True)
+    sys.exit(0)
+
 step('New VM assistant')
 click('New')
 asst = window('New Virtual Machine')
+verdict = host_check_text(asst)
+if not verdict.startswith(('PASS', 'WARN')):
+    fail('the assistant says this host cannot run VMs: ' + verdict)
 set_text('Name', GUI_VM)
 wait_for('the name accepted', lambda: 'allowed' in find('Name check', 'label').get_text(0, -1))
 screenshot(asst, 'new-vm-assistant.png')
