@@ -46,21 +46,27 @@ linux_module_files() {
         $1 == "insmod" { f = $2; sub(base, "", f); if (!seen[f]++) print f }'
 }
 
-# linux_initramfs OUT SCRIPT [MODULE...] [-- FILE=GUESTPATH...]: an initramfs
-# whose /init (tests/linux/guest-init) loads MODULE... and runs SCRIPT as
-# /test.sh.  FILE=GUESTPATH copies a host file in (mode kept).  The part
-# common to all tests (busybox, the init) is built once per build tree.
+# linux_initramfs OUT SCRIPT [MODULE...] [+MODULE...] [-- FILE=GUESTPATH...]:
+# an initramfs whose /init (tests/linux/guest-init) loads MODULE... and runs
+# SCRIPT as /test.sh.  +MODULE is put in but not loaded: the script loads
+# such modules (with their dependencies) when it chooses, with
+# "sh /etc/load-later.sh".
+# FILE=GUESTPATH copies a host file in (mode kept).  The part common to all
+# tests (busybox, the init) is built once per build tree.
 linux_initramfs() {
     local out=$1 script=$2
     shift 2
-    local mods=() files=()
+    local mods=() later=() files=()
     while [ $# -gt 0 ]; do
         if [ "$1" = -- ]; then
             shift
             files=("$@")
             break
         fi
-        mods+=("$1")
+        case $1 in
+        +*) later+=("${1#+}") ;;
+        *) mods+=("$1") ;;
+        esac
         shift
     done
     local init=$BURROW_SOURCE_DIR/tests/linux/guest-init
@@ -92,19 +98,15 @@ linux_initramfs() {
     mkdir -p "$extra/etc" "$extra/lib/modules"
     cp "$script" "$extra/test.sh"
     : >"$extra/etc/modules.order"
-    if [ ${#mods[@]} -gt 0 ]; then
-        while read -r f; do
-            case $f in
-            MISSING*) burrow_fail "module ${f#MISSING } is not in $LINUX_MODDIR" ;;
-            esac
-            mkdir -p "$extra/lib/modules/$(dirname "$f")"
-            case $f in
-            *.ko) cp "$LINUX_MODDIR/$f" "$extra/lib/modules/$f" ;;
-            *.ko.xz) xz -dc "$LINUX_MODDIR/$f" >"$extra/lib/modules/${f%.xz}"; f=${f%.xz} ;;
-            *.ko.zst) zstd -qdc "$LINUX_MODDIR/$f" >"$extra/lib/modules/${f%.zst}"; f=${f%.zst} ;;
-            esac
-            echo "$f" >>"$extra/etc/modules.order"
-        done < <(linux_module_files "${mods[@]}")
+    [ ${#mods[@]} -eq 0 ] || linux_put_modules "$extra" modules.order "${mods[@]}"
+    if [ ${#later[@]} -gt 0 ]; then
+        linux_put_modules "$extra" modules.later "${later[@]}"
+        cat >"$extra/etc/load-later.sh" <<'EOF'
+while read -r m; do
+    insmod "/lib/modules/$m" 2>/tmp/insmod.err || grep -q "File exists" /tmp/insmod.err ||
+        echo "burrow-guest: insmod $m: $(cat /tmp/insmod.err)"
+done </etc/modules.later
+EOF
     fi
     local spec
     for spec in "${files[@]+"${files[@]}"}"; do
@@ -115,6 +117,26 @@ linux_initramfs() {
         burrow_fail "cpio failed"
     cat "$extra.cpio" "$base" >"$out"
     rm -rf "$extra" "$extra.cpio"
+}
+
+# linux_put_modules DIR LIST MODULE...: the modules' files, dependencies
+# first, uncompressed under DIR/lib/modules, and their paths there appended
+# to DIR/etc/LIST.
+linux_put_modules() {
+    local dir=$1 list=$2 f
+    shift 2
+    while read -r f; do
+        case $f in
+        MISSING*) burrow_fail "module ${f#MISSING } is not in $LINUX_MODDIR" ;;
+        esac
+        mkdir -p "$dir/lib/modules/$(dirname "$f")"
+        case $f in
+        *.ko) cp "$LINUX_MODDIR/$f" "$dir/lib/modules/$f" ;;
+        *.ko.xz) xz -dc "$LINUX_MODDIR/$f" >"$dir/lib/modules/${f%.xz}"; f=${f%.xz} ;;
+        *.ko.zst) zstd -qdc "$LINUX_MODDIR/$f" >"$dir/lib/modules/${f%.zst}"; f=${f%.zst} ;;
+        esac
+        echo "$f" >>"$dir/etc/$list"
+    done < <(linux_module_files "$@")
 }
 
 # linux_boot NAME [burrow-vm options...]: boots Debian's kernel with the
