@@ -1,0 +1,117 @@
+#!/bin/bash
+# Debian's bochs-drm against the VGA's Bochs VBE (DISPI) registers: the
+# kernel's command line asks for 1280x800 on the connector (video=), the
+# driver sets that mode when it loads, its fbdev emulation gives fbcon a
+# framebuffer and the console switches to it.  Then:
+#   - a VNC viewer connected before the driver loaded is sent a DesktopSize
+#     of 1280x800, and a new viewer's ServerInit says 1280x800;
+#   - text the guest writes to tty1 is read back from the VNC screen
+#     (vncsnapshot, tesseract) and from the control socket's screenshot,
+#     a 1280x800 PNG.
+# The viewer's Enter key (VNC -> i8042 -> the guest's tty1) is what lets
+# the guest load the driver.
+# needs: hwkvm
+# timeout: 900
+# The nested helper runs the guest about ten times slower than KVM on
+# VMX/SVM, and tesseract with it.
+BURROW_VM_TIMEOUT=${BURROW_VM_TIMEOUT:-600}
+. "$(dirname "$0")/lib.sh"
+linux_init
+burrow_require_cmd vncsnapshot "install vncsnapshot"
+burrow_require_cmd tesseract "install tesseract-ocr"
+
+# What the guest writes on its screen; OCR reads it back word for word.
+TEXT1="Burrow framebuffer console"
+TEXT2="text from the Linux guest"
+
+cat >"$BURROW_TMP/guest.sh" <<GUEST
+# bochs-drm loads only once the host's VNC viewer is connected, so that the
+# viewer sees the mode change: the viewer types Enter, which the guest
+# waits for on tty1 (opened first, so that the key cannot come too early).
+exec 3</dev/tty1
+echo "display: waiting for Enter"
+read -r _ <&3
+echo "display: Enter seen"
+sh /etc/load-later.sh
+# The kernel's own words about the DRM driver and the console.
+dmesg | grep -E 'bochs|fbcon|Console: switching|fb0' | grep -v 'command line' | sed 's/^\[[ 0-9.]*\] //; s/^/dmesg: /'
+echo "fb0: \$(cat /sys/class/graphics/fb0/name) \$(cat /sys/class/graphics/fb0/virtual_size)"
+for c in /sys/class/drm/card0-*; do
+    echo "drm: \${c##*/} \$(cat \$c/status) \$(cat \$c/enabled)"
+done
+# Clear tty1, hide the cursor, and write the text a few lines down.
+printf '\033[2J\033[H\033[?25l\n\n\n   %s\n\n   %s\n' "$TEXT1" "$TEXT2" >/dev/tty1
+echo "display: ready"
+touch /keep-running
+GUEST
+
+linux_initramfs "$BURROW_TMP/initrd" "$BURROW_TMP/guest.sh" +bochs
+PORT=$(linux_free_port)
+linux_start display --memory 512 --initrd "$BURROW_TMP/initrd" --display "vnc:127.0.0.1:$PORT" \
+    --append "quiet consoleblank=0 video=Virtual-1:1280x800 fbcon=font:TER16x32"
+
+# A viewer connected before the driver loads: it types Enter (keysym
+# Return) once the guest waits for it, then follows the mode change.
+VIEWER=$BURROW_TMP/viewer.out
+burrow_add_log "$VIEWER"
+python3 "$BURROW_SOURCE_DIR/tests/tools/rfb-viewer.py" "$PORT" --key 0xff0d \
+    --key-when "$BURROW_TMP/guest-waits" --wait 1280x800 --timeout "$BURROW_VM_TIMEOUT" \
+    >"$VIEWER" 2>&1 &
+viewer_pid=$!
+linux_wait_serial "display: waiting for Enter"
+touch "$BURROW_TMP/guest-waits"
+linux_wait_serial "display: ready"
+wait "$viewer_pid" || burrow_fail "the VNC viewer never saw a 1280x800 framebuffer"
+burrow_note "VNC viewer: $(tr '\n' ';' <"$VIEWER")"
+before=$(awk '$1 == "serverinit" { print $2 }' "$VIEWER")
+[ -n "$before" ] && [ "$before" != 1280x800 ] ||
+    burrow_fail "the framebuffer was ${before:-?} before the driver loaded"
+grep -qx "desktopsize 1280x800" "$VIEWER" ||
+    burrow_fail "the connected viewer got no DesktopSize of 1280x800"
+grep -qx "new-viewer 1280x800" "$VIEWER" ||
+    burrow_fail "a new viewer's ServerInit is not 1280x800"
+
+burrow_note "$(linux_guest_lines "dmesg: ")"
+burrow_expect_text "$LINUX_SERIAL" "fb0: bochs-drmdrmfb frame buffer device"
+burrow_expect_prefix "$LINUX_SERIAL" "dmesg: Console: switching to colour frame buffer device 80x25"
+burrow_expect_line "$LINUX_SERIAL" "fb0: bochs-drmdrmfb 1280,800"
+burrow_expect_line "$LINUX_SERIAL" "drm: card0-Virtual-1 connected enabled"
+
+# The text on the VNC screen.  fbcon draws it when the guest writes; the
+# VNC server sends what changed since, so a few tries allow for the
+# display's refresh.
+ocr() {
+    tesseract "$1" stdout 2>/dev/null | tr -s ' \n' ' '
+}
+shows_text() {
+    grep -qF "$TEXT1" <<<"$1" && grep -qF "$TEXT2" <<<"$1"
+}
+text=
+t0=$SECONDS
+for _ in $(seq 1 5); do
+    timeout 60 vncsnapshot -quiet "127.0.0.1::$PORT" "$BURROW_TMP/screen.jpg" \
+        </dev/null >"$BURROW_TMP/vncsnapshot.log" 2>&1 ||
+        burrow_fail "vncsnapshot failed: $(tail -n 3 "$BURROW_TMP/vncsnapshot.log")"
+    text=$(ocr "$BURROW_TMP/screen.jpg")
+    shows_text "$text" && break
+    sleep 1
+done
+shows_text "$text" || burrow_fail "the VNC screen does not show the guest's text; OCR: $text"
+jpg=$(file -b "$BURROW_TMP/screen.jpg" | grep -o '[0-9]*x[0-9]*' | tail -n 1)
+[ "$jpg" = 1280x800 ] || burrow_fail "vncsnapshot's picture is $jpg, not 1280x800"
+burrow_note "VNC screen ($jpg, vncsnapshot, $((SECONDS - t0)) s): OCR read \"$text\""
+
+# The control socket's screenshot: the same picture, as a 1280x800 PNG.
+t0=$SECONDS
+reply=$(linux_ctl screenshot "{\"path\": \"$BURROW_TMP/shot.png\"}") ||
+    burrow_fail "screenshot failed: $reply"
+png=$(file -b "$BURROW_TMP/shot.png" | sed -n 's/^PNG image data, \([0-9]*\) x \([0-9]*\),.*/\1x\2/p')
+[ "$png" = 1280x800 ] || burrow_fail "the screenshot is $png, not 1280x800 (reply: $reply)"
+text=$(ocr "$BURROW_TMP/shot.png")
+shows_text "$text" || burrow_fail "the screenshot does not show the guest's text; OCR: $text"
+burrow_note "control screenshot ($png PNG, $((SECONDS - t0)) s): OCR read \"$text\""
+
+linux_ctl quit >/dev/null || burrow_fail "quit failed"
+linux_wait_exit
+burrow_expect_status 0 "quit"
+echo "PASS: bochs-drm set 1280x800 and fbcon took the console; VNC and the screenshot show its text at that size"
