@@ -280,3 +280,28 @@ linux_wait_port() {
         sleep 0.2
     done
 }
+
+# linux_watch_events FILE: a control client that stays connected to the VM
+# started last and writes every event it is sent to FILE, one JSON line
+# each, until burrow-vm closes the socket; returns once it is connected.
+linux_watch_events() {
+    local file=$1 start=$SECONDS
+    burrow_add_log "$file"
+    python3 "$BURROW_SOURCE_DIR/tests/tools/burrow-control.py" "$LINUX_SOCK" --greeting \
+        --events 1000000 --timeout "$BURROW_VM_TIMEOUT" --connect-timeout "$BURROW_VM_TIMEOUT" \
+        >"$file" 2>/dev/null &
+    LINUX_PIDS+=("$!")
+    until [ -s "$file" ]; do
+        kill -0 "$!" 2>/dev/null || burrow_fail "the event watcher could not connect to $LINUX_SOCK"
+        [ $((SECONDS - start)) -lt "$BURROW_VM_TIMEOUT" ] ||
+            burrow_fail "the event watcher did not connect within $BURROW_VM_TIMEOUT s"
+        sleep 0.1
+    done
+}
+
+# linux_expect_event FILE EVENT [TEXT]: FILE (from linux_watch_events)
+# holds an event named EVENT whose JSON line contains TEXT.
+linux_expect_event() {
+    grep -F "\"event\":\"$2\"" "$1" | grep -qF -- "${3:-}" ||
+        burrow_fail "no \"$2\" event${3:+ with $3}; events: $(grep -F '"event"' "$1" | tr '\n' ' ')"
+}
