@@ -1,6 +1,8 @@
 /* The demo VM's boot sector: greets, echoes what is typed (through the BIOS
  * keyboard and video services, which SeaBIOS puts on the serial console when
  * there is no display), and powers the machine off through ACPI on 'q'. */
+#include "uart_wait.h"
+
 /* ACPI PM1a control block and the S5 sleep type (devices/acpi_pm.h). */
 #define PM1A_CNT   0x604
 #define S5_SLP_TYP 5
@@ -34,10 +36,10 @@ _start:
 poweroff:
     movw $bye, %si
     call puts
-    movb $0x86, %ah          /* INT 15h AH=86h: wait 100 ms, so SeaBIOS's */
-    movw $0x0001, %cx        /* serial console (flushed from its timer */
-    movw $0x86a0, %dx        /* tick) sends the last line */
-    int $0x15
+    /* The last line must leave before the power goes: SeaBIOS's serial
+     * console sends it from its timer tick, then the UART drains. */
+    bios_wait_tick
+    uart_wait_temt
     /* PM1a_CNT (0x604): SLP_TYP for S5 with SLP_EN. */
     movw $PM1A_CNT, %dx
     movw $(S5_SLP_TYP << 10) | (1 << 13), %ax

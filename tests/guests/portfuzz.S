@@ -4,7 +4,8 @@
  * keyboard controller's reset, port 0x92, the reset control register
  * 0xcf9, the ACPI PM block, the debug-exit port).  The VM must live
  * through it: at the end the guest says so on COM1 and exits through 0xf4. */
-#define COM1        0x3f8
+#include "uart_wait.h"
+
 #define DEBUG_EXIT  0xf4
 #define ROUNDS      2
 
@@ -39,18 +40,29 @@ next_port:
     decw %bp
     jnz round
 
-    /* COM1 may have been reprogrammed: 8N1, no DLAB, then the verdict. */
+    /* COM1 may have been reprogrammed: 8N1 without DLAB, no loopback;
+     * then the verdict, each byte when THR is empty, and the last one
+     * off the wire before the VM ends. */
     movw $COM1 + 3, %dx
     movb $0x03, %al
+    outb %al, %dx
+    movw $COM1 + 4, %dx          /* MCR: DTR, RTS */
     outb %al, %dx
     movw $msg, %si
 3:  lodsb
     testb %al, %al
     jz 4f
+    movb %al, %ah
+    movw $COM1_LSR, %dx
+6:  inb %dx, %al
+    testb $LSR_THRE, %al
+    jz 6b
+    movb %ah, %al
     movw $COM1, %dx
     outb %al, %dx
     jmp 3b
-4:  movw $DEBUG_EXIT, %dx
+4:  uart_wait_temt
+    movw $DEBUG_EXIT, %dx
     movb $0x21, %al
     outb %al, %dx
 5:  hlt

@@ -8,7 +8,7 @@
 #define PWRBTN      0x0100
 #define S5_SLP_TYP  5
 #define SLP_EN      0x2000
-#define COM1        0x3f8
+#include "uart_wait.h"
 
     .code16
     .section .text, "ax"
@@ -33,6 +33,7 @@ _start:
     outw %ax, %dx
     movw $pressed, %si
     call puts
+    uart_wait_temt           /* the line leaves before the power goes */
     movw $PM1_CNT, %dx
     movw $(S5_SLP_TYP << 10) | SLP_EN, %ax
     outw %ax, %dx
@@ -44,10 +45,10 @@ puts:
     lodsb
     testb %al, %al
     jz 4f
-    movw $COM1 + 5, %dx
+    movw $COM1_LSR, %dx
     movb %al, %ah
 3:  inb %dx, %al
-    testb $0x20, %al         /* LSR.THRE */
+    testb $LSR_THRE, %al
     jz 3b
     movb %ah, %al
     movw $COM1, %dx

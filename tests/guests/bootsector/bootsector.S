@@ -6,12 +6,12 @@
  * markers, so a firmware that reads the wrong sector, or a disk that reports
  * the wrong capacity, is caught. */
 
+#include "../uart_wait.h"
+
 #define DEBUG_EXIT_PORT 0xf4
 #define EXIT_PASS 0x21
 #define EXIT_FAIL 0x22
 #define LAST_LBA  2047          /* 1 MiB / 512 - 1; keep in step with bootsector.ld */
-#define COM1_LSR  0x3fd
-#define LSR_TEMT  0x40
 #define BUF       0x8000        /* sector buffer, above the stack and below 64 KiB */
 
     .code16
@@ -50,15 +50,11 @@ fail:
     call    puts
     movb    $EXIT_FAIL, %al
 done:
-    /* Let the UART drain (LSR.TEMT) before the VM ends: the firmware's
-     * serial console may still hold our last characters.  Bounded; with no
-     * UART the port reads 0xff. */
+    /* Wait until the last line has left: SeaBIOS's serial console sends
+     * its last character from the timer tick, then the UART drains. */
     movb    %al, %bl
-    movw    $COM1_LSR, %dx
-    movl    $100000, %ecx
-3:  inb     %dx, %al
-    testb   $LSR_TEMT, %al
-    loopz   3b
+    bios_wait_tick
+    uart_wait_temt
     movb    %bl, %al
     outb    %al, $DEBUG_EXIT_PORT
     cli                         /* no debug-exit device: stop here */

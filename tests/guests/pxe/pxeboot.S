@@ -2,7 +2,8 @@
  * TFTP as the DHCP boot file, loads it at 0000:7C00 and jumps to it in real
  * mode.  It says hello on COM1 and ends the test through the debug-exit
  * port (0xf4) with pass byte 0x21. */
-#define COM1       0x3f8
+#include "../uart_wait.h"
+
 #define DEBUG_EXIT 0xf4
 
     .code16
@@ -20,6 +21,7 @@ _start:
      * program only proves it was fetched and run. */
     movw $hello, %si
     call puts
+    uart_wait_temt              /* the line leaves before the VM ends */
     movb $0x21, %al
     outb %al, $DEBUG_EXIT
 1:  hlt
@@ -31,9 +33,9 @@ puts:
     testb %al, %al
     jz 3f
     movb %al, %ah
-    movw $COM1 + 5, %dx
+    movw $COM1_LSR, %dx
 2:  inb %dx, %al
-    testb $0x20, %al
+    testb $LSR_THRE, %al
     jz 2b
     movw $COM1, %dx
     movb %ah, %al
