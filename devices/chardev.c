@@ -24,6 +24,10 @@
 
 #define CTRL_A 0x01
 
+/* At close, how long a reader that takes no output at all is waited for
+ * before the rest is given up; one that keeps reading is waited for. */
+#define CLOSE_STALL_MS 10000
+
 enum chardev_kind { CD_NONE, CD_STDIO, CD_FILE, CD_UNIX };
 
 /* One file descriptor as the event loop knows it. */
@@ -260,6 +264,29 @@ static void flush_out(struct chardev *cd)
     }
     if (cd->olen == 0)
         cd->ohead = 0;
+}
+
+/* Writes out everything buffered, waiting for the reader (a pipe, terminal
+ * or socket) as long as it makes progress: what the guest wrote before the
+ * VM ended must not stay behind in the buffer. */
+static void drain_out(struct chardev *cd)
+{
+    bool told = false;
+    while (cd->olen > 0 && cd->out_fd >= 0 && !cd->out_broken) {
+        size_t before = cd->olen;
+        flush_out(cd);
+        if (cd->olen == 0 || cd->olen < before || cd->out_fd < 0)
+            continue;
+        if (!told) {
+            log_info("serial: waiting for the reader to take the last %zu bytes of output",
+                     cd->olen);
+            told = true;
+        }
+        struct pollfd pfd = { .fd = cd->out_fd, .events = POLLOUT };
+        int n = poll(&pfd, 1, CLOSE_STALL_MS);
+        if (n == 0 || (n < 0 && errno != EINTR))
+            break;
+    }
 }
 
 size_t chardev_write(struct chardev *cd, const uint8_t *buf, size_t len)
@@ -670,8 +697,7 @@ void chardev_close(struct chardev *cd)
 {
     if (!cd)
         return;
-    if (cd->olen > 0 && cd->out_fd >= 0 && !cd->out_broken)
-        flush_out(cd);
+    drain_out(cd);
     if (cd->olen > 0)
         log_warn("serial: %zu bytes of output not written at close", cd->olen);
     cd->in_armed = false;

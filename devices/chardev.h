@@ -12,7 +12,8 @@
  *
  * Writing never blocks the caller for long: output file descriptors are
  * non-blocking, what the host cannot take at once waits in a bounded buffer
- * flushed from the event loop, and what does not fit is dropped.
+ * flushed from the event loop, and what does not fit is dropped.  Closing
+ * writes the buffer out (see chardev_close).
  *
  * Threading: every call, and every callback the backend makes, happens with
  * the machine's device lock held (event-loop callbacks run under it), so a
@@ -37,8 +38,10 @@ typedef size_t (*chardev_can_receive_fn)(void *opaque);
  * and output that cannot be written at once is kept until the next write).
  * On failure returns NULL with a message in err. */
 struct chardev *chardev_open(const char *spec, struct evloop *loop, char *err, size_t errlen);
-/* Flushes what it can without blocking, restores the terminal, frees.
- * Close a backend only after the device using it was destroyed. */
+/* Writes out all buffered output, waiting for a slow reader as long as it
+ * takes some every 10 s (what the guest wrote before the VM ended is not
+ * lost), restores the terminal, frees.  Close a backend only after the
+ * device using it was destroyed. */
 void chardev_close(struct chardev *cd);
 
 /* Queues len bytes for output; returns how many were accepted (sent or

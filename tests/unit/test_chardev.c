@@ -15,7 +15,10 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -369,6 +372,91 @@ static void test_unix_slow_reader(void **state)
     evloop_free(loop);
 }
 
+/* A client that starts reading only once the closing thread sleeps (in
+ * the backend's wait for it, or, had the backend not waited, in the join). */
+struct late_reader {
+    int fd;
+    pid_t closer;
+    uint8_t *buf;
+    size_t size, got;
+};
+
+static char thread_state(pid_t tid)
+{
+    char path[64], stat[512];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    ssize_t n = read(fd, stat, sizeof(stat) - 1);
+    close(fd);
+    assert_true(n > 0);
+    stat[n] = '\0';
+    const char *p = strrchr(stat, ')');   /* the name may hold anything */
+    assert_non_null(p);
+    return p[2];
+}
+
+static void *late_reader_run(void *opaque)
+{
+    struct late_reader *r = opaque;
+    while (thread_state(r->closer) != 'S')
+        sched_yield();
+    for (;;) {   /* to the end of the stream: closing the backend ends it */
+        ssize_t n = recv(r->fd, r->buf + r->got, r->size - r->got, 0);
+        if (n <= 0)
+            return NULL;
+        r->got += (size_t)n;
+    }
+}
+
+/* Closing writes out what the client has not taken yet, waiting for it
+ * while it reads: what the guest wrote before the VM ended is not lost. */
+static void test_unix_close_drains(void **state)
+{
+    (void)state;
+    char path[PATH_MAX], spec[PATH_MAX + 8], err[256];
+    tmp_path(path, sizeof(path), "drain.sock");
+    struct evloop *loop = evloop_new(NULL);
+    make_spec(spec, sizeof(spec), "unix", path);
+    struct chardev *cd = chardev_open(spec, loop, err, sizeof(err));
+    assert_non_null(cd);
+    int c = connect_client(path);
+    RUN_UNTIL(loop, chardev_connected(cd));
+
+    /* Until the socket is full and half the backend's buffer is used:
+     * what the client could read so far is less than what was written. */
+    const size_t pending = CHARDEV_OUTBUF_SIZE / 2;
+    size_t written = 0;
+    int queued = 0;
+    uint8_t chunk[4096];
+    while (written < (size_t)queued + pending) {
+        for (size_t i = 0; i < sizeof(chunk); i++)
+            chunk[i] = (uint8_t)((written + i) % 251);
+        assert_int_equal(chardev_write(cd, chunk, sizeof(chunk)), sizeof(chunk));
+        written += sizeof(chunk);
+        assert_int_equal(ioctl(c, FIONREAD, &queued), 0);
+        assert_true(written < 64 * 1024 * 1024);
+    }
+
+    struct late_reader r = { .fd = c, .closer = gettid(), .size = written + 1 };
+    r.buf = malloc(r.size);
+    assert_non_null(r.buf);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, late_reader_run, &r), 0);
+    chardev_close(cd);
+    pthread_join(t, NULL);
+    assert_int_equal(r.got, written);
+    for (size_t i = 0; i < written; i++) {
+        if (r.buf[i] != (uint8_t)(i % 251)) {
+            fprintf(stderr, "byte %zu differs\n", i);
+            fail();
+        }
+    }
+    free(r.buf);
+    close(c);
+    evloop_free(loop);
+}
+
 static void test_unix_refuses_non_socket(void **state)
 {
     (void)state;
@@ -559,6 +647,7 @@ int main(void)
         cmocka_unit_test(test_file_backend),
         cmocka_unit_test(test_unix_backend),
         cmocka_unit_test(test_unix_slow_reader),
+        cmocka_unit_test(test_unix_close_drains),
         cmocka_unit_test(test_unix_refuses_non_socket),
         cmocka_unit_test(test_stdio_close),
         cmocka_unit_test(test_stdio_exit),
