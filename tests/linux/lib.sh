@@ -266,21 +266,6 @@ linux_free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# linux_wait_port PORT: waits until something listens on 127.0.0.1:PORT
-# (burrow-vm's VNC server), while the background VM runs.
-linux_wait_port() {
-    local port=$1 start=$SECONDS
-    until python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \
-        "$port" 2>/dev/null; do
-        if [ -n "${LINUX_PID:-}" ] && ! kill -0 "$LINUX_PID" 2>/dev/null; then
-            burrow_fail "burrow-vm ended before it listened on port $port"
-        fi
-        [ $((SECONDS - start)) -lt "$BURROW_VM_TIMEOUT" ] ||
-            burrow_fail "nothing listened on port $port within $BURROW_VM_TIMEOUT s"
-        sleep 0.2
-    done
-}
-
 # linux_watch_events FILE: a control client that stays connected to the VM
 # started last and writes every event it is sent to FILE, one JSON line
 # each, until burrow-vm closes the socket; returns once it is connected.
