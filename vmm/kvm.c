@@ -1,5 +1,6 @@
 #include "vmm/kvm.h"
 
+#include <asm/kvm_para.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,12 +19,27 @@
 #define KVM_TSS_ADDR          0xfffbd000ULL
 #define KVM_IDENTITY_MAP_ADDR 0xfffbc000ULL
 
+/* KVM's PV MSRs that make KVM write into guest memory or change how it
+ * treats the vCPU: a reset puts back their power-on values, so that the
+ * next boot does not find kvm-clock, steal time or async page faults still
+ * writing where the last one asked.  (Not the wall-clock MSRs: writing one
+ * makes KVM write the time there.) */
+static const uint32_t pv_msrs[] = {
+    MSR_KVM_SYSTEM_TIME, MSR_KVM_SYSTEM_TIME_NEW, MSR_KVM_ASYNC_PF_EN, MSR_KVM_ASYNC_PF_INT,
+    MSR_KVM_STEAL_TIME, MSR_KVM_PV_EOI_EN, MSR_KVM_POLL_CONTROL,
+};
+#define PV_MSRS_MAX (sizeof(pv_msrs) / sizeof(pv_msrs[0]))
+
 struct kvm_vcpu_state {
     struct kvm_regs regs;
     struct kvm_sregs sregs;
     struct kvm_fpu fpu;
     struct kvm_lapic_state lapic;
     struct kvm_mp_state mp;
+    struct {                       /* struct kvm_msrs with room for its entries */
+        struct kvm_msrs hdr;
+        struct kvm_msr_entry e[PV_MSRS_MAX];
+    } msrs;
 };
 
 /* What is wrong with KVM and what to do, as one line. */
@@ -136,10 +152,31 @@ int vm_dirty_log(struct vm *vm, unsigned slot, uint64_t *bitmap)
 
 /* --- CPUID ------------------------------------------------------------ */
 
+#define CPUID_1_ECX_TSC_DEADLINE  (1u << 24)
+#define CPUID_1_ECX_HYPERVISOR    (1u << 31)
+#define CPUID_80000007_EDX_INVTSC (1u << 8)
+/* The hypervisor timing leaf (VMware's, which other hypervisors offer too):
+ * EAX the TSC's and EBX the local APIC timer's frequency, in kHz. */
+#define CPUID_HV_TIMING           0x40000010
+/* KVM's local APIC timer counts one bus cycle a nanosecond. */
+#define KVM_APIC_BUS_KHZ          1000000u
+/* The PV features KVM implements on its own.  Left out: extended MSI
+ * destination ids (for more than 255 APIC ids), and the GPA-range and
+ * migration hypercalls of encrypted guests, which need the VMM's help. */
+#define KVM_PV_FEATURES ((1u << KVM_FEATURE_CLOCKSOURCE) | (1u << KVM_FEATURE_NOP_IO_DELAY) |     \
+                         (1u << KVM_FEATURE_CLOCKSOURCE2) | (1u << KVM_FEATURE_ASYNC_PF) |         \
+                         (1u << KVM_FEATURE_STEAL_TIME) | (1u << KVM_FEATURE_PV_EOI) |             \
+                         (1u << KVM_FEATURE_PV_UNHALT) | (1u << KVM_FEATURE_PV_TLB_FLUSH) |        \
+                         (1u << KVM_FEATURE_ASYNC_PF_VMEXIT) | (1u << KVM_FEATURE_PV_SEND_IPI) |   \
+                         (1u << KVM_FEATURE_POLL_CONTROL) | (1u << KVM_FEATURE_PV_SCHED_YIELD) |   \
+                         (1u << KVM_FEATURE_ASYNC_PF_INT) | (1u << KVM_FEATURE_CLOCKSOURCE_STABLE_BIT))
+/* Room after KVM's leaves for the ones added here. */
+#define CPUID_SPARE 2
+
 static struct kvm_cpuid2 *supported_cpuid(int kvm_fd)
 {
     for (int n = 64; n <= 4096; n *= 2) {
-        struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+        struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + (n + CPUID_SPARE) * sizeof(c->entries[0]));
         if (!c)
             return NULL;
         c->nent = (uint32_t)n;
@@ -150,6 +187,45 @@ static struct kvm_cpuid2 *supported_cpuid(int kvm_fd)
             return NULL;
     }
     return NULL;
+}
+
+static struct kvm_cpuid_entry2 *cpuid_entry(struct kvm_cpuid2 *c, uint32_t function)
+{
+    for (uint32_t i = 0; i < c->nent; i++)
+        if (c->entries[i].function == function && c->entries[i].index == 0)
+            return &c->entries[i];
+    return NULL;
+}
+
+/* What every vCPU sees beyond KVM's list: that it runs on a hypervisor,
+ * KVM's PV leaves (kvm-clock among them), the TSC deadline timer when KVM
+ * emulates it, and the TSC's frequency (tsc_khz; 0: unknown).  c needs
+ * CPUID_SPARE free entries. */
+static void cpuid_for_guest(struct kvm_cpuid2 *c, bool tsc_deadline, int tsc_khz)
+{
+    struct kvm_cpuid_entry2 *e = cpuid_entry(c, 1);
+    if (e)
+        e->ecx |= CPUID_1_ECX_HYPERVISOR | (tsc_deadline ? CPUID_1_ECX_TSC_DEADLINE : 0);
+    /* No invariant TSC: with it Linux prefers the bare TSC to kvm-clock,
+     * whose pvclock pages also tell the guest when a pause stopped it and
+     * stay right on a host whose TSC runs at another rate. */
+    e = cpuid_entry(c, 0x80000007);
+    if (e)
+        e->edx &= ~CPUID_80000007_EDX_INVTSC;
+    struct kvm_cpuid_entry2 *sig = cpuid_entry(c, KVM_CPUID_SIGNATURE);
+    e = cpuid_entry(c, KVM_CPUID_FEATURES);
+    if (!sig || !e)
+        return;
+    e->eax &= KVM_PV_FEATURES;
+    if (tsc_khz <= 0)
+        return;
+    e = cpuid_entry(c, CPUID_HV_TIMING);
+    if (!e)
+        e = &c->entries[c->nent++];
+    *e = (struct kvm_cpuid_entry2){ .function = CPUID_HV_TIMING, .eax = (uint32_t)tsc_khz,
+                                    .ebx = KVM_APIC_BUS_KHZ };
+    if (sig->eax < CPUID_HV_TIMING)
+        sig->eax = CPUID_HV_TIMING;
 }
 
 static unsigned bits_for(unsigned n)
@@ -196,6 +272,25 @@ static void cpuid_for_vcpu(struct kvm_cpuid2 *c, int index, int ncpus)
     }
 }
 
+/* Saves the power-on values of the PV MSRs this KVM has (one at a time:
+ * KVM_GET_MSRS stops at the first it does not know). */
+static int save_pv_msrs(int fd, struct kvm_vcpu_state *s)
+{
+    s->msrs.hdr.nmsrs = 0;
+    for (size_t i = 0; i < PV_MSRS_MAX; i++) {
+        struct {
+            struct kvm_msrs hdr;
+            struct kvm_msr_entry e;
+        } one = { .hdr.nmsrs = 1, .e.index = pv_msrs[i] };
+        int n = ioctl(fd, KVM_GET_MSRS, &one);
+        if (n < 0)
+            return -1;
+        if (n == 1)
+            s->msrs.e[s->msrs.hdr.nmsrs++] = one.e;
+    }
+    return 0;
+}
+
 int vm_create_vcpus(struct vm *vm, int ncpus, char *err, size_t errlen)
 {
     int max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
@@ -216,6 +311,27 @@ int vm_create_vcpus(struct vm *vm, int ncpus, char *err, size_t errlen)
         return -1;
     }
     vm->ncpus = ncpus;
+    for (int i = 0; i < ncpus; i++) {
+        struct vcpu *v = &vm->vcpus[i];
+        v->vm = vm;
+        v->index = i;
+        v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, i);
+        if (v->fd < 0) {
+            snprintf(err, errlen, "cannot create vCPU %d: %s", i, strerror(errno));
+            return -1;
+        }
+        v->run = mmap(NULL, (size_t)vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+        if (v->run == MAP_FAILED) {
+            v->run = NULL;
+            snprintf(err, errlen, "cannot map vCPU %d: %s", i, strerror(errno));
+            return -1;
+        }
+    }
+    /* Every vCPU's TSC runs at the rate KVM gave the VM. */
+    bool tsc_deadline = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+    int tsc_khz = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_GET_TSC_KHZ) > 0
+                      ? ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0) : 0;
+    cpuid_for_guest(vm->cpuid, tsc_deadline, tsc_khz);
     size_t cpuid_size = sizeof(*vm->cpuid) + vm->cpuid->nent * sizeof(vm->cpuid->entries[0]);
     struct kvm_cpuid2 *mine = malloc(cpuid_size);
     if (!mine) {
@@ -224,21 +340,6 @@ int vm_create_vcpus(struct vm *vm, int ncpus, char *err, size_t errlen)
     }
     for (int i = 0; i < ncpus; i++) {
         struct vcpu *v = &vm->vcpus[i];
-        v->vm = vm;
-        v->index = i;
-        v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, i);
-        if (v->fd < 0) {
-            snprintf(err, errlen, "cannot create vCPU %d: %s", i, strerror(errno));
-            free(mine);
-            return -1;
-        }
-        v->run = mmap(NULL, (size_t)vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
-        if (v->run == MAP_FAILED) {
-            v->run = NULL;
-            snprintf(err, errlen, "cannot map vCPU %d: %s", i, strerror(errno));
-            free(mine);
-            return -1;
-        }
         memcpy(mine, vm->cpuid, cpuid_size);
         cpuid_for_vcpu(mine, i, ncpus);
         if (ioctl(v->fd, KVM_SET_CPUID2, mine) < 0) {
@@ -250,7 +351,7 @@ int vm_create_vcpus(struct vm *vm, int ncpus, char *err, size_t errlen)
         struct kvm_vcpu_state *s = v->initial;
         if (!s || ioctl(v->fd, KVM_GET_REGS, &s->regs) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s->sregs) < 0 ||
             ioctl(v->fd, KVM_GET_FPU, &s->fpu) < 0 || ioctl(v->fd, KVM_GET_LAPIC, &s->lapic) < 0 ||
-            ioctl(v->fd, KVM_GET_MP_STATE, &s->mp) < 0) {
+            ioctl(v->fd, KVM_GET_MP_STATE, &s->mp) < 0 || save_pv_msrs(v->fd, s) < 0) {
             snprintf(err, errlen, "cannot read the state of vCPU %d: %s", i, strerror(errno));
             free(mine);
             return -1;
@@ -277,10 +378,33 @@ int vm_reset_cpus(struct vm *vm)
         struct kvm_vcpu_state *s = v->initial;
         if (ioctl(v->fd, KVM_SET_SREGS, &s->sregs) < 0 || ioctl(v->fd, KVM_SET_REGS, &s->regs) < 0 ||
             ioctl(v->fd, KVM_SET_FPU, &s->fpu) < 0 || ioctl(v->fd, KVM_SET_LAPIC, &s->lapic) < 0 ||
-            ioctl(v->fd, KVM_SET_MP_STATE, &s->mp) < 0)
+            ioctl(v->fd, KVM_SET_MP_STATE, &s->mp) < 0 ||
+            ioctl(v->fd, KVM_SET_MSRS, &s->msrs) != (int)s->msrs.hdr.nmsrs)
             rc = -1;
     }
     return rc;
+}
+
+/* --- kvm-clock ---------------------------------------------------------- */
+
+void vm_clock_pause(struct vm *vm)
+{
+    struct kvm_clock_data d = { 0 };
+    vm->clock_held = ioctl(vm->vm_fd, KVM_GET_CLOCK, &d) == 0;
+    vm->clock_ns = d.clock;
+}
+
+void vm_clock_resume(struct vm *vm)
+{
+    if (vm->clock_held) {
+        struct kvm_clock_data d = { .clock = vm->clock_ns };
+        if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &d) < 0)
+            log_error("KVM_SET_CLOCK: %s", strerror(errno));
+        vm->clock_held = false;
+    }
+    /* Fails with EINVAL on a vCPU whose guest has not enabled kvm-clock. */
+    for (int i = 0; i < vm->ncpus; i++)
+        ioctl(vm->vcpus[i].fd, KVM_KVMCLOCK_CTRL, 0);
 }
 
 /* --- interrupts ------------------------------------------------------- */

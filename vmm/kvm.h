@@ -31,6 +31,9 @@ struct vm {
     struct vcpu *vcpus;
     int ncpus;
     struct kvm_cpuid2 *cpuid;
+    /* kvm-clock's value while the VM is paused. */
+    bool clock_held;
+    uint64_t clock_ns;
 
     /* GSI routing: the irqchip pins, then MSI routes at GSI 24 + i. */
     pthread_mutex_t route_lock;
@@ -62,6 +65,12 @@ int vm_dirty_log(struct vm *vm, unsigned slot, uint64_t *bitmap);
 int vm_create_vcpus(struct vm *vm, int ncpus, char *err, size_t errlen);
 /* Restores the power-on state of every vCPU, the irqchips and the PIT. */
 int vm_reset_cpus(struct vm *vm);
+/* A paused VM's kvm-clock stands still: vm_clock_pause (vCPUs parked)
+ * keeps its value and vm_clock_resume gives it back, so the guest sees no
+ * jump in time, and tells each vCPU's guest it was stopped, for its
+ * lockup and stall watchdogs. */
+void vm_clock_pause(struct vm *vm);
+void vm_clock_resume(struct vm *vm);
 
 int vm_set_irq(struct vm *vm, unsigned gsi, bool level);
 int vm_msi_alloc(struct vm *vm);

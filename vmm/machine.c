@@ -640,6 +640,7 @@ void machine_pause(struct machine *m)
     if (m->state != STATE_RUNNING)
         return;
     vcpus_park(m);
+    vm_clock_pause(&m->vm);
     set_state(m, STATE_PAUSED);
 }
 
@@ -648,6 +649,7 @@ void machine_resume(struct machine *m)
     if (m->state != STATE_PAUSED)
         return;
     set_state(m, STATE_RUNNING);
+    vm_clock_resume(&m->vm);
     vcpus_unpark(m);
 }
 
