@@ -316,19 +316,45 @@ static void test_unix_backend(void **state)
     evloop_free(loop);
 }
 
+/* A unix backend at NAME in the scratch directory, with a client
+ * connected; returns the client's socket. */
+static int open_with_client(const char *name, struct evloop **loop, struct chardev **cd)
+{
+    char path[PATH_MAX], spec[PATH_MAX + 8], err[256];
+    tmp_path(path, sizeof(path), name);
+    *loop = evloop_new(NULL);
+    make_spec(spec, sizeof(spec), "unix", path);
+    *cd = chardev_open(spec, *loop, err, sizeof(err));
+    assert_non_null(*cd);
+    int c = connect_client(path);
+    RUN_UNTIL(*loop, chardev_connected(*cd));
+    return c;
+}
+
+/* Byte i of the test stream. */
+static uint8_t stream_byte(size_t i)
+{
+    return (uint8_t)(i % 251);
+}
+
+static void check_stream(const uint8_t *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i] != stream_byte(i)) {
+            fprintf(stderr, "byte %zu differs\n", i);
+            fail();
+        }
+    }
+}
+
 /* A client that does not read: writes never block, the overflow is
  * dropped, and what was accepted arrives complete and in order. */
 static void test_unix_slow_reader(void **state)
 {
     (void)state;
-    char path[PATH_MAX], spec[PATH_MAX + 8], err[256];
-    tmp_path(path, sizeof(path), "slow.sock");
-    struct evloop *loop = evloop_new(NULL);
-    make_spec(spec, sizeof(spec), "unix", path);
-    struct chardev *cd = chardev_open(spec, loop, err, sizeof(err));
-    assert_non_null(cd);
-    int c = connect_client(path);
-    RUN_UNTIL(loop, chardev_connected(cd));
+    struct evloop *loop;
+    struct chardev *cd;
+    int c = open_with_client("slow.sock", &loop, &cd);
 
     const size_t total = 4 * 1024 * 1024;
     size_t accepted = 0;
@@ -336,7 +362,7 @@ static void test_unix_slow_reader(void **state)
     uint64_t t0 = evloop_now_ns();
     for (size_t off = 0; off < total; off += sizeof(chunk)) {
         for (size_t i = 0; i < sizeof(chunk); i++)
-            chunk[i] = (uint8_t)((off + i) % 251);
+            chunk[i] = stream_byte(off + i);
         size_t n = chardev_write(cd, chunk, sizeof(chunk));
         assert_true(n <= sizeof(chunk));
         if (n < sizeof(chunk)) {
@@ -360,12 +386,7 @@ static void test_unix_slow_reader(void **state)
         evloop_run_once(loop, 1);
     }
     assert_int_equal(got, accepted);
-    for (size_t i = 0; i < accepted; i++) {
-        if (back[i] != (uint8_t)(i % 251)) {
-            fprintf(stderr, "byte %zu differs\n", i);
-            fail();
-        }
-    }
+    check_stream(back, accepted);
     free(back);
     close(c);
     chardev_close(cd);
@@ -414,14 +435,9 @@ static void *late_reader_run(void *opaque)
 static void test_unix_close_drains(void **state)
 {
     (void)state;
-    char path[PATH_MAX], spec[PATH_MAX + 8], err[256];
-    tmp_path(path, sizeof(path), "drain.sock");
-    struct evloop *loop = evloop_new(NULL);
-    make_spec(spec, sizeof(spec), "unix", path);
-    struct chardev *cd = chardev_open(spec, loop, err, sizeof(err));
-    assert_non_null(cd);
-    int c = connect_client(path);
-    RUN_UNTIL(loop, chardev_connected(cd));
+    struct evloop *loop;
+    struct chardev *cd;
+    int c = open_with_client("drain.sock", &loop, &cd);
 
     /* Until the socket is full and half the backend's buffer is used:
      * what the client could read so far is less than what was written. */
@@ -431,7 +447,7 @@ static void test_unix_close_drains(void **state)
     uint8_t chunk[4096];
     while (written < (size_t)queued + pending) {
         for (size_t i = 0; i < sizeof(chunk); i++)
-            chunk[i] = (uint8_t)((written + i) % 251);
+            chunk[i] = stream_byte(written + i);
         assert_int_equal(chardev_write(cd, chunk, sizeof(chunk)), sizeof(chunk));
         written += sizeof(chunk);
         assert_int_equal(ioctl(c, FIONREAD, &queued), 0);
@@ -446,12 +462,7 @@ static void test_unix_close_drains(void **state)
     chardev_close(cd);
     pthread_join(t, NULL);
     assert_int_equal(r.got, written);
-    for (size_t i = 0; i < written; i++) {
-        if (r.buf[i] != (uint8_t)(i % 251)) {
-            fprintf(stderr, "byte %zu differs\n", i);
-            fail();
-        }
-    }
+    check_stream(r.buf, written);
     free(r.buf);
     close(c);
     evloop_free(loop);
