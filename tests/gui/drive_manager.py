@@ -6,7 +6,9 @@ new VM headless, waits for the running state and its screen thumbnail, stops
 it and deletes it.  With BURROW_KVM_DEVICE set (to a missing path), checks
 instead that the assistant's host check fails and that Start shows why.
 Writes screenshots of the windows into the folder given as the first
-argument.  Exit status: 0 passed, 1 failed."""
+argument.  Every step waits for what it needs (a window, a state, the
+screen's content); the limits only bound a hang.  Exit status: 0 passed,
+1 failed."""
 import os
 import sys
 import time
@@ -20,6 +22,8 @@ SHOTS = sys.argv[1]
 CLI_VM = os.environ['CLI_VM']
 GUI_VM = os.environ['GUI_VM']
 DISK = os.environ['GUI_DISK']
+# Seconds one wait may take before the walk fails (tests/kvm/lib.sh).
+LIMIT = float(os.environ.get('BURROW_WAIT_LIMIT', '300'))
 
 
 def fail(msg):
@@ -78,7 +82,7 @@ def find(name, role=None, root=None, showing=True):
     return None
 
 
-def wait_for(what, fn, timeout=20):
+def wait_for(what, fn, timeout=LIMIT):
     end = time.time() + timeout
     while time.time() < end:
         try:
@@ -104,20 +108,29 @@ def set_text(name, text):
     e.set_text_contents(text)
 
 
-def window(name, timeout=20):
+def window(name):
     return wait_for('window "%s"' % name,
                     lambda: next((n for n in walk(app(), 0) if n.get_name() == name and
-                                  n.get_role_name() in ('frame', 'dialog', 'window', 'alert')), None),
-                    timeout)
+                                  n.get_role_name() in ('frame', 'dialog', 'window', 'alert')), None))
+
+
+def capture(node):
+    """What the X server shows of node now, as a pixbuf."""
+    ext = node.get_extents(Atspi.CoordType.SCREEN)
+    root = Gdk.get_default_root_window()
+    return Gdk.pixbuf_get_from_window(root, max(0, ext.x), max(0, ext.y), ext.width, ext.height)
 
 
 def screenshot(win, path):
-    time.sleep(0.6)   # let the last redraw land
-    ext = win.get_extents(Atspi.CoordType.SCREEN)
-    root = Gdk.get_default_root_window()
-    pb = Gdk.pixbuf_get_from_window(root, max(0, ext.x), max(0, ext.y), ext.width, ext.height)
-    if pb is None:
-        fail('cannot capture ' + path)
+    # Once two captures 0.2 s apart agree, the last redraw has landed.
+    last = [None]
+
+    def settled():
+        pb = capture(win)
+        same = pb is not None and last[0] is not None and pb.get_pixels() == last[0].get_pixels()
+        last[0] = pb
+        return pb if same else None
+    pb = wait_for('a still picture of ' + path, settled)
     pb.savev(os.path.join(SHOTS, path), 'png', [], [])
     step('screenshot ' + path)
 
@@ -132,6 +145,22 @@ def thumb_width(name):
     return 1 if img and img.get_description() == "The VM's screen" else 0
 
 
+def thumb_shows_text(name):
+    """The thumbnail as drawn shows the guest's text, not a blank screen:
+    more than 0.3% of its pixels differ from the most common colour."""
+    pb = capture(find('Screen thumbnail', 'icon', find(name, 'list item')))
+    if pb is None:
+        return False
+    px, n, stride = pb.get_pixels(), pb.get_n_channels(), pb.get_rowstride()
+    counts = {}
+    for y in range(pb.get_height()):
+        row = px[y * stride:y * stride + pb.get_width() * n]
+        for x in range(0, len(row), n):
+            counts[row[x:x + 3]] = counts.get(row[x:x + 3], 0) + 1
+    total = pb.get_width() * pb.get_height()
+    return total > 0 and total - max(counts.values()) > total * 0.003
+
+
 def select_row(name):
     lst = wait_for('the VM list', lambda: find('Virtual machines', 'list box'))
     row = wait_for('row "%s"' % name, lambda: find(name, 'list item'))
@@ -141,7 +170,7 @@ def select_row(name):
 
 
 step('waiting for the main window')
-main = window('Burrow', 30)
+main = window('Burrow')
 step('the VM made with the command line is listed')
 wait_for('row "%s"' % CLI_VM, lambda: find(CLI_VM, 'list item'))
 select_row(CLI_VM)
@@ -153,7 +182,7 @@ def host_check_text(root):
     def verdict():
         t = find('Host check', 'label', root).get_text(0, -1)
         return t if t.startswith(('PASS', 'WARN', 'FAIL')) else None
-    return wait_for("the host check's verdict", verdict, 40)
+    return wait_for("the host check's verdict", verdict)
 
 
 if os.environ.get('BURROW_KVM_DEVICE'):
@@ -185,11 +214,12 @@ if os.environ.get('BURROW_KVM_DEVICE'):
 step('New VM assistant')
 click('New')
 asst = window('New Virtual Machine')
+set_text('Name', GUI_VM)
+wait_for('the name accepted', lambda: 'allowed' in find('Name check', 'label').get_text(0, -1))
+# The host check ran on a thread meanwhile.
 verdict = host_check_text(asst)
 if not verdict.startswith(('PASS', 'WARN')):
     fail('the assistant says this host cannot run VMs: ' + verdict)
-set_text('Name', GUI_VM)
-wait_for('the name accepted', lambda: 'allowed' in find('Name check', 'label').get_text(0, -1))
 screenshot(asst, 'new-vm-assistant.png')
 click('Next', root=asst)
 mem = wait_for('the memory slider', lambda: find('Memory', 'slider', asst))
@@ -218,18 +248,17 @@ click('Cancel', root=dlg)
 
 step('start headless')
 click('Start headless', root=main)
-wait_for('the running state', lambda: row_state(GUI_VM) == 'Running', 40)
-wait_for('a screen thumbnail', lambda: thumb_width(GUI_VM) > 0, 20)
+wait_for('the running state', lambda: row_state(GUI_VM) == 'Running')
+wait_for('a screen thumbnail', lambda: thumb_width(GUI_VM) > 0)
 state = find('State', 'label', main).get_text(0, -1)
 if not state.startswith('Running'):
     fail('details say "%s"' % state)
-# Thumbnails refresh every 2 s: give the firmware's banner time to show
-# (SeaBIOS runs slowly where KVM emulates real mode).
-time.sleep(12)
+# The firmware's banner in the thumbnail, for the screenshot.
+wait_for("the firmware's text in the thumbnail", lambda: thumb_shows_text(GUI_VM))
 screenshot(main, 'main-window-running.png')
 step('stop (ACPI power button)')
 click('Stop', root=main)
-wait_for('the powered-off state', lambda: row_state(GUI_VM) == 'Powered off', 40)
+wait_for('the powered-off state', lambda: row_state(GUI_VM) == 'Powered off')
 if thumb_width(GUI_VM) > 0:
     fail('the thumbnail stayed after the VM stopped')
 
