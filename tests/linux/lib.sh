@@ -266,6 +266,19 @@ linux_free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# linux_wait_started: after linux_start, waits until the guest's init runs;
+# returns 1 when burrow-vm ended before that (its stderr, NAME.err, says
+# why: a port in use, say), so that the caller can start it again.
+linux_wait_started() {
+    local start=$SECONDS
+    while ! tr -d '\r' 2>/dev/null <"$LINUX_SERIAL" | grep -qF "burrow-guest: init"; do
+        kill -0 "$LINUX_PID" 2>/dev/null || return 1
+        [ $((SECONDS - start)) -lt "$BURROW_VM_TIMEOUT" ] ||
+            burrow_fail "the guest's init did not start within $BURROW_VM_TIMEOUT s"
+        sleep 0.2
+    done
+}
+
 # linux_watch_events FILE: a control client that stays connected to the VM
 # started last and writes every event it is sent to FILE, one JSON line
 # each, until burrow-vm closes the socket; returns once it is connected.
