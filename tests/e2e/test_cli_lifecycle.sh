@@ -6,7 +6,10 @@
 # resume, the serial console, screenshot, stop through the ACPI power button
 # (tests/guests/powerbtn.img powers off when it is pressed), stop --force of
 # a guest that ignores the button, logs, delete: the VM is gone.
+# Every wait is for an event (a state, a log or console line, a process
+# gone); the time limits only bound a hang.
 # needs: kvm
+# timeout: 1200
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 CLI=${BURROW_CLI:-$BURROW_BUILD_DIR/burrow}
@@ -17,18 +20,7 @@ export BURROW_VM=$BURROW_BUILD_DIR/burrow-vm
 VMS=$XDG_DATA_HOME/burrow/vms
 RUN=$XDG_RUNTIME_DIR/burrow
 
-# proc_gone PID: true once PID has ended (a zombie waiting for init to reap
-# it counts as ended), waiting up to 5 s.
-proc_gone() {
-    local st
-    for _ in $(seq 50); do
-        kill -0 "$1" 2>/dev/null || return 0
-        st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
-        [ "$st" = Z ] || [ "$st" = X ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
+HANG=$BURROW_WAIT_LIMIT
 
 started=()
 cleanup() {
@@ -43,7 +35,7 @@ trap cleanup EXIT
 # b ARGS...: runs burrow; stdout in $OUT, stderr in $ERR, status in $RC.
 b() {
     RC=0
-    timeout 120 "$CLI" "$@" >"$BURROW_TMP/out" 2>"$BURROW_TMP/err" </dev/null || RC=$?
+    timeout $(( HANG * 2 )) "$CLI" "$@" >"$BURROW_TMP/out" 2>"$BURROW_TMP/err" </dev/null || RC=$?
     OUT=$(cat "$BURROW_TMP/out")
     ERR=$(cat "$BURROW_TMP/err")
 }
@@ -113,29 +105,29 @@ burrow_require_file /usr/share/seabios/bios-256k.bin "install Debian's seabios"
 
 # --- start, status, second start refused
 started+=(lc)
-ok start lc --headless
+ok start lc --headless --timeout $HANG
 ok status lc --json
 [ "$(jq_py 'j["state"]')" = running ] || burrow_fail "status after start: $OUT"
 pid=$(jq_py 'j["pid"]')
 kill -0 "$pid" 2>/dev/null || burrow_fail "status names pid $pid, which does not exist"
 before=$(tree_sum)
-refuse "already running" start lc --headless
+refuse "already running" start lc --headless --timeout $HANG
 ok status lc
 [[ "$OUT" == "running (pid $pid)" ]] || burrow_fail "after a refused second start: '$OUT'"
 [ "$(tree_sum)" = "$before" ] || burrow_fail "the refused start changed the VM tree"
 burrow_note "ok: start --headless, status running (pid $pid), second start refused"
 
-# --- the serial console: wait for the guest to wait for the button
+# --- the serial console: once it is attached (burrow-vm logs the client),
+# a reset makes the guest say again that it waits for the button
 console=$BURROW_TMP/console.out
+vmlog=$XDG_STATE_HOME/burrow/lc.log
 burrow_add_log "$console"
-burrow_add_log "$XDG_STATE_HOME/burrow/lc.log"
-timeout 120 "$CLI" console lc </dev/null >"$console" 2>&1 &
+burrow_add_log "$vmlog"
+timeout $(( HANG * 3 )) "$CLI" console lc </dev/null >"$console" 2>&1 &
 conpid=$!
-for _ in $(seq 600); do
-    grep -q "powerbtn: waiting for the power button" "$console" && break
-    sleep 0.1
-done
-burrow_expect_text "$console" "powerbtn: waiting for the power button"
+burrow_wait_text "$vmlog" "serial: client connected" "$conpid"
+ok reset lc
+burrow_wait_text "$console" "powerbtn: waiting for the power button" "$conpid"
 burrow_note "ok: console shows the guest"
 
 # --- pause, resume
@@ -165,7 +157,7 @@ else
 fi
 
 # --- stop through the power button
-ok stop lc --timeout 60
+ok stop lc --timeout $HANG
 wait "$conpid"
 burrow_expect_text "$console" "powerbtn: pressed, entering S5"
 ok status lc
@@ -173,13 +165,13 @@ ok status lc
 for f in lc.sock lc.pid lc.console; do
     [ ! -e "$RUN/$f" ] || burrow_fail "stop left $RUN/$f behind"
 done
-proc_gone "$pid" || burrow_fail "burrow-vm (pid $pid) still runs after stop"
+burrow_proc_gone "$pid" || burrow_fail "burrow-vm (pid $pid) still runs after stop"
 burrow_note "ok: stop: the guest powered off; status stopped; runtime files gone"
 
 # --- stop --force of a guest that ignores the button
 ok create deaf --memory 64 --disk "$BURROW_TMP/bootsector.img" --net none
 started+=(deaf)
-ok start deaf --headless
+ok start deaf --headless --timeout $HANG
 ok status deaf --json
 dpid=$(jq_py 'j["pid"]')
 refuse "did not power off within 2 s" stop deaf --timeout 2
@@ -188,7 +180,7 @@ ok status deaf
 ok stop deaf --force --timeout 2
 ok status deaf
 [ "$OUT" = stopped ] || burrow_fail "status after stop --force: '$OUT'"
-proc_gone "$dpid" || burrow_fail "burrow-vm (pid $dpid) still runs after stop --force"
+burrow_proc_gone "$dpid" || burrow_fail "burrow-vm (pid $dpid) still runs after stop --force"
 refuse "is not running" stop deaf
 burrow_note "ok: stop without --force reports the timeout; stop --force ends the VM"
 

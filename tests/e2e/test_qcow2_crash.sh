@@ -6,6 +6,7 @@
 # allowed), and the image, read by qemu-img, must hold every write that a
 # completed flush covered; any other sector holds what it held before the
 # round or one of the round's later writes, whole.
+# timeout: 1200
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 
@@ -98,7 +99,17 @@ for round in $(seq 1 "$ROUNDS"); do
     journal=$BURROW_TMP/journal.$round
     "$WRITER" crash-writer "$img" "$journal" "$round" "$RANDOM$RANDOM" 2>"$BURROW_TMP/writer.err" &
     pid=$!
-    sleep "0.$(printf %03d $(( 60 + RANDOM % 400 )))"
+    # The kill lands at a random point of the writer's progress: once its
+    # journal has that many lines, whatever the machine's speed.
+    lines=$(( 1 + RANDOM % 200 ))
+    start=$SECONDS
+    while [ "$(wc -l <"$journal" 2>/dev/null || echo 0)" -lt "$lines" ]; do
+        kill -0 "$pid" 2>/dev/null ||
+            burrow_fail "round $round: the writer ended before the kill: $(cat "$BURROW_TMP/writer.err")"
+        [ $(( SECONDS - start )) -lt 300 ] ||
+            burrow_fail "round $round: the writer journalled fewer than $lines lines in 300 s"
+        sleep 0.01
+    done
     kill -9 "$pid" 2>/dev/null
     { wait "$pid"; } 2>/dev/null
     rc=$?

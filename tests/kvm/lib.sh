@@ -3,12 +3,17 @@
 #     . "$(dirname "$0")/../kvm/lib.sh"
 #     burrow_init
 # Conventions: exit 0 passed, 1 failed, 77 skipped (the reason is printed
-# first).  Every burrow-vm run has a hard timeout.
+# first).  Every burrow-vm run has a hard timeout.  Tests wait for events (a
+# line in a file, a state, a process gone), never for a guessed time; the
+# limits only bound a hang, and are generous, since tests also run inside
+# the nested KVM helper, about ten times slower than a desktop.
 
 set -u
 
 # Seconds a single burrow-vm run may take before it is killed.
-BURROW_VM_TIMEOUT=${BURROW_VM_TIMEOUT:-120}
+BURROW_VM_TIMEOUT=${BURROW_VM_TIMEOUT:-240}
+# Seconds one wait for an event may take before the test fails.
+BURROW_WAIT_LIMIT=${BURROW_WAIT_LIMIT:-300}
 
 burrow_skip() {
     echo "SKIP: $*"
@@ -139,6 +144,54 @@ burrow_expect_no_text() {
     if tr -d '\r' <"$1" | grep -qF -- "$2"; then
         burrow_fail "$(basename "$1") contains \"$2\": $(tr -d '\r' <"$1" | grep -F -- "$2" | head -n 3)"
     fi
+}
+
+# burrow_until WHAT COMMAND...: runs COMMAND every 0.2 s until it succeeds;
+# fails the test with "no WHAT" after $BURROW_WAIT_LIMIT s.  COMMAND may
+# call burrow_fail itself (say, when the VM it waits on has ended).
+burrow_until() {
+    local what=$1 end=$(( SECONDS + BURROW_WAIT_LIMIT ))
+    shift
+    until "$@"; do
+        [ "$SECONDS" -lt "$end" ] || burrow_fail "no $what after $BURROW_WAIT_LIMIT s"
+        sleep 0.2
+    done
+}
+
+# burrow_wait_text FILE TEXT [PID]: until FILE holds TEXT (a fixed string,
+# CRs ignored); fails early when process PID has ended without it.
+burrow_wait_text() {
+    burrow_until "\"$2\" in $(basename "$1")" _burrow_has_text "$@"
+}
+_burrow_has_text() {
+    tr -d '\r' <"$1" 2>/dev/null | grep -aqF -- "$2" && return 0
+    [ -z "${3:-}" ] || kill -0 "$3" 2>/dev/null ||
+        burrow_fail "process $3 ended before \"$2\" was in $(basename "$1")"
+    return 1
+}
+
+# burrow_proc_gone PID: true once PID has ended (a zombie waiting for its
+# parent to reap it counts), false after $BURROW_WAIT_LIMIT s.
+burrow_proc_gone() {
+    local st end=$(( SECONDS + BURROW_WAIT_LIMIT ))
+    while [ "$SECONDS" -lt "$end" ]; do
+        kill -0 "$1" 2>/dev/null || return 0
+        st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
+        [ "$st" = Z ] || [ "$st" = X ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# burrow_listen SOCKET N OUT: a control client in the background that
+# prints the greeting and then N events to OUT; returns once it is
+# connected (its greeting is in OUT), so no event it waits for can pass it
+# by.  Its pid is in BURROW_LISTENER.
+burrow_listen() {
+    python3 "$BURROW_SOURCE_DIR/tests/tools/burrow-control.py" "$1" --greeting --events "$2" \
+        --connect-timeout "$BURROW_WAIT_LIMIT" --timeout "$BURROW_WAIT_LIMIT" >"$3" 2>&1 &
+    BURROW_LISTENER=$!
+    burrow_wait_text "$3" '"burrow"' "$BURROW_LISTENER"
 }
 
 # CRC-32 (the zlib/IEEE one) of a file, as 0x%08x.

@@ -67,10 +67,11 @@ out=$BURROW_TMP/unix.txt
 python3 "$HELPER" unix-reader "$sock" "$out" "$BURROW_TMP/reader.ready" \
     --timeout "$BURROW_VM_TIMEOUT" &
 reader=$!
-until [ -e "$BURROW_TMP/reader.ready" ]; do
+reader_ready() {
     kill -0 $reader 2>/dev/null || burrow_fail "the unix socket client did not start"
-    sleep 0.1
-done
+    [ -e "$BURROW_TMP/reader.ready" ]
+}
+burrow_until "start of the unix socket client" reader_ready
 burrow_run_vm unix-s5 "${BURST[@]}" --serial "unix:$sock"
 wait $reader || burrow_fail "the unix socket client failed"
 burrow_expect_status 0 "the guest's ACPI power-off"
@@ -86,10 +87,11 @@ timeout -k 10 "$BURROW_VM_TIMEOUT" "$BURROW_VM" --memory 64 --display none \
 vmpid=$!
 trap 'kill $vmpid 2>/dev/null; wait $vmpid 2>/dev/null; rm -rf "$BURROW_TMP"' EXIT
 # Until the guest has written 16 KiB (and the firmware its lines, < 2 KiB).
-until [ "$(stat -c %s "$serial" 2>/dev/null || echo 0)" -gt 18432 ]; do
+written_16k() {
     kill -0 $vmpid 2>/dev/null || burrow_fail "burrow-vm ended before the guest wrote"
-    sleep 0.1
-done
+    [ "$(stat -c %s "$serial" 2>/dev/null || echo 0)" -gt 18432 ]
+}
+burrow_until "16 KiB from the guest" written_16k
 reply=$(python3 "$CLIENT" "$ctl" quit --timeout 60) || burrow_fail "quit failed: $reply"
 status=0
 wait $vmpid || status=$?
