@@ -26,15 +26,28 @@ EOF
 chmod +x /bin/media-event
 : >/tmp/sr0.events
 uevent /bin/media-event &
-# wait_event N: until the Nth media event of sr0 has come.
+# wait_event N: until the Nth media event of sr0 has come (a hang bound of
+# some minutes: the host acts as soon as it reads the line before).
 wait_event() {
-    while [ "$(wc -l </tmp/sr0.events)" -lt "$1" ]; do sleep 0.1; done
+    local i=0
+    # The kernel polls the drive (GET EVENT STATUS NOTIFICATION) only when
+    # told, and only while waiting here: in the nested helper polls are dear.
+    echo 250 >/sys/block/sr0/events_poll_msecs
+    while [ "$(wc -l </tmp/sr0.events)" -lt "$1" ]; do
+        [ $i -lt 1500 ] || fail "no media event $1 from the kernel"
+        sleep 0.1
+        i=$((i + 1))
+    done
+    echo 0 >/sys/block/sr0/events_poll_msecs
     echo "cd: event $1 $(sed -n "$1p" /tmp/sr0.events)"
 }
-# mount_disc TAG: mounts /dev/sr0 on /mnt, lists its files' sums under TAG.
+# mount_disc TAG: reads the whole medium (its sum and size under TAG), then
+# mounts /dev/sr0 on /mnt and lists its files' sums under TAG.
 mount_disc() {
+    dd if=/dev/sr0 of=/tmp/disc bs=64k 2>/tmp/dd.err || fail "reading /dev/sr0: $(cat /tmp/dd.err)"
+    echo "cd: medium $1 $(md5sum /tmp/disc | cut -d' ' -f1) $(stat -c %s /tmp/disc) bytes"
+    rm -f /tmp/disc
     mount -t iso9660 -o ro /dev/sr0 /mnt 2>/tmp/mount.err || fail "mount /dev/sr0: $(cat /tmp/mount.err)"
-    echo "cd: size $(cat /sys/block/sr0/size)"
     (cd /mnt && find . -type f | sort | while read -r f; do echo "$1: $(md5sum "$f")"; done)
 }
 
@@ -44,8 +57,6 @@ while [ ! -e /sys/block/sr0 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); don
 echo "cd: sr0 $(cat /sys/block/sr0/device/vendor) $(cat /sys/block/sr0/device/model)"
 mount_disc disc1
 umount /mnt || fail "umount"
-# The kernel polls the drive (GET EVENT STATUS NOTIFICATION) only when told.
-echo 100 >/sys/block/sr0/events_poll_msecs
 echo "cd: ready for eject"
 wait_event 1
 err=$(dd if=/dev/sr0 of=/dev/null bs=2048 count=1 2>&1) && fail "/dev/sr0 still reads after the eject"
@@ -78,16 +89,18 @@ linux_initramfs "$BURROW_TMP/initrd" "$BURROW_TMP/guest.sh" ahci sr_mod isofs
 linux_start cd --memory 512 --initrd "$BURROW_TMP/initrd" --no-rng \
     --cdrom "$BURROW_TMP/disc1.iso" --append quiet
 
-# expect_files TAG DIR: the guest listed DIR's files under TAG with their sums.
+# expect_files TAG DIR: the guest read the whole of TAG.iso, and listed
+# DIR's files under TAG with their sums.
 expect_files() {
     local want got
+    burrow_expect_line "$LINUX_SERIAL" "cd: medium $1 $(md5sum <"$BURROW_TMP/$1.iso" | cut -d' ' -f1) $(stat -c %s "$BURROW_TMP/$1.iso") bytes"
     want=$(cd "$2" && find . -type f | sort | while read -r f; do md5sum "$f"; done)
     got=$(linux_guest_lines "$1: ")
     [ "$got" = "$want" ] || burrow_fail "$1: the guest read
 $got
 instead of
 $want"
-    burrow_note "ok: $1: the guest read $(wc -l <<<"$want") files with the right MD5 sums"
+    burrow_note "ok: $1: the guest read the whole medium and $(wc -l <<<"$want") files with the right MD5 sums"
 }
 
 linux_wait_serial "cd: ready for eject"
