@@ -119,6 +119,15 @@ static void decode_mode(const struct vga_state *s, struct vga_mode_info *m)
     bool vbe = en & VBE_DISPI_ENABLED;
     m->dac8 = en & VBE_DISPI_8BIT_DAC;
     m->dac_mask = s->dac_mask;
+    /* AR index bit 5 (palette address source) clear: the attribute
+     * controller owns the palette and the screen shows nothing.  VBE modes
+     * are blanked by it too, as on the device this one models: bochs-drm
+     * blanks the screen (DPMS off, an fbdev blank) by clearing the bit and
+     * leaves the VBE mode enabled. */
+    if (!(s->ar_index & 0x20)) {
+        m->kind = K_BLANK;
+        return;
+    }
     if (vbe && vga_vbe_bytes_pp(s->vbe[VBE_DISPI_INDEX_BPP])) {
         m->kind = K_VBE;
         m->width = s->vbe[VBE_DISPI_INDEX_XRES];
@@ -130,10 +139,8 @@ static void decode_mode(const struct vga_state *s, struct vga_mode_info *m)
             m->kind = K_BLANK;
         return;
     }
-    /* AR index bit 5 (palette address source) clear: the attribute
-     * controller owns the palette and the screen shows nothing; SR1 bit 5
-     * turns the screen off. */
-    if (!(s->ar_index & 0x20) || (s->sr[1] & 0x20)) {
+    /* SR1 bit 5 turns the screen off. */
+    if (s->sr[1] & 0x20) {
         m->kind = K_BLANK;
         return;
     }

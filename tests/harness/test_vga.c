@@ -143,8 +143,18 @@ static uint16_t dispi_r(struct fx *f, unsigned idx)
     return (uint16_t)harness_pio_read(f->h, DISPI_DATA, 2);
 }
 
+/* Palette address source on (the display shows), through the attribute
+ * controller's index port after a read of input status 1 resets its
+ * flip-flop; a VGA BIOS and bochs-drm leave it so around a mode set. */
+static void video_on(struct fx *f, bool on)
+{
+    (void)harness_pio_read(f->h, 0x3da, 1);
+    harness_pio_write(f->h, 0x3c0, 1, on ? 0x20 : 0x00);
+}
+
 static void vbe_mode(struct fx *f, unsigned w, unsigned h, unsigned bpp, uint16_t flags)
 {
+    video_on(f, true);
     dispi_w(f, ENABLE, 0);
     dispi_w(f, BPP, (uint16_t)bpp);
     dispi_w(f, XRES, (uint16_t)w);
@@ -337,10 +347,22 @@ static void test_dispi_id_caps(void **state)
 
 /* --- VBE modes --------------------------------------------------------- */
 
+/* bochs-drm's blanking: the VGA ports through the MMIO BAR (0x400 + port
+ * - 0x3c0); the palette address source bit blanks or shows the screen. */
+static void bochs_blank(struct fx *f, bool blank)
+{
+    harness_mmio_write(f->h, MMIO_BASE + 0x400 + (0x3c2 - 0x3c0), 1, 0x01);
+    (void)harness_mmio_read(f->h, MMIO_BASE + 0x400 + (0x3da - 0x3c0), 1);
+    harness_mmio_write(f->h, MMIO_BASE + 0x400, 1, blank ? 0x00 : 0x20);
+}
+
 static void test_vbe_32bpp(void **state)
 {
     struct fx *f = *state;
-    /* bochs-drm's sequence, through the MMIO BAR */
+    /* bochs-drm's sequence, through the MMIO BAR: unblank (colour I/O in
+     * misc, input status 1 read, AR index with the palette address source
+     * bit), then the DISPI registers */
+    bochs_blank(f, false);
     uint64_t r = MMIO_BASE + 0x500;
     harness_mmio_write(f->h, r + 2 * ENABLE, 2, 0);
     harness_mmio_write(f->h, r + 2 * BPP, 2, 32);
@@ -367,6 +389,41 @@ static void test_vbe_32bpp(void **state)
     dispi_w(f, Y_OFF, 1);
     refresh(f);
     assert_int_equal(px(f, 200, 99), 0xff0000);
+}
+
+/* A VBE mode blanked the way bochs-drm does it for DPMS off and fbdev
+ * blanking: the palette address source bit cleared, the VBE mode left
+ * enabled.  The screen turns black at the same size and comes back as it
+ * was when the bit is set again. */
+static void test_vbe_blank(void **state)
+{
+    struct fx *f = *state;
+    bochs_blank(f, false);
+    vbe_mode(f, 320, 200, 32, EN_LFB);
+    harness_mmio_write(f->h, LFB_BASE + (10 * 320 + 20) * 4, 4, 0x00c0ffee);
+    refresh(f);
+    assert_size(f, 320, 200);
+    assert_int_equal(px(f, 20, 10), 0xc0ffee);
+
+    bochs_blank(f, true);
+    assert_int_equal(dispi_r(f, ENABLE) & EN_ENABLED, EN_ENABLED);
+    refresh(f);
+    assert_true(f->updates >= 1);
+    assert_size(f, 320, 200);
+    for (unsigned y = 0; y < 200; y++)
+        for (unsigned x = 0; x < 320; x++)
+            if (px(f, x, y))
+                fail_msg("pixel %u,%u lit (%#x) on the blanked screen", x, y, px(f, x, y));
+    /* drawing while blanked shows nothing yet */
+    harness_mmio_write(f->h, LFB_BASE + (11 * 320 + 21) * 4, 4, 0x00123456);
+    refresh(f);
+    assert_int_equal(px(f, 21, 11), 0);
+
+    bochs_blank(f, false);
+    refresh(f);
+    assert_size(f, 320, 200);
+    assert_int_equal(px(f, 20, 10), 0xc0ffee);
+    assert_int_equal(px(f, 21, 11), 0x123456);
 }
 
 static void test_vbe_depths(void **state)
@@ -972,6 +1029,7 @@ int main(void)
         cmocka_unit_test(test_rom),
         cmocka_unit_test_setup_teardown(test_dispi_id_caps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vbe_32bpp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vbe_blank, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vbe_depths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vbe_8bpp_palette, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bank_switching, setup, teardown),
