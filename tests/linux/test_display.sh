@@ -7,7 +7,9 @@
 #     of 1280x800, and a new viewer's ServerInit says 1280x800;
 #   - text the guest writes to tty1 is read back from the VNC screen
 #     (vncsnapshot, tesseract) and from the control socket's screenshot,
-#     a 1280x800 PNG.
+#     a 1280x800 PNG;
+#   - when the guest blanks the screen (fb0's blank, as DPMS does), the
+#     VNC screen is black, and the text comes back when it unblanks.
 # The viewer's Enter key (VNC -> i8042 -> the guest's tty1) is what lets
 # the guest load the driver.
 # needs: hwkvm
@@ -42,6 +44,15 @@ done
 # Clear tty1, hide the cursor, and write the text a few lines down.
 printf '\033[2J\033[H\033[?25l\n\n\n   %s\n\n   %s\n' "$TEXT1" "$TEXT2" >/dev/tty1
 echo "display: ready"
+# Blanking, as a screen saver or DPMS does it: the CRTC goes inactive and
+# bochs-drm blanks the screen through the attribute controller's palette
+# address source bit, leaving the VBE mode as it is; then back.
+read -r _ <&3
+echo 1 >/sys/class/graphics/fb0/blank
+echo "display: blanked"
+read -r _ <&3
+echo 0 >/sys/class/graphics/fb0/blank
+echo "display: unblanked"
 touch /keep-running
 GUEST
 
@@ -50,18 +61,30 @@ PORT=$(linux_free_port)
 linux_start display --memory 512 --initrd "$BURROW_TMP/initrd" --display "vnc:127.0.0.1:$PORT" \
     --append "quiet consoleblank=0 video=Virtual-1:1280x800 fbcon=font:TER16x32"
 
-# A viewer connected before the driver loads: it types Enter (keysym
-# Return) once the guest waits for it, then follows the mode change.
+# One VNC viewer for the whole test, connected before the driver loads: it
+# types Enter (keysym Return) whenever the guest waits for it, follows the
+# mode change, and looks at every pixel of the blanked and unblanked
+# screen.  The test tells it when, through files.
 VIEWER=$BURROW_TMP/viewer.out
 burrow_add_log "$VIEWER"
-python3 "$BURROW_SOURCE_DIR/tests/tools/rfb-viewer.py" "$PORT" --key 0xff0d \
-    --key-when "$BURROW_TMP/guest-waits" --wait 1280x800 --timeout "$BURROW_VM_TIMEOUT" \
-    >"$VIEWER" 2>&1 &
+python3 "$BURROW_SOURCE_DIR/tests/tools/rfb-viewer.py" "$PORT" --timeout "$BURROW_VM_TIMEOUT" \
+    "when=$BURROW_TMP/go-driver" key=0xff0d size=1280x800 new-viewer \
+    "when=$BURROW_TMP/go-blank" key=0xff0d "when=$BURROW_TMP/blanked" dark=30 \
+    key=0xff0d "when=$BURROW_TMP/unblanked" bright=30 >"$VIEWER" 2>&1 &
 viewer_pid=$!
+# viewer_line PREFIX: waits for the viewer's line starting with PREFIX.
+viewer_line() {
+    local start=$SECONDS
+    until grep -q "^$1" "$VIEWER"; do
+        kill -0 "$viewer_pid" 2>/dev/null || burrow_fail "the VNC viewer ended before \"$1\""
+        [ $((SECONDS - start)) -lt "$BURROW_VM_TIMEOUT" ] || burrow_fail "the VNC viewer never said \"$1\""
+        sleep 0.2
+    done
+}
 linux_wait_serial "display: waiting for Enter"
-touch "$BURROW_TMP/guest-waits"
+touch "$BURROW_TMP/go-driver"
 linux_wait_serial "display: ready"
-wait "$viewer_pid" || burrow_fail "the VNC viewer never saw a 1280x800 framebuffer"
+viewer_line new-viewer
 burrow_note "VNC viewer: $(tr '\n' ';' <"$VIEWER")"
 before=$(awk '$1 == "serverinit" { print $2 }' "$VIEWER")
 [ -n "$before" ] && [ "$before" != 1280x800 ] ||
@@ -86,16 +109,20 @@ ocr() {
 shows_text() {
     grep -qF "$TEXT1" <<<"$1" && grep -qF "$TEXT2" <<<"$1"
 }
-text=
+# snapshot_text: the VNC screen's text, in $text (a few tries).
+snapshot_text() {
+    local _
+    for _ in $(seq 1 5); do
+        timeout 60 vncsnapshot -quiet "127.0.0.1::$PORT" "$BURROW_TMP/screen.jpg" \
+            </dev/null >"$BURROW_TMP/vncsnapshot.log" 2>&1 ||
+            burrow_fail "vncsnapshot failed: $(tail -n 3 "$BURROW_TMP/vncsnapshot.log")"
+        text=$(ocr "$BURROW_TMP/screen.jpg")
+        shows_text "$text" && break
+        sleep 1
+    done
+}
 t0=$SECONDS
-for _ in $(seq 1 5); do
-    timeout 60 vncsnapshot -quiet "127.0.0.1::$PORT" "$BURROW_TMP/screen.jpg" \
-        </dev/null >"$BURROW_TMP/vncsnapshot.log" 2>&1 ||
-        burrow_fail "vncsnapshot failed: $(tail -n 3 "$BURROW_TMP/vncsnapshot.log")"
-    text=$(ocr "$BURROW_TMP/screen.jpg")
-    shows_text "$text" && break
-    sleep 1
-done
+snapshot_text
 shows_text "$text" || burrow_fail "the VNC screen does not show the guest's text; OCR: $text"
 jpg=$(file -b "$BURROW_TMP/screen.jpg" | grep -o '[0-9]*x[0-9]*' | tail -n 1)
 [ "$jpg" = 1280x800 ] || burrow_fail "vncsnapshot's picture is $jpg, not 1280x800"
@@ -111,7 +138,21 @@ text=$(ocr "$BURROW_TMP/shot.png")
 shows_text "$text" || burrow_fail "the screenshot does not show the guest's text; OCR: $text"
 burrow_note "control screenshot ($png PNG, $((SECONDS - t0)) s): OCR read \"$text\""
 
+# Blanked: not one pixel lit.  Unblanked: the text again.
+touch "$BURROW_TMP/go-blank"
+linux_wait_serial "display: blanked"
+touch "$BURROW_TMP/blanked"
+linux_wait_serial "display: unblanked"
+touch "$BURROW_TMP/unblanked"
+wait "$viewer_pid" || burrow_fail "the VNC viewer failed: $(tail -n 3 "$VIEWER")"
+burrow_note "VNC viewer: $(tr '\n' ';' <"$VIEWER")"
+grep -qx dark "$VIEWER" ||
+    burrow_fail "the blanked screen is not black: $(grep '^not dark' "$VIEWER")"
+grep -q '^bright: ' "$VIEWER" || burrow_fail "the screen stayed black after unblanking"
+snapshot_text
+shows_text "$text" || burrow_fail "the unblanked VNC screen does not show the guest's text; OCR: $text"
+
 linux_ctl quit >/dev/null || burrow_fail "quit failed"
 linux_wait_exit
 burrow_expect_status 0 "quit"
-echo "PASS: bochs-drm set 1280x800 and fbcon took the console; VNC and the screenshot show its text at that size"
+echo "PASS: bochs-drm set 1280x800 and fbcon took the console; VNC and the screenshot show its text at that size; blanking turns the screen black and back"

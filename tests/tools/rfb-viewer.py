@@ -1,21 +1,28 @@
 #!/usr/bin/env python3
-"""A minimal VNC viewer for tests: framebuffer sizes and one key.
+"""A minimal VNC viewer for tests, driven by a list of actions.
 
-  rfb-viewer.py PORT [--wait WxH] [--key KEYSYM --key-when PATH]
-                [--timeout S]
+  rfb-viewer.py PORT [--timeout S] [ACTION...]
 
 Connects to 127.0.0.1:PORT (retrying until the server listens), speaks
-RFB 3.8 with the "None" security type (RFC 6143), and prints, one line
-each, as they happen:
-  serverinit WxH     the ServerInit's framebuffer size
-  key KEYSYM         --key: once PATH exists, a KeyEvent press and release
-                     of the X keysym (e.g. 0xff0d, Return) was sent
-  desktopsize WxH    --wait: a DesktopSize pseudo-rectangle (RFC 6143,
-                     7.8.2), read while asking for updates until the
-                     framebuffer is WxH
-  new-viewer WxH     --wait: then a second connection's ServerInit
+RFB 3.8 with the "None" security type (RFC 6143), asks for 32-bit pixels
+and for the DesktopSize pseudo-encoding, keeps its own copy of the
+framebuffer from the updates it asks for, and prints as it goes:
+  serverinit WxH       the ServerInit's framebuffer size
+  desktopsize WxH      each DesktopSize pseudo-rectangle (7.8.2)
+Then runs the actions in order, one line each when done:
+  when=PATH            waits until PATH exists (printed: "when PATH")
+  key=KEYSYM           a KeyEvent press and release of the X keysym,
+                       e.g. 0xff0d for Return ("key KEYSYM")
+  size=WxH             waits until the framebuffer is WxH ("size WxH")
+  dark=S               waits up to S seconds for a screen with no pixel
+                       lit (not black): "dark", else "not dark: lit N of
+                       TOTAL" (the display refreshes on a timer, so the
+                       screen may change a little after the guest did)
+  bright=S             waits up to S seconds for some lit pixel: "bright:
+                       lit N of TOTAL", else "not bright"
+  new-viewer           a second connection's ServerInit ("new-viewer WxH")
 Exit status: 0 done, 1 the timeout passed first, 2 the server could not be
-talked to.
+talked to or an action was not understood.
 """
 
 import argparse
@@ -27,31 +34,38 @@ import time
 
 ENC_RAW = 0
 ENC_DESKTOP_SIZE = -223
+# 32 bits per pixel, depth 24, little-endian, true colour, 8 bits of red,
+# green and blue at bits 16, 8 and 0.
+PIXEL_FORMAT = struct.pack(">BBBBHHHBBB3x", 32, 24, 0, 1, 255, 255, 255, 16, 8, 0)
 
 
 def say(line):
     print(line, flush=True)
 
 
-class Conn:
+class Viewer:
     def __init__(self, port, deadline):
         self.deadline = deadline
         while True:
             try:
                 self.sock = socket.create_connection(("127.0.0.1", port), 5)
-                return
+                break
             except OSError:
-                if time.monotonic() >= deadline:
-                    raise TimeoutError
+                self.check_deadline()
                 time.sleep(0.1)
+        self.width, self.height = self.handshake()
+        self.fb = bytearray(self.width * self.height * 4)
+        self.covered = 0          # pixels received since the last full request
+
+    def check_deadline(self):
+        if time.monotonic() >= self.deadline:
+            raise TimeoutError
 
     def recv(self, n):
         buf = b""
         while len(buf) < n:
-            left = self.deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            self.sock.settimeout(min(left, 0.2))
+            self.check_deadline()
+            self.sock.settimeout(min(self.deadline - time.monotonic(), 0.2))
             try:
                 chunk = self.sock.recv(n - len(buf))
             except socket.timeout:
@@ -61,106 +75,132 @@ class Conn:
             buf += chunk
         return buf
 
-    def pending(self):
-        """Whether the server has sent something not read yet."""
+    def handshake(self):
+        """Version, security None, a shared ClientInit: the ServerInit's
+        framebuffer size."""
+        version = self.recv(12)
+        if not version.startswith(b"RFB "):
+            raise ConnectionError("not an RFB server: %r" % version)
+        self.sock.sendall(b"RFB 003.008\n")
+        n = self.recv(1)[0]
+        if n == 0:
+            reason = self.recv(struct.unpack(">I", self.recv(4))[0])
+            raise ConnectionError("refused: %s" % reason.decode(errors="replace"))
+        types = self.recv(n)
+        if 1 not in types:
+            raise ConnectionError("security type None not offered: %s" % list(types))
+        self.sock.sendall(b"\x01")
+        if struct.unpack(">I", self.recv(4))[0] != 0:
+            raise ConnectionError("security handshake failed")
+        self.sock.sendall(b"\x01")
+        width, height = struct.unpack(">HH", self.recv(4))
+        self.recv(16)                               # the server's pixel format
+        self.recv(struct.unpack(">I", self.recv(4))[0])
+        return width, height
+
+    def start_updates(self):
+        self.sock.sendall(struct.pack(">B3x", 0) + PIXEL_FORMAT)
+        self.sock.sendall(struct.pack(">BxH", 2, 2) + struct.pack(">ii", ENC_RAW, ENC_DESKTOP_SIZE))
+        self.request(False)
+
+    def request(self, incremental):
+        if not incremental:
+            self.covered = 0
+        self.sock.sendall(struct.pack(">BBHHHH", 3, incremental, 0, 0, self.width, self.height))
+
+    def pump(self):
+        """Handles what the server sent, if anything, within 0.1 s."""
+        self.check_deadline()
         self.sock.settimeout(0.1)
         try:
-            return bool(self.sock.recv(1, socket.MSG_PEEK))
+            if not self.sock.recv(1, socket.MSG_PEEK):
+                raise ConnectionError("the server closed the connection")
         except socket.timeout:
-            return False
+            return
+        msg = self.recv(1)[0]
+        if msg == 0:                                # FramebufferUpdate
+            self.recv(1)
+            for _ in range(struct.unpack(">H", self.recv(2))[0]):
+                x, y, w, h, enc = struct.unpack(">HHHHi", self.recv(12))
+                if enc == ENC_DESKTOP_SIZE:
+                    self.width, self.height = w, h
+                    self.fb = bytearray(w * h * 4)
+                    self.covered = 0
+                    say("desktopsize %dx%d" % (w, h))
+                elif enc == ENC_RAW:
+                    data = self.recv(w * h * 4)
+                    if x + w > self.width or y + h > self.height:
+                        raise ConnectionError("rectangle %dx%d+%d+%d outside the screen" % (w, h, x, y))
+                    for row in range(h):
+                        at = ((y + row) * self.width + x) * 4
+                        self.fb[at:at + w * 4] = data[row * w * 4:(row + 1) * w * 4]
+                    self.covered += w * h
+                else:
+                    raise ConnectionError("unrequested encoding %d" % enc)
+            self.request(True)
+        elif msg == 1:                              # SetColourMapEntries
+            self.recv(3)
+            self.recv(6 * struct.unpack(">H", self.recv(2))[0])
+        elif msg == 3:                              # ServerCutText
+            self.recv(3)
+            self.recv(struct.unpack(">I", self.recv(4))[0])
+        elif msg != 2:                              # 2: Bell
+            raise ConnectionError("unknown server message %d" % msg)
 
-
-def handshake(c):
-    """Version, security None, a shared ClientInit; the ServerInit's width,
-    height and bytes per pixel."""
-    version = c.recv(12)
-    if not version.startswith(b"RFB "):
-        raise ConnectionError("not an RFB server: %r" % version)
-    c.sock.sendall(b"RFB 003.008\n")
-    n = c.recv(1)[0]
-    if n == 0:
-        reason = c.recv(struct.unpack(">I", c.recv(4))[0])
-        raise ConnectionError("refused: %s" % reason.decode(errors="replace"))
-    types = c.recv(n)
-    if 1 not in types:
-        raise ConnectionError("security type None not offered: %s" % list(types))
-    c.sock.sendall(b"\x01")
-    if struct.unpack(">I", c.recv(4))[0] != 0:
-        raise ConnectionError("security handshake failed")
-    c.sock.sendall(b"\x01")
-    width, height = struct.unpack(">HH", c.recv(4))
-    pixfmt = c.recv(16)
-    c.recv(struct.unpack(">I", c.recv(4))[0])     # the desktop's name
-    return width, height, pixfmt[0] // 8
-
-
-def update_request(c, incremental, width, height):
-    c.sock.sendall(struct.pack(">BBHHHH", 3, incremental, 0, 0, width, height))
-
-
-def read_message(c, size, bpp):
-    """One server message; returns the framebuffer size after it and
-    whether it was a FramebufferUpdate."""
-    msg = c.recv(1)[0]
-    if msg == 0:                                  # FramebufferUpdate
-        c.recv(1)
-        for _ in range(struct.unpack(">H", c.recv(2))[0]):
-            x, y, w, h, enc = struct.unpack(">HHHHi", c.recv(12))
-            if enc == ENC_DESKTOP_SIZE:
-                size = (w, h)
-                say("desktopsize %dx%d" % size)
-            elif enc == ENC_RAW:
-                c.recv(w * h * bpp)
-            else:
-                raise ConnectionError("unrequested encoding %d" % enc)
-        return size, True
-    if msg == 1:                                  # SetColourMapEntries
-        c.recv(3)
-        c.recv(6 * struct.unpack(">H", c.recv(2))[0])
-    elif msg == 3:                                # ServerCutText
-        c.recv(3)
-        c.recv(struct.unpack(">I", c.recv(4))[0])
-    elif msg != 2:                                # 2: Bell
-        raise ConnectionError("unknown server message %d" % msg)
-    return size, False
+    def lit(self):
+        """The pixels of the whole screen, fresh, that are not black."""
+        self.request(False)
+        while self.covered < self.width * self.height:
+            self.pump()
+        b, g, r = self.fb[0::4], self.fb[1::4], self.fb[2::4]
+        return sum(1 for p in zip(b, g, r) if any(p))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("port", type=int)
-    ap.add_argument("--wait", metavar="WxH")
-    ap.add_argument("--key", type=lambda v: int(v, 0), metavar="KEYSYM")
-    ap.add_argument("--key-when", metavar="PATH")
+    ap.add_argument("actions", nargs="*")
     ap.add_argument("--timeout", type=float, default=30)
-    a = ap.parse_args()
+    a = ap.parse_intermixed_args()
     deadline = time.monotonic() + a.timeout
     try:
-        c = Conn(a.port, deadline)
-        width, height, bpp = handshake(c)
-        size = (width, height)
-        say("serverinit %dx%d" % size)
-        want = tuple(int(v) for v in a.wait.split("x")) if a.wait else None
-        if want is None and a.key is None:
-            return 0
-        c.sock.sendall(struct.pack(">BBH", 2, 0, 2) + struct.pack(">ii", ENC_RAW, ENC_DESKTOP_SIZE))
-        update_request(c, 0, *size)
-        key_sent = a.key is None
-        while not key_sent or (want and size != want):
-            if not key_sent and (not a.key_when or os.path.exists(a.key_when)):
+        v = Viewer(a.port, deadline)
+        say("serverinit %dx%d" % (v.width, v.height))
+        v.start_updates()
+        for action in a.actions:
+            name, _, arg = action.partition("=")
+            if name == "when":
+                while not os.path.exists(arg):
+                    v.pump()
+                say("when %s" % arg)
+            elif name == "key":
+                keysym = int(arg, 0)
                 for down in (1, 0):
-                    c.sock.sendall(struct.pack(">BBHI", 4, down, 0, a.key))
-                say("key %#x" % a.key)
-                key_sent = True
-            if not c.pending():
-                if time.monotonic() >= deadline:
-                    raise TimeoutError
-                continue
-            size, was_update = read_message(c, size, bpp)
-            if was_update:
-                update_request(c, 1, *size)
-        if want:
-            c2 = Conn(a.port, deadline)
-            say("new-viewer %dx%d" % handshake(c2)[:2])
+                    v.sock.sendall(struct.pack(">BBxxI", 4, down, keysym))
+                say("key %#x" % keysym)
+            elif name == "size":
+                want = tuple(int(n) for n in arg.split("x"))
+                while (v.width, v.height) != want:
+                    v.pump()
+                say("size %dx%d" % want)
+            elif name in ("dark", "bright"):
+                give_up = time.monotonic() + float(arg)
+                while True:
+                    n = v.lit()
+                    if (n == 0) == (name == "dark") or time.monotonic() >= give_up:
+                        break
+                    time.sleep(0.5)
+                total = v.width * v.height
+                if name == "dark":
+                    say("dark" if n == 0 else "not dark: lit %d of %d" % (n, total))
+                else:
+                    say("bright: lit %d of %d" % (n, total) if n else "not bright")
+            elif name == "new-viewer":
+                other = Viewer(a.port, deadline)
+                say("new-viewer %dx%d" % (other.width, other.height))
+                other.sock.close()
+            else:
+                raise ValueError("unknown action %r" % action)
         return 0
     except TimeoutError:
         print("rfb-viewer: timed out", file=sys.stderr)
