@@ -109,6 +109,18 @@ ocr() {
 shows_text() {
     grep -qF "$TEXT1" <<<"$1" && grep -qF "$TEXT2" <<<"$1"
 }
+# jpeg_size FILE, png_size FILE: a picture's WIDTHxHEIGHT, from the JPEG's
+# start-of-frame marker or the PNG's IHDR.
+jpeg_size() {
+    od -An -v -tx1 "$1" | tr -s ' ' '\n' | awk 'NF { b[n++] = $1 }
+        END { for (i = 0; i + 8 < n; i++) if (b[i] == "ff" && b[i + 1] ~ /^c[0-2]$/) { print b[i + 7] b[i + 8], b[i + 5] b[i + 6]; exit } }' |
+        { read -r w h && echo "$((16#$w))x$((16#$h))"; }
+}
+png_size() {
+    local a b c d e f g h
+    read -r a b c d e f g h < <(od -An -tu1 -j16 -N8 "$1")
+    echo "$((a << 24 | b << 16 | c << 8 | d))x$((e << 24 | f << 16 | g << 8 | h))"
+}
 # snapshot_text: the VNC screen's text, in $text (a few tries).
 snapshot_text() {
     local _
@@ -124,7 +136,7 @@ snapshot_text() {
 t0=$SECONDS
 snapshot_text
 shows_text "$text" || burrow_fail "the VNC screen does not show the guest's text; OCR: $text"
-jpg=$(file -b "$BURROW_TMP/screen.jpg" | grep -o '[0-9]*x[0-9]*' | tail -n 1)
+jpg=$(jpeg_size "$BURROW_TMP/screen.jpg")
 [ "$jpg" = 1280x800 ] || burrow_fail "vncsnapshot's picture is $jpg, not 1280x800"
 burrow_note "VNC screen ($jpg, vncsnapshot, $((SECONDS - t0)) s): OCR read \"$text\""
 
@@ -132,7 +144,7 @@ burrow_note "VNC screen ($jpg, vncsnapshot, $((SECONDS - t0)) s): OCR read \"$te
 t0=$SECONDS
 reply=$(linux_ctl screenshot "{\"path\": \"$BURROW_TMP/shot.png\"}") ||
     burrow_fail "screenshot failed: $reply"
-png=$(file -b "$BURROW_TMP/shot.png" | sed -n 's/^PNG image data, \([0-9]*\) x \([0-9]*\),.*/\1x\2/p')
+png=$(png_size "$BURROW_TMP/shot.png")
 [ "$png" = 1280x800 ] || burrow_fail "the screenshot is $png, not 1280x800 (reply: $reply)"
 text=$(ocr "$BURROW_TMP/shot.png")
 shows_text "$text" || burrow_fail "the screenshot does not show the guest's text; OCR: $text"
