@@ -8,6 +8,11 @@ set -eu
 cd "$(dirname "$0")/.."
 
 ./packaging/install-deps.sh
+# The suite is written against the tools Debian's packages installed above
+# (python3 with its gi bindings, QEMU, ...): they come first, before any
+# per-user interpreter wrappers on the PATH.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+export PATH
 
 BUILD_DIR=${BUILD_DIR:-build}
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBURROW_WERROR=ON >/dev/null
