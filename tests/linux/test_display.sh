@@ -11,7 +11,8 @@
 #   - when the guest blanks the screen (fb0's blank, as DPMS does), the
 #     VNC screen is black, and the text comes back when it unblanks.
 # The viewer's Enter key (VNC -> i8042 -> the guest's tty1) is what lets
-# the guest load the driver.
+# the guest load the driver and unblank; its pointer move (VNC -> the PS/2
+# mouse -> psmouse's evdev node) is what lets it blank.
 # needs: hwkvm
 # timeout: 900
 # The nested helper runs the guest about ten times slower than KVM on
@@ -46,8 +47,15 @@ printf '\033[2J\033[H\033[?25l\n\n\n   %s\n\n   %s\n' "$TEXT1" "$TEXT2" >/dev/tt
 echo "display: ready"
 # Blanking, as a screen saver or DPMS does it: the CRTC goes inactive and
 # bochs-drm blanks the screen through the attribute controller's palette
-# address source bit, leaving the VBE mode as it is; then back.
-read -r _ <&3
+# address source bit, leaving the VBE mode as it is; then back.  A pointer
+# move on the PS/2 mouse says when: every keyboard event, a key's release
+# too, makes the VT unblank its console, and a release that came after the
+# blank would undo it.
+mouse=\$(awk '/^N: Name=/ { m = /PS\/2/ } m && /^H: Handlers=/ { for (i = 2; i <= NF; i++) if (\$i ~ /^event/) print \$i }' /proc/bus/input/devices | head -n 1)
+[ -n "\$mouse" ] || { echo "display: no PS/2 mouse event device"; cat /proc/bus/input/devices; exit 1; }
+echo "display: mouse /dev/input/\$mouse"
+echo "display: waiting for the pointer"
+dd if=/dev/input/\$mouse of=/dev/null bs=24 count=1 2>/dev/null
 echo 1 >/sys/class/graphics/fb0/blank
 echo "display: blanked"
 read -r _ <&3
@@ -56,20 +64,21 @@ echo "display: unblanked"
 touch /keep-running
 GUEST
 
-linux_initramfs "$BURROW_TMP/initrd" "$BURROW_TMP/guest.sh" +bochs
+linux_initramfs "$BURROW_TMP/initrd" "$BURROW_TMP/guest.sh" evdev psmouse +bochs
 PORT=$(linux_free_port)
 linux_start display --memory 512 --initrd "$BURROW_TMP/initrd" --display "vnc:127.0.0.1:$PORT" \
     --append "quiet consoleblank=0 video=Virtual-1:1280x800 fbcon=font:TER16x32"
 
 # One VNC viewer for the whole test, connected before the driver loads: it
-# types Enter (keysym Return) whenever the guest waits for it, follows the
+# types Enter (keysym Return) or moves the pointer whenever the guest waits
+# for it, follows the
 # mode change, and looks at every pixel of the blanked and unblanked
 # screen.  The test tells it when, through files.
 VIEWER=$BURROW_TMP/viewer.out
 burrow_add_log "$VIEWER"
 python3 "$BURROW_SOURCE_DIR/tests/tools/rfb-viewer.py" "$PORT" --timeout "$BURROW_VM_TIMEOUT" \
     "when=$BURROW_TMP/go-driver" key=0xff0d size=1280x800 new-viewer \
-    "when=$BURROW_TMP/go-blank" key=0xff0d "when=$BURROW_TMP/blanked" dark=30 \
+    "when=$BURROW_TMP/go-blank" move=10,10 move=200,150 "when=$BURROW_TMP/blanked" dark=30 \
     key=0xff0d "when=$BURROW_TMP/unblanked" bright=30 >"$VIEWER" 2>&1 &
 viewer_pid=$!
 # viewer_line PREFIX: waits for the viewer's line starting with PREFIX.
@@ -151,6 +160,7 @@ shows_text "$text" || burrow_fail "the screenshot does not show the guest's text
 burrow_note "control screenshot ($png PNG, $((SECONDS - t0)) s): OCR read \"$text\""
 
 # Blanked: not one pixel lit.  Unblanked: the text again.
+linux_wait_serial "display: waiting for the pointer"
 touch "$BURROW_TMP/go-blank"
 linux_wait_serial "display: blanked"
 touch "$BURROW_TMP/blanked"

@@ -13,6 +13,8 @@ Then runs the actions in order, one line each when done:
   when=PATH            waits until PATH exists (printed: "when PATH")
   key=KEYSYM           a KeyEvent press and release of the X keysym,
                        e.g. 0xff0d for Return ("key KEYSYM")
+  move=X,Y             a PointerEvent to X,Y with no button down ("move
+                       X,Y")
   size=WxH             waits until the framebuffer is WxH ("size WxH")
   dark=S               waits up to S seconds for a screen with no pixel
                        lit (not black): "dark", else "not dark: lit N of
@@ -178,6 +180,10 @@ def main():
                 for down in (1, 0):
                     v.sock.sendall(struct.pack(">BBxxI", 4, down, keysym))
                 say("key %#x" % keysym)
+            elif name == "move":
+                x, y = (int(n) for n in arg.split(","))
+                v.sock.sendall(struct.pack(">BBHH", 5, 0, x, y))
+                say("move %d,%d" % (x, y))
             elif name == "size":
                 want = tuple(int(n) for n in arg.split("x"))
                 while (v.width, v.height) != want:
