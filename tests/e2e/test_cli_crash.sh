@@ -3,6 +3,7 @@
 # must see through them (stopped or crashed, never running), `list` agrees,
 # and `start` works again; then stop --force ends the new process.
 # needs: kvm
+# timeout: 900
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 CLI=${BURROW_CLI:-$BURROW_BUILD_DIR/burrow}
@@ -16,18 +17,6 @@ burrow_require_file /usr/share/seabios/bios-256k.bin "install Debian's seabios"
 export XDG_DATA_HOME=$BURROW_TMP/data XDG_STATE_HOME=$BURROW_TMP/state XDG_RUNTIME_DIR=$BURROW_TMP/run
 export BURROW_VM=$BURROW_BUILD_DIR/burrow-vm
 RUN=$XDG_RUNTIME_DIR/burrow
-# proc_gone PID: true once PID has ended (a zombie waiting for init to reap
-# it counts as ended), waiting up to 5 s.
-proc_gone() {
-    local st
-    for _ in $(seq 50); do
-        kill -0 "$1" 2>/dev/null || return 0
-        st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
-        [ "$st" = Z ] || [ "$st" = X ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 cleanup() {
     timeout 20 "$CLI" stop --force --timeout 2 cr >/dev/null 2>&1
     rm -rf "$BURROW_TMP"
@@ -41,18 +30,18 @@ cp "$BURROW_GUESTS/bootsector.img" "$BURROW_TMP/disk.img"
 "$CLI" create cr --memory 64 --disk "$BURROW_TMP/disk.img" --net none >/dev/null || burrow_fail "create"
 burrow_add_log "$XDG_STATE_HOME/burrow/cr.log"
 
-"$CLI" start cr --headless >/dev/null || burrow_fail "first start failed"
+"$CLI" start cr --headless --timeout "$BURROW_WAIT_LIMIT" >/dev/null || burrow_fail "first start failed"
 read -r state pid < <(state_of)
 [ "$state" = running ] || burrow_fail "state after start: $state"
 kill -9 "$pid"
-proc_gone "$pid" || burrow_fail "pid $pid survived SIGKILL"
+burrow_proc_gone "$pid" || burrow_fail "pid $pid survived SIGKILL"
 [ -e "$RUN/cr.sock" ] || burrow_note "note: the killed process left no socket file"
 # Its other threads may take a moment to go (status says stopping).
-for _ in $(seq 100); do
+not_stopping() {
     read -r state _ < <(state_of)
-    [ "$state" = stopping ] || break
-    sleep 0.1
-done
+    [ "$state" != stopping ]
+}
+burrow_until "end of the stopping state" not_stopping
 crash_state=$state
 case $state in
     stopped|crashed) burrow_note "ok: after SIGKILL, status says $state" ;;
@@ -62,13 +51,13 @@ esac
 "$CLI" list | grep -qE "^cr +$state " || burrow_fail "list disagrees: $("$CLI" list)"
 "$CLI" delete cr >/dev/null 2>"$BURROW_TMP/del.err" || burrow_fail "delete of a crashed VM refused: $(cat "$BURROW_TMP/del.err")"
 "$CLI" create cr --memory 64 --disk "$BURROW_TMP/disk.img" --net none >/dev/null || burrow_fail "re-create"
-"$CLI" start cr --headless >/dev/null || burrow_fail "re-create then start failed"
+"$CLI" start cr --headless --timeout "$BURROW_WAIT_LIMIT" >/dev/null || burrow_fail "re-create then start failed"
 read -r state pid < <(state_of)
 kill -9 "$pid"
-proc_gone "$pid" || burrow_fail "pid $pid survived SIGKILL"
+burrow_proc_gone "$pid" || burrow_fail "pid $pid survived SIGKILL"
 
 # start again over the stale files
-out=$("$CLI" start cr --headless 2>&1) || burrow_fail "start after the crash failed: $out"
+out=$("$CLI" start cr --headless --timeout "$BURROW_WAIT_LIMIT" 2>&1) || burrow_fail "start after the crash failed: $out"
 read -r state pid2 < <(state_of)
 [ "$state" = running ] || burrow_fail "state after restart: $state"
 [ "$pid2" != "$pid" ] || burrow_fail "restart reports the dead pid $pid"
@@ -77,7 +66,7 @@ burrow_note "ok: start after SIGKILL works (pid $pid2)"
 "$CLI" stop cr --force --timeout 2 || burrow_fail "stop --force failed"
 read -r state _ < <(state_of)
 [ "$state" = stopped ] || burrow_fail "state after stop --force: $state"
-proc_gone "$pid2" || burrow_fail "pid $pid2 still runs"
+burrow_proc_gone "$pid2" || burrow_fail "pid $pid2 still runs"
 for f in cr.sock cr.pid cr.console; do
     [ ! -e "$RUN/$f" ] || burrow_fail "$RUN/$f left behind"
 done

@@ -3,6 +3,7 @@
 # (127.0.0.1 unless told otherwise), hostfwd-remove closes it, link reports
 # and changes the NIC's link state, and bad requests get clear errors.
 # needs: kvm
+# timeout: 1800
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 burrow_require_kvm
@@ -34,7 +35,7 @@ timeout -k 5 "$BURROW_VM_TIMEOUT" "$BURROW_VM" --memory 64 --net user,model=e100
     --serial none --control "$sock" </dev/null >/dev/null 2>"$BURROW_TMP/vm.err" &
 vmpid=$!
 trap 'kill $vmpid 2>/dev/null; wait $vmpid 2>/dev/null; rm -rf "$BURROW_TMP"' EXIT
-ctl --greeting --connect-timeout 30 >/dev/null || burrow_fail "no control socket"
+ctl --greeting --connect-timeout "$BURROW_WAIT_LIMIT" >/dev/null || burrow_fail "no control socket"
 
 port=$(free_port)
 out=$(ctl hostfwd-add "{\"rule\":\"tcp::$port-:22\"}") || burrow_fail "hostfwd-add: $out"

@@ -3,6 +3,7 @@
 # the PS/2 keyboard (the demo guest echoes them through the VGA BIOS), and a
 # screenshot of the headless display shows them: read back with tesseract.
 # needs: kvm
+# timeout: 900
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 burrow_require_kvm
@@ -23,27 +24,26 @@ timeout -k 5 "$BURROW_VM_TIMEOUT" "$BURROW_VM" --memory 64 --disk "$BURROW_TMP/d
 vmpid=$!
 # SIGTERM: timeout passes it on to burrow-vm (SIGKILL would orphan it).
 trap 'kill $vmpid 2>/dev/null; wait $vmpid 2>/dev/null; rm -rf "$BURROW_TMP"' EXIT
-ctl --greeting --connect-timeout 30 >/dev/null || burrow_fail "no control socket"
+ctl --greeting --connect-timeout "$BURROW_WAIT_LIMIT" >/dev/null || burrow_fail "no control socket"
 
 # ocr: the screen's text, from a screenshot scaled up for tesseract.
 ocr() {
     ctl screenshot "{\"path\":\"$BURROW_TMP/shot.png\"}" >/dev/null || burrow_fail "screenshot failed"
     tesseract "$BURROW_TMP/shot.png" - 2>/dev/null
 }
-for _ in $(seq 40); do
-    ocr | grep -q "Type and the" && break
-    sleep 0.5
-done
-ocr | grep -q "Type and the" || burrow_fail "the demo guest's banner never showed: $(ocr)"
+# on_screen TEXT: the screen shows TEXT (the VM still running).
+on_screen() {
+    kill -0 $vmpid 2>/dev/null || burrow_fail "burrow-vm ended early"
+    ocr >"$BURROW_TMP/screen.txt"
+    grep -q "$1" "$BURROW_TMP/screen.txt"
+}
+burrow_add_log "$BURROW_TMP/screen.txt"
+burrow_until "demo guest's banner on the screen" on_screen "Type and the"
 
 out=$(ctl send-keys '{"keys":["b","u","r","r","o","w","spc","shift-k","e","y","s"]}') || burrow_fail "send-keys: $out"
 out=$(ctl send-keys '{"keys":["no-such-key"]}') && burrow_fail "an unknown key name was accepted"
 grep -q "unknown key name" <<<"$out" || burrow_fail "unclear error: $out"
-for _ in $(seq 20); do
-    ocr | grep -q "burrow Keys" && break
-    sleep 0.5
-done
-ocr | grep -q "burrow Keys" || burrow_fail "typed text not on screen: $(ocr)"
+burrow_until "typed text on the screen" on_screen "burrow Keys"
 ctl quit >/dev/null
 wait $vmpid || burrow_fail "burrow-vm exited with $?"
 echo "PASS: send-keys typed 'burrow Keys', read back from a screenshot"

@@ -4,6 +4,7 @@
 # bands through the legacy window (chain-4), and a screenshot taken over the
 # control socket shows the bands in the DAC colours the guest programmed.
 # needs: kvm
+# timeout: 900
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 burrow_require_kvm
@@ -42,15 +43,10 @@ timeout -k 10 "$BURROW_VM_TIMEOUT" "$BURROW_VM" --name vga-test --memory 64 \
 vmpid=$!
 
 # The BIOS clears video memory and the guest fills it through the legacy
-# window, one VM exit per access: give it time.
-for _ in $(seq 1 "$BURROW_VM_TIMEOUT"); do
-    tr -d '\r' <"$serial" 2>/dev/null | grep -qF "bands drawn" && break
-    kill -0 "$vmpid" 2>/dev/null || burrow_fail "burrow-vm exited before the guest drew"
-    sleep 1
-done
-burrow_expect_text "$serial" "bands drawn"
+# window, one VM exit per access: that takes a while.
+burrow_wait_text "$serial" "bands drawn" "$vmpid"
 
-out=$(ctl screenshot "{\"path\":\"$shot\"}" --connect-timeout 10) ||
+out=$(ctl screenshot "{\"path\":\"$shot\"}" --connect-timeout "$BURROW_WAIT_LIMIT") ||
     burrow_fail "screenshot command failed: $out"
 [ -s "$shot" ] || burrow_fail "screenshot wrote no file: $out"
 
@@ -119,10 +115,6 @@ sys.exit(1 if bad else 0)
 PY
 
 ctl quit >/dev/null 2>&1 || true
-for _ in $(seq 1 20); do
-    kill -0 "$vmpid" 2>/dev/null || break
-    sleep 0.5
-done
-kill -0 "$vmpid" 2>/dev/null && burrow_fail "burrow-vm did not quit"
+burrow_proc_gone "$vmpid" || burrow_fail "burrow-vm did not quit"
 vmpid=
 echo "PASS: mode 13h colour bands on the VGA, seen in a screenshot"

@@ -8,6 +8,7 @@
 # picture, and --vnc-password-file turns on VNC authentication (no password
 # and a wrong one are refused, the right one is let in).
 # needs: kvm
+# timeout: 900
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 burrow_require_kvm
@@ -57,28 +58,23 @@ ocr() {
 snapshot() {
     local port=$1 out=$2
     shift 2
-    timeout 20 vncsnapshot -quiet "$@" "127.0.0.1::$port" "$out" </dev/null >"$out.log" 2>&1
+    timeout 120 vncsnapshot -quiet "$@" "127.0.0.1::$port" "$out" </dev/null >"$out.log" 2>&1
 }
 
 # ---- boot to the boot sector, read the screen ----
 PORT=$(free_port)
 start_vm vnc --display "vnc:127.0.0.1:$PORT"
-found=
-for _ in $(seq 1 60); do
+# shows_guest: a viewer's picture, read by tesseract, has SeaBIOS's banner
+# and the boot sector's greeting.
+shows_guest() {
     kill -0 "$VM_PID" 2>/dev/null || burrow_fail "burrow-vm exited early"
-    if snapshot "$PORT" "$BURROW_TMP/screen.jpg"; then
-        ocr "$BURROW_TMP/screen.jpg" >"$BURROW_TMP/screen.txt"
-        if grep -q "SeaBIOS" "$BURROW_TMP/screen.txt" &&
-           grep -q "hello from the guest" "$BURROW_TMP/screen.txt"; then
-            found=1
-            break
-        fi
-    fi
-    sleep 2
-done
+    snapshot "$PORT" "$BURROW_TMP/screen.jpg" || return 1
+    ocr "$BURROW_TMP/screen.jpg" >"$BURROW_TMP/screen.txt"
+    grep -q "SeaBIOS" "$BURROW_TMP/screen.txt" && grep -q "hello from the guest" "$BURROW_TMP/screen.txt"
+}
 burrow_add_log "$BURROW_TMP/screen.txt"
 burrow_add_log "$BURROW_TMP/screen.jpg.log"
-[ -n "$found" ] || burrow_fail "the VNC screen never showed the SeaBIOS banner and the boot sector's greeting"
+burrow_until "SeaBIOS banner and boot sector greeting on the VNC screen" shows_guest
 burrow_expect_text "$BURROW_TMP/screen.txt" "Burrow boot sector: hello from the guest"
 burrow_note "VNC screen: SeaBIOS banner and the boot sector's text read back"
 
@@ -118,14 +114,13 @@ stop_vm
 printf 'burrow42\n' >"$BURROW_TMP/password"
 PORT=$(free_port)
 start_vm pw --display "vnc:127.0.0.1:$PORT" --vnc-password-file "$BURROW_TMP/password"
-up=
-for _ in $(seq 1 50); do
+# listening: the VNC server takes connections on $PORT.
+listening() {
     kill -0 "$VM_PID" 2>/dev/null || burrow_fail "burrow-vm with a VNC password exited early"
     python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \
-        "$PORT" 2>/dev/null && { up=1; break; }
-    sleep 0.2
-done
-[ -n "$up" ] || burrow_fail "the VNC server with a password never listened on $PORT"
+        "$PORT" 2>/dev/null
+}
+burrow_until "VNC server with a password on $PORT" listening
 # What the server offers: VNC authentication (2) only.
 python3 - "$PORT" <<'EOF' || burrow_fail "the server with a password does not demand VNC authentication"
 import socket, sys

@@ -10,8 +10,9 @@
 
 set -u
 
-# Seconds a single burrow-vm run may take before it is killed.
-BURROW_VM_TIMEOUT=${BURROW_VM_TIMEOUT:-240}
+# Seconds a single burrow-vm run may take before it is killed: a safety net
+# beyond any test's own limit (tests keep VMs running while they work).
+BURROW_VM_TIMEOUT=${BURROW_VM_TIMEOUT:-1800}
 # Seconds one wait for an event may take before the test fails.
 BURROW_WAIT_LIMIT=${BURROW_WAIT_LIMIT:-300}
 
@@ -183,15 +184,18 @@ burrow_proc_gone() {
     return 1
 }
 
-# burrow_listen SOCKET N OUT: a control client in the background that
-# prints the greeting and then N events to OUT; returns once it is
-# connected (its greeting is in OUT), so no event it waits for can pass it
-# by.  Its pid is in BURROW_LISTENER.
+# burrow_listen SOCKET OUT ARGS...: a control client in the background
+# that prints the greeting, then the events ARGS ask for (--events N,
+# --wait-event NAME) to OUT; returns once it is connected (its greeting is
+# in OUT), so no event it waits for can pass it by.  Its pid is in
+# BURROW_LISTENER.
 burrow_listen() {
-    python3 "$BURROW_SOURCE_DIR/tests/tools/burrow-control.py" "$1" --greeting --events "$2" \
-        --connect-timeout "$BURROW_WAIT_LIMIT" --timeout "$BURROW_WAIT_LIMIT" >"$3" 2>&1 &
+    local sock=$1 out=$2
+    shift 2
+    python3 "$BURROW_SOURCE_DIR/tests/tools/burrow-control.py" "$sock" --greeting "$@" \
+        --connect-timeout "$BURROW_WAIT_LIMIT" --timeout "$BURROW_WAIT_LIMIT" >"$out" 2>&1 &
     BURROW_LISTENER=$!
-    burrow_wait_text "$3" '"burrow"' "$BURROW_LISTENER"
+    burrow_wait_text "$out" '"burrow"' "$BURROW_LISTENER"
 }
 
 # CRC-32 (the zlib/IEEE one) of a file, as 0x%08x.

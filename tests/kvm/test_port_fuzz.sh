@@ -4,6 +4,7 @@
 # down: the guest reports "survived" on COM1 and exits through port 0xf4.
 # Guest errors are logged, rate-limited; the process lives.
 # needs: kvm
+# timeout: 900
 . "$(dirname "$0")/lib.sh"
 burrow_init
 burrow_require_kvm

@@ -4,6 +4,7 @@
 # that handles it (tests/guests/powerbtn.S) enters S5, and burrow-vm pushes a
 # "shutdown" event with reason guest-poweroff and exits with status 0.
 # needs: kvm
+# timeout: 900
 . "$(dirname "$0")/lib.sh"
 burrow_init
 burrow_require_kvm
@@ -26,15 +27,12 @@ vmpid=$!
 # SIGTERM: timeout passes it on to burrow-vm (SIGKILL would orphan it).
 trap 'kill $vmpid 2>/dev/null; wait $vmpid 2>/dev/null; rm -rf "$BURROW_TMP"' EXIT
 
-# wait_ready N: until the guest has said it waits for the button N times.
-wait_ready() {
-    for _ in $(seq 600); do
-        [ "$(grep -c "waiting for the power button" "$serial" 2>/dev/null)" -ge "$1" ] && return
-        kill -0 $vmpid 2>/dev/null || burrow_fail "burrow-vm ended early"
-        sleep 0.1
-    done
-    burrow_fail "the guest did not get ready (boot $1)"
+# ready N: the guest has said it waits for the button N times.
+ready() {
+    kill -0 $vmpid 2>/dev/null || burrow_fail "burrow-vm ended early"
+    [ "$(grep -c "waiting for the power button" "$serial" 2>/dev/null)" -ge "$1" ]
 }
+wait_ready() { burrow_until "guest ready for the button (boot $1)" ready "$1"; }
 wait_ready 1
 reply=$(python3 "$CLIENT" "$sock" reset) || burrow_fail "reset failed: $reply"
 wait_ready 2
@@ -42,9 +40,8 @@ wait_ready 2
 burrow_note "reset -> $reply; the firmware and the guest ran again"
 
 events=$BURROW_TMP/events.json
-python3 "$CLIENT" "$sock" --events 2 --timeout 60 >"$events" &
-listener=$!
-sleep 0.5
+burrow_listen "$sock" "$events" --wait-event shutdown
+listener=$BURROW_LISTENER
 reply=$(python3 "$CLIENT" "$sock" powerdown) || burrow_fail "powerdown failed: $reply"
 burrow_note "powerdown -> $reply"
 
@@ -57,6 +54,7 @@ grep -q '"powerdown-requested"\|"shutdown"' "$events" || burrow_fail "no event p
 python3 - "$events" <<'PY' || burrow_fail "no shutdown event with reason guest-poweroff: $(cat "$events")"
 import json, sys
 evs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+evs = [e for e in evs if "event" in e]
 ok = any(e.get("event") == "shutdown" and e["data"].get("reason") == "guest-poweroff" for e in evs)
 sys.exit(0 if ok else 1)
 PY

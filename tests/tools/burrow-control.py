@@ -7,6 +7,9 @@
   burrow-control.py SOCKET COMMAND --events N      run a command, then print
                                                    N events (those that came
                                                    before the reply count too)
+  burrow-control.py SOCKET --wait-event NAME       print events until one
+                                                   named NAME (with COMMAND:
+                                                   after running it)
   burrow-control.py SOCKET --raw LINE [--replies N]   send LINE as it is ('-':
                                                    read it from stdin)
 
@@ -108,6 +111,8 @@ def main():
     ap.add_argument("arguments", nargs="?", help="command arguments, a JSON object")
     ap.add_argument("--id", default="1", help="request id, as JSON (default: 1)")
     ap.add_argument("--events", type=int, default=0, metavar="N", help="wait for N events")
+    ap.add_argument("--wait-event", metavar="NAME",
+                    help="print events until one named NAME has come")
     ap.add_argument("--timeout", type=float, default=10.0, metavar="S",
                     help="give up after S seconds in all (default 10)")
     ap.add_argument("--connect-timeout", type=float, default=0.0, metavar="S",
@@ -169,6 +174,11 @@ def main():
 
         for _ in range(opts.events):
             print(c.read_event(), flush=True)
+        while opts.wait_event is not None:
+            text = c.read_event()
+            print(text, flush=True)
+            if json.loads(text).get("event") == opts.wait_event:
+                break
     except ConnError as e:
         print("burrow-control: %s" % e, file=sys.stderr)
         return EXIT_CONN
