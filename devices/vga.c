@@ -281,6 +281,9 @@ static bool vbe_geometry(const struct vga_state *s, unsigned xres, unsigned yres
     if (!xres || !yres || xres > VBE_DISPI_MAX_XRES || yres > VBE_DISPI_MAX_YRES ||
         !vbe_bpp_valid(bpp))
         return false;
+    /* planar lines are whole bytes per plane: narrower has no pitch */
+    if (bpp == 4 && xres < 8)
+        return false;
     unsigned vw = MAX(virt_width, xres);
     uint64_t p, st, line;
     if (bpp == 4) {              /* planar: a byte holds 8 pixels of a plane */

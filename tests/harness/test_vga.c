@@ -830,6 +830,32 @@ static void test_planar_write_modes(void **state)
 
 /* --- malformed input --------------------------------------------------- */
 
+/* 4-bpp modes narrower than 8 pixels have no whole byte per plane line, so
+ * a pitch of 0: both sequences once divided by it. */
+static void test_vbe_planar_narrow(void **state)
+{
+    struct fx *f = *state;
+    video_on(f, true);
+    dispi_w(f, ENABLE, 0);
+    dispi_w(f, BPP, 4);
+    dispi_w(f, XRES, 7);
+    dispi_w(f, YRES, 1);
+    dispi_w(f, ENABLE, EN_ENABLED);
+    assert_int_equal(dispi_r(f, ENABLE) & EN_ENABLED, 0);
+    /* a valid 4-bpp mode, then narrowed below 8 pixels */
+    vbe_mode(f, 640, 480, 4, EN_LFB);
+    assert_int_equal(dispi_r(f, ENABLE) & EN_ENABLED, EN_ENABLED);
+    dispi_w(f, XRES, 7);
+    assert_int_equal(dispi_r(f, XRES), 640);
+    dispi_w(f, VIRT_W, 7);
+    assert_int_equal(dispi_r(f, VIRT_W), 640);
+    dispi_w(f, XRES, 8);                    /* the narrowest that works */
+    assert_int_equal(dispi_r(f, XRES), 8);
+    assert_int_equal(dispi_r(f, VIRT_W), 640);
+    refresh(f);                             /* the planar renderer copes */
+}
+
+
 static void test_malformed(void **state)
 {
     struct fx *f = *state;
@@ -1039,6 +1065,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mode13h, setup, teardown),
         cmocka_unit_test_setup_teardown(test_planar_write_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vbe_planar_narrow, setup, teardown),
         cmocka_unit_test(test_display_rects),
         cmocka_unit_test(test_display_timer),
     };
