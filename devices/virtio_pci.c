@@ -516,7 +516,7 @@ static const struct pci_bar *cfg_window(struct virtio_pci *vp, uint32_t *boff, u
     uint32_t o = (uint32_t)ld_le(c + VCAP_OFFSET, 4);
     uint32_t len = (uint32_t)ld_le(c + VCAP_LENGTH, 4);
     if (bar >= PCI_NUM_BARS || vp->pci.bars[bar].type == PCI_BAR_NONE ||
-        (len != 1 && len != 2 && len != 4) || o % len || o + len > vp->pci.bars[bar].size) {
+        (len != 1 && len != 2 && len != 4) || o % len || (uint64_t)o + len > vp->pci.bars[bar].size) {
         log_guest_error("%s: bad PCI config window access (bar %u offset %#x length %u)",
                         vp->info.name, bar, o, len);
         return NULL;

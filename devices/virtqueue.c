@@ -277,13 +277,16 @@ int virtq_pop(struct virtqueue *vq, struct virtq_elem **out)
     }
     struct virtq_elem *e = malloc(sizeof(*e) + (size_t)n * sizeof(struct iovec));
     if (!e) {
-        log_error("virtqueue: out of memory");
-        return 0;
+        /* Not "queue empty": the request would wait forever unseen. */
+        log_error("virtqueue: out of memory for a request of %d buffers", n);
+        virtq_set_broken(vq, "a request was dropped for want of memory");
+        return -1;
     }
     e->head = head;
     e->n_out = n_out;
     e->n_in = (unsigned)n - n_out;
-    memcpy(e->iov, vq->scratch, (size_t)n * sizeof(struct iovec));
+    if (n)      /* a chain of zero-length buffers has no scratch */
+        memcpy(e->iov, vq->scratch, (size_t)n * sizeof(struct iovec));
     e->out = e->iov;
     e->in = e->iov + n_out;
     e->out_len = e->in_len = 0;

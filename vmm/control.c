@@ -370,7 +370,8 @@ static void client_feed(struct control_client *c, const char *data, size_t n)
                 c->in = p;
                 c->in_cap = cap;
             }
-            memcpy(c->in + c->in_len, data, seg);
+            if (seg)    /* an empty first line: nothing buffered yet */
+                memcpy(c->in + c->in_len, data, seg);
             c->in_len += seg;
             if (nl) {
                 size_t len = c->in_len;
