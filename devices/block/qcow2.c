@@ -137,6 +137,7 @@ struct qcow2 {
     uint64_t cs;                    /* cluster size */
     uint64_t size;                  /* virtual */
     uint64_t file_end;              /* bytes in the file */
+    uint64_t alloc_end;             /* end of the last cluster handed out */
     uint64_t incompat, compat, autoclear;
     uint32_t nb_snapshots;
     uint32_t crypt_method;
@@ -660,9 +661,18 @@ static int64_t alloc_clusters(struct qcow2 *s, uint64_t n)
     int ret;
     for (int guard = 0; guard < 4096; guard++) {
         uint64_t start = 0, run = 0, first_free = UINT64_MAX;
+        /* Nothing lives past the file's end, whatever its counts say: the
+         * scan ends there, bounded by what the image really holds. */
+        const uint64_t end = div_up(MAX(s->file_end, s->alloc_end), s->cs);
         for (uint64_t c = s->free_hint; run < n; c++) {
-            if (c >= max)
-                return -ENOSPC;
+            if (c >= end) {
+                if (!run)
+                    start = c;
+                if (first_free == UINT64_MAX)
+                    first_free = c;
+                run = n;
+                break;
+            }
             uint64_t v;
             if ((ret = rc_get(s, c, &v)) < 0)
                 return ret;
@@ -676,6 +686,8 @@ static int64_t alloc_clusters(struct qcow2 *s, uint64_t n)
                 start = c;
             run++;
         }
+        if (start + n > max)
+            return -ENOSPC;
         uint64_t last = start + n - 1;
         if (last / E >= s->rt_size) {
             if ((ret = grow_refcount_table(s, last + 1)) < 0)
@@ -697,6 +709,8 @@ static int64_t alloc_clusters(struct qcow2 *s, uint64_t n)
             if ((ret = rc_set(s, c, 1)) < 0)
                 return ret;
         s->free_hint = first_free == start ? start + n : first_free;
+        /* written later than counted (an L2 table, data in flight) */
+        s->alloc_end = MAX(s->alloc_end, (start + n) << s->cluster_bits);
         return (int64_t)(start << s->cluster_bits);
     }
     return -EIO;
@@ -1220,6 +1234,40 @@ static const char *feature_name(const uint8_t *table, uint32_t len, unsigned typ
     return buf;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Two refcount table entries naming one block, or a block on the header,
+ * the L1 table or the refcount table, make every count there mean two
+ * things (and an all-ones block repeated a million times makes each
+ * allocation scan billions of clusters): refused, as `qemu-img check`
+ * reports them. */
+static int check_refcount_blocks(struct qcow2 *s)
+{
+    uint64_t *v = malloc(MAX(s->rt_size, 1) * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    size_t n = 0;
+    for (uint64_t i = 0; i < s->rt_size; i++)
+        if (s->rt[i] & RTE_OFFSET_MASK)
+            v[n++] = s->rt[i] & RTE_OFFSET_MASK;
+    qsort(v, n, sizeof(*v), cmp_u64);
+    uint64_t l1_end = s->l1_off + div_up((uint64_t)s->l1_size * 8, s->cs) * s->cs;
+    uint64_t rt_end = s->rt_off + (uint64_t)s->rt_clusters * s->cs;
+    int ret = 0;
+    for (size_t k = 0; k < n && !ret; k++) {
+        if ((k && v[k] == v[k - 1]) || v[k] < s->cs ||
+            (s->l1_size && v[k] >= s->l1_off && v[k] < l1_end) ||
+            (v[k] >= s->rt_off && v[k] < rt_end))
+            ret = -EINVAL;
+    }
+    free(v);
+    return ret;
+}
+
 static int lock_file(int fd, bool ro, const char *path, char *err, size_t errlen)
 {
     if (flock(fd, (ro ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0 && errno == EWOULDBLOCK)
@@ -1546,6 +1594,11 @@ static int q_open(struct qcow2 **out, const char *path, bool ro, int depth, bool
                      "repair the image with 'qemu-img check -r all'", path, i);
                 goto bad;
             }
+        }
+        if ((ret = check_refcount_blocks(s)) < 0) {
+            fail(err, errlen, ret, "%s: qcow2 refcount blocks overlap each other or the image's "
+                 "metadata; repair the image with 'qemu-img check -r all'", path);
+            goto bad;
         }
         uint64_t l1c = div_up((uint64_t)s->l1_size * 8, s->cs);
         struct { uint64_t first, n; } meta[] = {

@@ -496,6 +496,63 @@ static void test_malicious_headers(void **state)
     blk_close(b);
 }
 
+/* A v3 image with 512-byte clusters and 1-bit refcounts whose largest
+ * possible refcount table names one all-ones block a million times: every
+ * allocation once scanned 4 G clusters (a minute each, the VM frozen) and
+ * a resize never ended.  Aliased blocks, and a block on the image's own
+ * metadata, are refused at a writable open; a read-only one still reads. */
+static void test_aliased_refcount_blocks(void **state)
+{
+    const char *img = tpath("alias.qcow2");
+    unlink(img);
+    make_qcow2(img, 1 * MiB, 9, 1, NULL, NULL);
+    struct stat st;
+    assert_int_equal(stat(img, &st), 0);
+    const uint64_t cs = 512, rt_clusters = 8 * MiB / cs;
+    uint64_t rt_off = ((uint64_t)st.st_size + cs - 1) / cs * cs, blk_off = rt_off + rt_clusters * cs;
+    uint8_t *rt = malloc(rt_clusters * cs);
+    assert_non_null(rt);
+    for (uint64_t i = 0; i < rt_clusters * cs / 8; i++)
+        for (unsigned k = 0; k < 8; k++)
+            rt[i * 8 + k] = (uint8_t)(blk_off >> (56 - 8 * k));
+    uint8_t ones[512];
+    memset(ones, 0xff, sizeof(ones));
+    int fd = open(img, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, rt, rt_clusters * cs, (off_t)rt_off), (ssize_t)(rt_clusters * cs));
+    assert_int_equal(pwrite(fd, ones, cs, (off_t)blk_off), (ssize_t)cs);
+    close(fd);
+    free(rt);
+    put_be(img, 48, 8, rt_off);
+    put_be(img, 56, 4, rt_clusters);
+    expect_refused(img, "qcow2", false, "refcount blocks overlap");
+    char err[512] = "";
+    assert_true(qcow2_resize(img, 2 * MiB, err, sizeof(err)) < 0);
+    assert_non_null(strstr(err, "refcount blocks overlap"));
+    struct blk *b = open_img(img, "qcow2", true);
+    uint8_t buf[4096];
+    assert_int_equal(blk_pread(b, 0, buf, sizeof(buf)), 0);
+    blk_close(b);
+
+    /* one entry only, but on the L1 table */
+    unlink(img);
+    make_qcow2(img, 1 * MiB, 9, 1, NULL, NULL);
+    uint8_t h[8];
+    fd = open(img, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, h, 8, 40), 8);       /* l1_table_offset */
+    uint64_t l1 = 0;
+    for (int k = 0; k < 8; k++)
+        l1 = l1 << 8 | h[k];
+    assert_int_equal(pread(fd, h, 8, 48), 8);       /* refcount_table_offset */
+    uint64_t rto = 0;
+    for (int k = 0; k < 8; k++)
+        rto = rto << 8 | h[k];
+    close(fd);
+    put_be(img, rto + 8, 8, l1);
+    expect_refused(img, "qcow2", false, "refcount blocks overlap");
+}
+
 /* Random damage to the metadata of an image with data: opening, reading
  * and writing it may fail, but must not crash or hang. */
 static void test_mutated_images(void **state)
@@ -691,6 +748,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_backing_chain),
         cmocka_unit_test(test_resize),
         cmocka_unit_test(test_malicious_headers),
+        cmocka_unit_test(test_aliased_refcount_blocks),
         cmocka_unit_test(test_mutated_images),
         cmocka_unit_test(test_probe),
     };
