@@ -522,14 +522,25 @@ static int bind_socket(int fd, const char *path, const struct sockaddr_un *addr,
                        char *err, size_t errlen)
 {
     for (int attempt = 0;; attempt++) {
-        /* umask is process-wide: fine, this runs during start-up before
-         * other threads exist. */
-        mode_t old = umask(0177);
+        /* Linux creates the socket file with the socket inode's mode less
+         * the umask: set that mode rather than the umask, which is the
+         * whole process's and other threads already run. */
+        if (fchmod(fd, 0600) < 0) {
+            set_err(err, errlen, "control socket %s: fchmod: %s", path, strerror(errno));
+            return -1;
+        }
         int r = bind(fd, (const struct sockaddr *)addr, sizeof(*addr));
         int e = errno;
-        umask(old);
-        if (r == 0)
+        if (r == 0) {
+            struct stat st;
+            if (lstat(path, &st) == 0 && (st.st_mode & 0077)) {
+                unlink(path);
+                set_err(err, errlen, "control socket %s: created with mode %03o, not 0600",
+                        path, (unsigned)(st.st_mode & 0777));
+                return -1;
+            }
             return 0;
+        }
         if (e != EADDRINUSE || attempt > 0) {
             set_err(err, errlen, "control socket %s: bind: %s", path, strerror(e));
             return -1;

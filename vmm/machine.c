@@ -794,8 +794,13 @@ int machine_init(struct machine *m, const struct machine_opts *opts, char *err, 
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd >= 0)
-        evloop_add_fd(m->loop, sfd, EVLOOP_IN, on_signal, m);
+    if (sfd < 0) {
+        /* Blocked and never read, SIGTERM would be ignored for good. */
+        snprintf(err, errlen, "signalfd: %s", strerror(errno));
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        return -1;
+    }
+    evloop_add_fd(m->loop, sfd, EVLOOP_IN, on_signal, m);
     return 0;
 }
 
