@@ -18,7 +18,7 @@ grub-rescue-pc
 python3
 acpica-tools
 dmidecode
-vncsnapshot tesseract-ocr tesseract-ocr-eng xvfb x11-apps xdotool
+vncsnapshot tesseract-ocr tesseract-ocr-eng xvfb x11-apps xdotool openssl
 libgtk-3-dev
 linux-image-amd64 busybox-static cpio kmod
 xorriso mtools grub-pc-bin grub-common

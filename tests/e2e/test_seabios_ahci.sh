@@ -13,10 +13,6 @@ burrow_require_kvm
 burrow_require_vm
 burrow_require_guest bootsector.img
 burrow_require_file /usr/share/seabios/bios-256k.bin "install seabios"
-if ! "$BURROW_VM" --help 2>&1 | grep -q 'sata'; then
-    burrow_skip "this burrow-vm has no --disk ...,if=sata (AHCI disks are not wired into the machine)"
-fi
-
 cp "$BURROW_GUESTS/bootsector.img" "$BURROW_TMP/disk.img"
 SERIAL=$BURROW_TMP/serial.txt
 FWLOG=$BURROW_TMP/firmware.log

@@ -14,10 +14,6 @@ burrow_require_cmd python3
 burrow_require_file /usr/share/seabios/bios-256k.bin "install seabios"
 burrow_require_file /usr/share/seabios/vgabios-stdvga.bin "install seabios"
 
-if ! "$BURROW_VM" --help 2>&1 | grep -q "vnc"; then
-    burrow_skip "this burrow-vm has no VNC display (--display vnc:HOST:PORT)"
-fi
-
 CLIENT=$BURROW_SOURCE_DIR/tests/tools/burrow-control.py
 tmp=$BURROW_TMP
 sock=$tmp/control.sock

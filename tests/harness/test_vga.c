@@ -279,8 +279,7 @@ static void test_rom(void **state)
 {
     (void)state;
     if (access(VGA_ROM, R_OK) != 0) {
-        print_message("skipping: %s not installed\n", VGA_ROM);
-        skip();
+        fail_msg("%s not installed (install-deps.sh installs Debian's seabios)", VGA_ROM);
     }
     struct fx *f = make(VGA_ROM);
     cfg_write(f, PCI_ROM_ADDRESS, 4, 0xfffff800);

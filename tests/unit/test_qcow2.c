@@ -59,10 +59,8 @@ static int sh(const char *fmt, ...)
 
 #define NEED_QEMU_IMG()                                                       \
     do {                                                                      \
-        if (!have_qemu_img) {                                                 \
-            print_message("qemu-img not found (package qemu-utils): skipped\n"); \
-            skip();                                                           \
-        }                                                                     \
+        if (!have_qemu_img)                                                   \
+            fail_msg("qemu-img not found (install-deps.sh installs qemu-utils)"); \
     } while (0)
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
