@@ -17,6 +17,7 @@ burrow_require_cmd python3
 FIRMWARE=/usr/share/seabios/bios-256k.bin
 burrow_require_file "$FIRMWARE" "install the seabios package"
 burrow_require_guest powerbtn.img
+burrow_require_guest serialstream.img
 
 CLIENT=$BURROW_SOURCE_DIR/tests/tools/burrow-control.py
 tmp=$BURROW_TMP
@@ -26,6 +27,7 @@ listener=
 cleanup() {
     [ -n "$listener" ] && kill "$listener" 2>/dev/null
     [ -n "$vmpid" ] && kill -9 "$vmpid" 2>/dev/null
+    [ -n "${vm3:-}" ] && kill -9 "$vm3" 2>/dev/null
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -149,6 +151,33 @@ rc=$?
 grep -q "in use" "$tmp/vm2.out" || fail "second VM's message: $(cat "$tmp/vm2.out")"
 out=$(ctl status) || fail "first VM lost its socket: $out"
 echo "ok: second VM refused"
+
+# --- pause really stops the guest: one that writes to its UART without end
+# (serialstream.img) writes nothing while paused and goes on after resume.
+# Stopping is a negative, so it is watched for a while; everything else
+# waits for events.
+cp "$BURROW_GUESTS/serialstream.img" "$tmp/stream.img"
+sock3=$tmp/stream.sock
+burrow_add_log "$tmp/vm3.err"
+timeout -k 10 "$BURROW_VM_TIMEOUT" "$BURROW_VM" --name control-test-3 --memory 64 \
+    --firmware "$FIRMWARE" --display none --serial "file:$tmp/stream.log" \
+    --disk "$tmp/stream.img,if=virtio" --control "$sock3" </dev/null >/dev/null 2>"$tmp/vm3.err" &
+vm3=$!
+size_of() { stat -c %s "$tmp/stream.log" 2>/dev/null || echo 0; }
+grown_past() { kill -0 "$vm3" 2>/dev/null || fail "the streaming VM ended"; [ "$(size_of)" -gt "$1" ]; }
+burrow_until "serial output from the streaming guest" grown_past 4096
+python3 "$CLIENT" "$sock3" pause >/dev/null || fail "pause of the streaming VM"
+sleep 1     # output the guest wrote just before it stopped lands
+s1=$(size_of)
+sleep 2
+s2=$(size_of)
+[ "$s1" = "$s2" ] || fail "the guest went on writing while paused ($s1 -> $s2 bytes)"
+python3 "$CLIENT" "$sock3" resume >/dev/null || fail "resume of the streaming VM"
+burrow_until "serial output after resume" grown_past "$s2"
+echo "ok: paused, the guest wrote nothing for 2 s ($s2 bytes); resumed, it went on ($(size_of) bytes)"
+python3 "$CLIENT" "$sock3" quit >/dev/null || fail "quit of the streaming VM"
+burrow_proc_gone "$vm3" || fail "the streaming VM still runs after quit"
+rm -f "$tmp/stream.log" "$tmp/stream.img"
 
 # --- quit: reply, exit status 0, socket file gone
 out=$(ctl quit) || fail "quit: $out"
