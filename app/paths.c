@@ -212,13 +212,40 @@ int lock_file(const char *path, int timeout_ms, struct burrow_error *err)
     }
 }
 
+/* The run lock is an open-file-description lock (F_OFD_SETLK) on the whole
+ * file: like flock, it belongs to the open file, which burrow-vm inherits,
+ * and the kernel drops it when the last descriptor closes, however the
+ * process ends; unlike flock, it can be tested without taking it
+ * (F_OFD_GETLK), so probes never stand in a start's way. */
+int run_lock_take(const char *path, struct burrow_error *err)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        burrow_error_set(err, "cannot open the run lock %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    while (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EACCES)
+            burrow_error_set(err, "another process holds the run lock %s", path);
+        else
+            burrow_error_set(err, "cannot take the run lock %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 bool lock_is_held(const char *path)
 {
-    int fd = open(path, O_RDWR | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return false;
-    bool held = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
-    close(fd);   /* drops the lock if we took it */
+    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    bool held = fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+    close(fd);   /* takes nothing, so drops nothing */
     return held;
 }
 

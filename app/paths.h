@@ -40,8 +40,12 @@ int mkdir_p(const char *path, mode_t mode, struct burrow_error *err);
 /* Opens (creating) path and takes an exclusive flock, waiting up to
  * timeout_ms (< 0: forever).  Returns the fd (close it to unlock). */
 int lock_file(const char *path, int timeout_ms, struct burrow_error *err);
-/* True when some process holds a lock on path (a non-blocking attempt to
- * take it fails). */
+/* Takes the run lock on path (created): an open-file-description lock that
+ * whoever inherits the fd keeps, dropped by the kernel when the last copy
+ * closes.  Returns the fd, or -1 when another process holds it. */
+int run_lock_take(const char *path, struct burrow_error *err);
+/* True when some process holds the run lock on path.  Only tests it: it
+ * takes nothing, so it can never make run_lock_take fail. */
 bool lock_is_held(const char *path);
 
 /* Writes data to path atomically: temporary file in the same directory,

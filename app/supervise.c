@@ -518,11 +518,9 @@ int burrow_vm_start(struct burrow_vm *vm, const struct burrow_start_opts *opts,
     struct stat ls;
     if (fstat(logfd, &ls) == 0)
         log_start = ls.st_size;
-    runfd = open(p->run, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (runfd < 0 || flock(runfd, LOCK_EX | LOCK_NB) < 0) {
-        burrow_error_set(err, "cannot take the run lock %s: %s", p->run, strerror(errno));
+    runfd = run_lock_take(p->run, err);
+    if (runfd < 0)
         goto out;
-    }
     int pid = spawn_detached(argv, logfd, runfd, err);
     close(runfd);   /* burrow-vm holds it now */
     runfd = -1;

@@ -2,10 +2,11 @@
  * definition, spawning detached, live state, stop, stale runtime files.
  *
  * Liveness comes from three witnesses, so a crash cannot fool it: the run
- * lock (NAME.run, flock'ed by `start` and inherited by burrow-vm, released
- * by the kernel when the process dies however it dies), the pid file with
- * /proc/PID/cmdline naming our control socket, and the control socket
- * answering.  A dead process that left its control socket file behind
+ * lock (NAME.run, an open-file-description lock taken by `start` and
+ * inherited by burrow-vm, released by the kernel when the process dies
+ * however it dies, and only ever tested by the probes, never taken), the
+ * pid file with /proc/PID/cmdline naming our control socket, and the
+ * control socket answering.  A dead process that left its control socket file behind
  * (burrow-vm removes it when it exits normally) crashed. */
 #ifndef BURROW_APP_SUPERVISE_H
 #define BURROW_APP_SUPERVISE_H

@@ -4,6 +4,7 @@
  * built from a definition. */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -593,6 +594,64 @@ static void test_argv(void **state)
     free(d);
 }
 
+/* ---- the run lock: probes never make a start fail ---- */
+
+struct prober {
+    const char *path;
+    volatile bool stop;
+    unsigned long probes;
+};
+
+static void *probe_loop(void *arg)
+{
+    struct prober *pr = arg;
+    while (!pr->stop) {
+        lock_is_held(pr->path);
+        pr->probes++;
+    }
+    return NULL;
+}
+
+/* `list` and `status` probe the run lock while a `start` may be taking it:
+ * the probe must never be what makes the start fail.  Two threads probe
+ * without pause while the lock is taken and dropped again and again; every
+ * take succeeds, and a held lock reads as held. */
+static void test_run_lock_probe(void **state)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/run/probe.run", scratch);
+    char dir[PATH_MAX + 16];
+    snprintf(dir, sizeof(dir), "%s/run", scratch);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    struct burrow_error err;
+    int fd = run_lock_take(path, &err);
+    assert_true(fd >= 0);
+    assert_true(lock_is_held(path));
+    close(fd);
+    assert_false(lock_is_held(path));
+
+    struct prober pr = { .path = path };
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, probe_loop, &pr), 0);
+    unsigned failures = 0;
+    for (int i = 0; i < 20000; i++) {
+        fd = run_lock_take(path, &err);
+        if (fd < 0) {
+            failures++;
+            continue;
+        }
+        close(fd);
+    }
+    pr.stop = true;
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    if (failures)
+        fprintf(stderr, "%u of 20000 takes failed beside %lu probes: %s\n", failures, pr.probes,
+                err.msg);
+    assert_int_equal(failures, 0);
+}
+
 static void test_state_names(void **state)
 {
     assert_string_equal(burrow_vm_state_name(BURROW_VM_STOPPED), "stopped");
@@ -612,6 +671,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_modify_clone_delete, setup_xdg, teardown_xdg),
         cmocka_unit_test(test_argv),
         cmocka_unit_test(test_state_names),
+        cmocka_unit_test_setup_teardown(test_run_lock_probe, setup_xdg, teardown_xdg),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
