@@ -21,7 +21,7 @@ $PY -c "import gi; gi.require_version('Atspi','2.0'); gi.require_version('Gdk','
 
 T=$(mktemp -d)
 cleanup() {
-    kill $(jobs -p) 2>/dev/null
+    kill $(jobs -p) $(cat "$T/xvfb.pid" 2>/dev/null) 2>/dev/null
     wait 2>/dev/null
     rm -rf "$T"
 }
@@ -39,15 +39,14 @@ export CLI_VM=from-cli GUI_VM=unused GUI_DISK=/nonexistent
 
 cat >"$T/session.sh" <<'INNER'
 set -u
-trap 'kill $(jobs -p) 2>/dev/null' EXIT
-for d in $(seq 121 160); do [ -e /tmp/.X$d-lock ] || break; done
-Xvfb :$d -screen 0 1280x800x24 -nolisten tcp >"$T/xvfb.log" 2>&1 &
+trap 'kill $(jobs -p) $(cat "$T/xvfb.pid" 2>/dev/null) 2>/dev/null' EXIT
+d=$("$S/tests/tools/start-xvfb" "$T/xvfb" 1280x800x24) || exit 1
 export DISPLAY=:$d
-for i in $(seq 1200); do [ -e /tmp/.X11-unix/X$d ] && break; sleep 0.1; done
 /usr/libexec/at-spi-bus-launcher --launch-immediately >"$T/atspi.log" 2>&1 &
 timeout 120 gdbus wait --session org.a11y.Bus
 export GTK_THEME=Adwaita NO_AT_BRIDGE=0 GDK_BACKEND=x11
 "$B/burrow-manager" >"$T/manager.log" 2>&1 &
+export BURROW_MANAGER_PID=$!
 timeout 1000 /usr/bin/python3 -W ignore::DeprecationWarning "$S/tests/gui/drive_manager.py" "$SHOTS"
 INNER
 SHOTS=$T/shots

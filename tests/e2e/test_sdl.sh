@@ -14,10 +14,9 @@ burrow_require_cmd xwd "install x11-apps"
 burrow_require_cmd tesseract "install tesseract-ocr"
 burrow_require_file /usr/share/seabios/vgabios-stdvga.bin "install Debian's seabios"
 
-for d in $(seq 150 190); do [ -e "/tmp/.X$d-lock" ] || break; done
-Xvfb ":$d" -screen 0 1024x768x24 -nolisten tcp >"$BURROW_TMP/xvfb.log" 2>&1 &
-xvfb=$!
-burrow_until "X server :$d" test -e "/tmp/.X11-unix/X$d"
+d=$("$BURROW_SOURCE_DIR/tests/tools/start-xvfb" "$BURROW_TMP/xvfb" 1024x768x24) ||
+    burrow_fail "Xvfb did not start"
+xvfb=$(cat "$BURROW_TMP/xvfb.pid")
 cp "$BURROW_GUESTS/demo.img" "$BURROW_TMP/disk.img"
 burrow_add_log "$BURROW_TMP/vm.err"
 # SDL's own software renderer, drawing to the window through X11 itself:

@@ -82,9 +82,30 @@ def find(name, role=None, root=None, showing=True):
     return None
 
 
+def manager_gone():
+    """The manager the session started has exited (BURROW_MANAGER_PID)."""
+    pid = os.environ.get('BURROW_MANAGER_PID')
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    # a zombie has exited too
+    try:
+        with open('/proc/%s/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[1].split()[0] == 'Z'
+    except OSError:
+        return True
+
+
 def wait_for(what, fn, timeout=LIMIT):
     end = time.time() + timeout
     while time.time() < end:
+        if manager_gone():
+            fail('burrow-manager exited while waiting for ' + what)
         try:
             r = fn()
         except Exception:
