@@ -221,12 +221,16 @@ int disk_resize(const char *path, uint64_t size, char *err, size_t errlen)
         return 0;
     if (!strcmp(info.format, "qcow2"))
         return qcow2_resize(path, size, err, errlen);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return fail(err, errlen, -errno, "cannot open %s for writing: %s", path, strerror(errno));
     struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
-        return fail(err, errlen, -EINVAL, "%s: only regular files can be resized", path);
-    if (truncate(path, (off_t)size) < 0)
-        return fail(err, errlen, -errno, "cannot resize %s: %s", path, strerror(errno));
-    return 0;
+    if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode))
+        ret = fail(err, errlen, -EINVAL, "%s: only regular files can be resized", path);
+    else if ((ret = blk_lock_image(fd, true, path, err, errlen)) == 0 && ftruncate(fd, (off_t)size) < 0)
+        ret = fail(err, errlen, -errno, "cannot resize %s: %s", path, strerror(errno));
+    close(fd);
+    return ret;
 }
 
 static bool all_zero(const uint8_t *p, size_t n)

@@ -74,6 +74,12 @@ const char *blk_probe(const uint8_t *buf, size_t len);
 /* Waits for in-flight requests (their callbacks run), then closes. */
 void blk_close(struct blk *b);
 
+/* Locks an open image file as QEMU does (devices/block/lock.c): a writer
+ * excludes every other opener, readers exclude writers, whether Burrow or
+ * QEMU opened them.  -EBUSY with a message when another has it. */
+int blk_lock_image(int fd, bool write, const char *path, char *err, size_t errlen);
+void blk_unlock_image(int fd);
+
 static inline uint64_t blk_size(const struct blk *b) { return b->size; }
 static inline bool blk_read_only(const struct blk *b) { return b->read_only; }
 static inline bool blk_can_discard(const struct blk *b) { return b->can_discard; }

@@ -40,7 +40,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1270,9 +1269,7 @@ static int check_refcount_blocks(struct qcow2 *s)
 
 static int lock_file(int fd, bool ro, const char *path, char *err, size_t errlen)
 {
-    if (flock(fd, (ro ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0 && errno == EWOULDBLOCK)
-        return fail(err, errlen, -EBUSY, "%s is in use by another process", path);
-    return 0;
+    return blk_lock_image(fd, !ro, path, err, errlen);
 }
 
 static int q_open(struct qcow2 **out, const char *path, bool ro, int depth, bool open_backing,

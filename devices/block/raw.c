@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,11 +28,11 @@ static int raw_open(struct blk *b, const char *path, bool read_only, char *err, 
         snprintf(err, errlen, "cannot open %s%s: %s", path, read_only ? "" : " for writing", strerror(e));
         return -e;
     }
-    /* Two writers on one image corrupt it: take a lock like other VMMs do. */
-    if (flock(fd, (read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
-        snprintf(err, errlen, "%s is in use by another process", path);
+    /* Two writers on one image corrupt it: lock it as QEMU does. */
+    int lr = blk_lock_image(fd, !read_only, path, err, errlen);
+    if (lr < 0) {
         close(fd);
-        return -EBUSY;
+        return lr;
     }
     struct stat st;
     if (fstat(fd, &st) < 0) {
