@@ -328,6 +328,13 @@ static void *window_thread(void *opaque)
     SDL_SetHint(SDL_HINT_GRAB_KEYBOARD, "1");
     SDL_SetHint(SDL_HINT_RENDER_SCALE_QUALITY, "linear");
     SDL_SetHint(SDL_HINT_VIDEO_ALLOW_SCREENSAVER, "1");
+    /* SDL's own renderer, drawing through the window system: an OpenGL
+     * one loads the GL driver into this process, and with no GPU that is
+     * Mesa's llvmpipe, whose JIT code crashed the VM on a CPU that
+     * emulates AVX2 gathers wrongly (QEMU's TCG).  A guest screen needs
+     * no 3D; SDL_RENDER_DRIVER in the environment still picks another. */
+    SDL_SetHint(SDL_HINT_RENDER_DRIVER, "software");
+    SDL_SetHint(SDL_HINT_FRAMEBUFFER_ACCELERATION, "0");
     if (SDL_Init(SDL_INIT_VIDEO) < 0) {
         snprintf(msg, sizeof(msg), "cannot open a window: %s", SDL_GetError());
         start_result(w, -1, msg);

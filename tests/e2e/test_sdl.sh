@@ -19,11 +19,8 @@ d=$("$BURROW_SOURCE_DIR/tests/tools/start-xvfb" "$BURROW_TMP/xvfb" 1024x768x24) 
 xvfb=$(cat "$BURROW_TMP/xvfb.pid")
 cp "$BURROW_GUESTS/demo.img" "$BURROW_TMP/disk.img"
 burrow_add_log "$BURROW_TMP/vm.err"
-# SDL's own software renderer, drawing to the window through X11 itself:
-# Xvfb has no GPU, and Mesa's llvmpipe, which SDL would load for its
-# OpenGL renderer or its texture framebuffer, crashes in AVX2 gathers
-# (vpgatherdd) on the nested helper's emulated CPU.
-DISPLAY=":$d" SDL_RENDER_DRIVER=software SDL_FRAMEBUFFER_ACCELERATION=0 timeout -k 5 "$BURROW_VM_TIMEOUT" "$BURROW_VM" --name sdl-test --memory 64 \
+# burrow-vm picks SDL's software renderer itself (no GL driver, no llvmpipe).
+DISPLAY=":$d" timeout -k 5 "$BURROW_VM_TIMEOUT" "$BURROW_VM" --name sdl-test --memory 64 \
     --disk "$BURROW_TMP/disk.img" --display sdl --serial none </dev/null >/dev/null 2>"$BURROW_TMP/vm.err" &
 vmpid=$!
 trap 'kill $vmpid $xvfb 2>/dev/null; wait 2>/dev/null; rm -rf "$BURROW_TMP"' EXIT
