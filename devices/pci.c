@@ -109,6 +109,7 @@ void pci_set_rom(struct pci_device *d, const uint8_t *rom, uint64_t len)
     while (sz < len)
         sz <<= 1;
     d->rom = rom;
+    d->rom_len = len;
     d->rom_size = sz;
     st_le(&d->wmask[PCI_ROM_ADDRESS], 4, (uint32_t)~(sz - 1) | 1);
 }
@@ -238,7 +239,7 @@ static uint64_t rom_read(void *opaque, uint64_t off, unsigned size)
     struct pci_device *d = opaque;
     uint8_t buf[8] = { 0 };
     for (unsigned k = 0; k < size; k++)
-        buf[k] = off + k < d->rom_size && d->rom ? d->rom[off + k] : 0;
+        buf[k] = off + k < d->rom_len && d->rom ? d->rom[off + k] : 0;
     return ld_le(buf, size);
 }
 

@@ -72,6 +72,7 @@ struct pci_device {
     uint8_t w1cmask[PCI_CONFIG_SIZE];   /* write-one-to-clear bits */
     struct pci_bar bars[PCI_NUM_BARS];
     const uint8_t *rom;                 /* expansion ROM image, may be NULL */
+    uint64_t rom_len;                   /* bytes of rom; the rest reads as 0 */
     uint64_t rom_size;                  /* power of two */
     uint64_t rom_mapped_at;
     bool rom_mapped;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -291,6 +292,13 @@ static void test_rom(void **state)
     uint16_t pcir = (uint16_t)harness_mmio_read(f->h, ROM_BASE + 0x18, 2);
     assert_int_equal(harness_mmio_read(f->h, ROM_BASE + pcir, 4), 0x52494350);   /* "PCIR" */
     assert_int_equal(harness_mmio_read(f->h, ROM_BASE + pcir + 4, 4), 0x11111234);
+    /* Past the image, up to the end of the BAR, the ROM reads as zeroes,
+     * never as whatever follows the image in the host's memory. */
+    struct stat st;
+    assert_int_equal(stat(VGA_ROM, &st), 0);
+    assert_true((uint64_t)st.st_size < sz);
+    for (uint64_t off = (uint64_t)st.st_size; off < sz; off += 8)
+        assert_int_equal(harness_mmio_read(f->h, ROM_BASE + off, 8), 0);
     vga_destroy(f->vga);
     display_free(f->disp);
     harness_free(f->h);
