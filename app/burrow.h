@@ -181,7 +181,17 @@ struct burrow_vm *burrow_vm_clone(const char *name, const char *new_name, struct
 /* Names of every VM directory, sorted, NULL-terminated; free with
  * burrow_strv_free.  (Load each to see whether its definition is valid.) */
 char **burrow_vm_list(struct burrow_error *err);
+/* Names of VMs that run (or crashed) without a VM directory: their folder
+ * was deleted while they ran.  Sorted, NULL-terminated; burrow_strv_free.
+ * burrow_vm_open_runtime reaches them. */
+char **burrow_vm_list_orphans(struct burrow_error *err);
 void burrow_strv_free(char **v);
+
+/* A handle on NAME's runtime files alone, whatever became of its
+ * definition (deleted, or broken): enough for burrow_vm_state,
+ * burrow_vm_stop and burrow_vm_command.  Its definition is empty but for
+ * the name. */
+struct burrow_vm *burrow_vm_open_runtime(const char *name, struct burrow_error *err);
 
 /* ---- running VMs ----------------------------------------------------------------- */
 
@@ -193,7 +203,9 @@ struct burrow_start_opts {
 
 /* Spawns burrow-vm detached (new session, stdin /dev/null, stdout and
  * stderr appended to the VM's log), waits until its control socket answers.
- * If burrow-vm exits first, err carries its last message.  burrow-vm is
+ * If burrow-vm exits first, err carries its last message; if it does not
+ * answer within the timeout, it is killed (a failed start leaves nothing
+ * running).  A VM already running (or starting) is refused at once.  burrow-vm is
  * $BURROW_VM, else the one next to this program, else found in PATH. */
 int burrow_vm_start(struct burrow_vm *vm, const struct burrow_start_opts *opts,
                     struct burrow_error *err);
@@ -209,9 +221,10 @@ struct burrow_vm_status {
 enum burrow_vm_state burrow_vm_state(struct burrow_vm *vm, struct burrow_vm_status *st);
 
 /* Presses the ACPI power button and waits up to timeout_ms for the process
- * to end.  force: when the guest did not power off in time (or cannot see
- * the button: paused, guest error), "quit", then SIGKILL.  Stopping a
- * crashed VM cleans its runtime files.  Fails if the VM is not running. */
+ * to end (fails when it does not, or when the guest cannot see the button:
+ * paused, guest error).  force: the guest is not asked; the process ends
+ * at once ("quit", then SIGKILL), timeout_ms unused.  Stopping a crashed
+ * VM cleans its runtime files.  Fails if the VM is not running. */
 int burrow_vm_stop(struct burrow_vm *vm, bool force, int timeout_ms, struct burrow_error *err);
 
 /* Runs one control command (args borrowed, NULL for none); *reply gets the

@@ -18,6 +18,8 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <glib.h>
+
 #include "app/burrow.h"
 #include "app/cli.h"
 #include "app/hostcheck.h"
@@ -145,6 +147,29 @@ static struct burrow_vm *load_or_fail(const char *name)
     if (!vm)
         fail("%s", err.msg);
     return vm;
+}
+
+/* The handle for commands on a running VM: its definition, or, when that
+ * is gone (its folder deleted while it ran) or broken but the VM still
+ * runs, its runtime files alone (*orphan set; orphan may be NULL). */
+static struct burrow_vm *load_live_or_fail(const char *name, bool *orphan)
+{
+    struct burrow_error err;
+    bool dummy;
+    if (!orphan)
+        orphan = &dummy;
+    *orphan = false;
+    struct burrow_vm *vm = burrow_vm_load(name, &err);
+    if (vm)
+        return vm;
+    vm = burrow_vm_open_runtime(name, NULL);
+    if (vm && burrow_vm_state(vm, NULL) != BURROW_VM_STOPPED) {
+        *orphan = true;
+        return vm;
+    }
+    burrow_vm_free(vm);
+    fail("%s", err.msg);
+    return NULL;
 }
 
 #define HELP_OPT { "help", no_argument, NULL, 'h' }
@@ -366,10 +391,74 @@ static void print_json(json_t *j)
 
 static const char help_list[] =
 "Usage: burrow list [--json]\n"
-"Lists the virtual machines with their state.\n"
+"Lists the virtual machines with their state.  A VM whose folder was\n"
+"deleted while it ran is listed as \"running (definition deleted)\" until it\n"
+"is stopped ('burrow stop NAME' still reaches it).\n"
 "\n"
-"  --json     a JSON array of objects (name, state, os, memory_mib, cpus, ...)\n"
+"  --json     a JSON array of objects (name, state, os, memory_mib, cpus, ...;\n"
+"             definition_deleted: true for a VM whose folder was deleted)\n"
 "  --help     this text\n";
+
+enum { L_NAME, L_STATE, L_OS, L_MEMORY, L_CPUS, L_NCOLS };
+
+struct list_row {
+    char *col[L_NCOLS];
+};
+
+static void add_row(GPtrArray *rows, const char *name, const char *state, const char *os,
+                    const char *memory, const char *cpus)
+{
+    struct list_row *r = g_new0(struct list_row, 1);
+    const char *v[L_NCOLS] = { name, state, os, memory, cpus };
+    for (int i = 0; i < L_NCOLS; i++)
+        r->col[i] = g_strdup(v[i]);
+    g_ptr_array_add(rows, r);
+}
+
+static void free_row(gpointer p)
+{
+    struct list_row *r = p;
+    for (int i = 0; i < L_NCOLS; i++)
+        g_free(r->col[i]);
+    g_free(r);
+}
+
+static gint row_cmp(gconstpointer a, gconstpointer b)
+{
+    const struct list_row *ra = *(struct list_row *const *)a, *rb = *(struct list_row *const *)b;
+    return strcmp(ra->col[L_NAME], rb->col[L_NAME]);
+}
+
+/* The table, each column as wide as its longest entry. */
+static void print_rows(GPtrArray *rows)
+{
+    static const char *const head[L_NCOLS] = { "NAME", "STATE", "OS", "MEMORY", "CPUS" };
+    static const bool right[L_NCOLS] = { false, false, false, true, true };
+    int w[L_NCOLS];
+    for (int i = 0; i < L_NCOLS; i++)
+        w[i] = (int)strlen(head[i]);
+    for (guint r = 0; r < rows->len; r++) {
+        const struct list_row *row = g_ptr_array_index(rows, r);
+        for (int i = 0; i < L_NCOLS; i++)
+            if ((int)strlen(row->col[i]) > w[i])
+                w[i] = (int)strlen(row->col[i]);
+    }
+    for (guint r = 0; r <= rows->len; r++) {
+        const char *const *cols = r == 0 ? head
+                                         : (const char *const *)((const struct list_row *)
+                                                                 g_ptr_array_index(rows, r - 1))->col;
+        GString *line = g_string_new(NULL);
+        for (int i = 0; i < L_NCOLS; i++) {
+            if (i)
+                g_string_append(line, "  ");
+            g_string_append_printf(line, right[i] ? "%*s" : "%-*s", w[i], cols[i]);
+        }
+        while (line->len && line->str[line->len - 1] == ' ')
+            g_string_truncate(line, line->len - 1);
+        puts(line->str);
+        g_string_free(line, TRUE);
+    }
+}
 
 static int cmd_list(int argc, char **argv)
 {
@@ -383,10 +472,14 @@ static int cmd_list(int argc, char **argv)
     char **names = burrow_vm_list(&err);
     if (!names)
         return fail("%s", err.msg);
+    char **orphans = burrow_vm_list_orphans(&err);
+    if (!orphans) {
+        burrow_strv_free(names);
+        return fail("%s", err.msg);
+    }
     json_t *arr = json_array();
+    GPtrArray *rows = g_ptr_array_new_with_free_func(free_row);
     int rc = 0;
-    if (!as_json && names[0])
-        printf("%-24s %-12s %-8s %8s %4s\n", "NAME", "STATE", "OS", "MEMORY", "CPUS");
     for (char **n = names; *n; n++) {
         struct burrow_vm *vm = burrow_vm_load(*n, &err);
         if (!vm) {
@@ -397,7 +490,7 @@ static int cmd_list(int argc, char **argv)
                 json_array_append_new(arr, json_pack("{s:s,s:s,s:s}", "name", *n, "state",
                                                      "invalid", "error", err.msg));
             else
-                printf("%-24s %-12s\n", *n, "invalid");
+                add_row(rows, *n, "invalid", "", "", "");
             continue;
         }
         struct burrow_vm_status st;
@@ -406,17 +499,46 @@ static int cmd_list(int argc, char **argv)
         if (as_json) {
             json_array_append_new(arr, vm_json(vm, &st));
         } else {
-            char mem[32];
+            char mem[32], cpus[16];
             snprintf(mem, sizeof(mem), "%u MiB", d->memory_mib);
-            printf("%-24s %-12s %-8s %8s %4u\n", d->name, burrow_vm_state_name(st.state), d->os,
-                   mem, d->cpus);
+            snprintf(cpus, sizeof(cpus), "%u", d->cpus);
+            add_row(rows, d->name, burrow_vm_state_name(st.state), d->os, mem, cpus);
         }
         burrow_vm_free(vm);
     }
-    if (as_json)
+    for (char **n = orphans; *n; n++) {
+        struct burrow_vm *vm = burrow_vm_open_runtime(*n, &err);
+        if (!vm)
+            continue;
+        struct burrow_vm_status st;
+        burrow_vm_state(vm, &st);
+        if (st.state != BURROW_VM_STOPPED) {
+            if (as_json) {
+                json_t *o = json_pack("{s:s,s:s,s:b}", "name", *n, "state",
+                                      burrow_vm_state_name(st.state), "definition_deleted", 1);
+                if (st.pid)
+                    json_object_set_new(o, "pid", json_integer(st.pid));
+                json_object_set_new(o, "log", json_string(burrow_vm_log_path(vm)));
+                json_array_append_new(arr, o);
+            } else {
+                char state[64];
+                snprintf(state, sizeof(state), "%s (definition deleted)",
+                         burrow_vm_state_name(st.state));
+                add_row(rows, *n, state, "-", "-", "-");
+            }
+        }
+        burrow_vm_free(vm);
+    }
+    if (as_json) {
         print_json(arr);
+    } else if (rows->len) {
+        g_ptr_array_sort(rows, row_cmp);
+        print_rows(rows);
+    }
     json_decref(arr);
+    g_ptr_array_free(rows, TRUE);
     burrow_strv_free(names);
+    burrow_strv_free(orphans);
     return rc;
 }
 
@@ -510,13 +632,18 @@ static int cmd_status(int argc, char **argv)
     int r = want_name("status", argc, argv, &name);
     if (r)
         return r;
-    struct burrow_vm *vm = load_or_fail(name);
+    bool orphan;
+    struct burrow_vm *vm = load_live_or_fail(name, &orphan);
     if (!vm)
         return 1;
     struct burrow_vm_status st;
     burrow_vm_state(vm, &st);
+    if (orphan && !st.detail[0])
+        snprintf(st.detail, sizeof(st.detail), "its definition was deleted while it ran");
     if (as_json) {
         json_t *j = json_pack("{s:s,s:s}", "name", name, "state", burrow_vm_state_name(st.state));
+        if (orphan)
+            json_object_set_new(j, "definition_deleted", json_true());
         if (st.pid)
             json_object_set_new(j, "pid", json_integer(st.pid));
         if (st.detail[0])
@@ -914,12 +1041,14 @@ static int cmd_start(int argc, char **argv)
 }
 
 static const char help_stop[] =
-"Usage: burrow stop NAME [--force] [--timeout SECONDS]\n"
+"Usage: burrow stop NAME [--force | --timeout SECONDS]\n"
 "Presses the VM's ACPI power button and waits for the guest to power off.\n"
 "\n"
-"  --force            if the guest has not powered off after the timeout (or\n"
-"                     is paused), end the VM process (like pulling the plug)\n"
-"  --timeout SECONDS  how long to wait for the guest (default 30)\n"
+"  --force            do not ask the guest: end the VM process at once (like\n"
+"                     pulling the plug; what the guest has not saved is lost),\n"
+"                     running, paused or hung alike\n"
+"  --timeout SECONDS  how long to wait for the guest to power off (default\n"
+"                     30; not used with --force)\n"
 "  --help             this text\n";
 
 static int cmd_stop(int argc, char **argv)
@@ -951,7 +1080,7 @@ static int cmd_stop(int argc, char **argv)
     int r = want_name("stop", argc, argv, &name);
     if (r)
         return r;
-    struct burrow_vm *vm = load_or_fail(name);
+    struct burrow_vm *vm = load_live_or_fail(name, NULL);
     if (!vm)
         return 1;
     bool crashed = burrow_vm_state(vm, NULL) == BURROW_VM_CRASHED;
@@ -1305,7 +1434,7 @@ const struct cli_command cli_vm_commands[] = {
     { "modify", "change a VM's settings", cmd_modify },
     { "start", "start a VM in the background", cmd_start },
     { "status", "print a VM's live state", cmd_status },
-    { "stop", "power a VM off (ACPI button; --force ends it)", cmd_stop },
+    { "stop", "power a VM off (ACPI button; --force ends it at once)", cmd_stop },
     { "pause", "pause a VM", cmd_pause },
     { "resume", "resume a paused VM", cmd_resume },
     { "reset", "reset a VM", cmd_reset },

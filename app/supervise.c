@@ -472,10 +472,62 @@ static int spawn_detached(char **argv, int logfd, int runfd, struct burrow_error
     return vals[0];
 }
 
+static bool wait_gone(const struct vm_paths *p, int pid, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    while (vm_alive(p, pid)) {
+        if (now_ms() >= deadline)
+            return false;
+        usleep(50000);
+    }
+    return true;
+}
+
+/* "is already running (pid N)", or "(starting, pid N)" and the like. */
+static void set_already(struct burrow_error *err, const char *name, const struct burrow_vm_status *st)
+{
+    if (st->state == BURROW_VM_RUNNING)
+        burrow_error_set(err, "'%s' is already running (pid %d)", name, st->pid);
+    else if (st->pid)
+        burrow_error_set(err, "'%s' is already running (%s, pid %d)", name,
+                         burrow_vm_state_name(st->state), st->pid);
+    else
+        burrow_error_set(err, "'%s' is already running (%s)", name,
+                         burrow_vm_state_name(st->state));
+}
+
+/* After a start that failed: under the VM's lock again, and only while the
+ * pid file still names the process this start made (a later start may own
+ * the runtime files by now), ends that process when kill is set and
+ * removes the runtime files.  Returns false when the process survives. */
+static bool undo_start(struct burrow_vm *vm, int pid, bool kill_it)
+{
+    const struct vm_paths *p = &vm->paths;
+    int lk = lock_file(p->lock, 10000, NULL);
+    bool gone = true;
+    if (read_pid(p->pid) == pid) {
+        if (kill_it && pid_is_our_vm(pid, p->control))
+            kill(pid, SIGKILL);
+        gone = wait_gone(p, pid, KILL_TIMEOUT_MS);
+        if (gone)
+            supervise_cleanup(vm);
+    } else if (kill_it && pid_is_our_vm(pid, p->control)) {
+        kill(pid, SIGKILL);
+        gone = wait_gone(p, pid, KILL_TIMEOUT_MS);
+    }
+    if (lk >= 0)
+        close(lk);
+    return gone;
+}
+
 int burrow_vm_start(struct burrow_vm *vm, const struct burrow_start_opts *opts,
                     struct burrow_error *err)
 {
     const struct vm_paths *p = &vm->paths;
+    /* The VM's lock makes the check and the spawn one step for every
+     * start; it is let go once the process runs and its pid file is
+     * written, so that a second start says at once that it is already
+     * running rather than wait for this one to end. */
     int lk = lock_file(p->lock, 10000, err);
     if (lk < 0)
         return -1;
@@ -495,8 +547,7 @@ int burrow_vm_start(struct burrow_vm *vm, const struct burrow_start_opts *opts,
     if (s == BURROW_VM_CRASHED || s == BURROW_VM_STOPPED) {
         supervise_cleanup(vm);   /* stale files of an earlier run */
     } else {
-        burrow_error_set(err, "'%s' is already %s (pid %d)", vm->def.name, burrow_vm_state_name(s),
-                         st.pid);
+        set_already(err, vm->def.name, &st);
         goto out;
     }
     char binary[BURROW_PATH_MAX];
@@ -532,6 +583,8 @@ int burrow_vm_start(struct burrow_vm *vm, const struct burrow_start_opts *opts,
         kill(pid, SIGKILL);
         goto out;
     }
+    close(lk);
+    lk = -1;
 
     int timeout = opts && opts->timeout_ms > 0 ? opts->timeout_ms : START_TIMEOUT_MS;
     long long deadline = now_ms() + timeout;
@@ -542,7 +595,7 @@ int burrow_vm_start(struct burrow_vm *vm, const struct burrow_start_opts *opts,
             last_log_line(p->log, log_start, why, sizeof(why));
             burrow_error_set(err, "'%s' did not start: %s", vm->def.name,
                              why[0] ? why : "burrow-vm exited without a message");
-            supervise_cleanup(vm);
+            undo_start(vm, pid, false);
             goto out;
         }
         struct burrow_error cerr;
@@ -558,8 +611,16 @@ int burrow_vm_start(struct burrow_vm *vm, const struct burrow_start_opts *opts,
             }
         }
         if (now_ms() > deadline) {
-            burrow_error_set(err, "burrow-vm (pid %d) did not answer on %s within %d s; see %s",
-                             pid, p->control, timeout / 1000, p->log);
+            /* Leave nothing half started behind: a VM that comes up after
+             * its start reported failure would surprise everyone. */
+            if (undo_start(vm, pid, true))
+                burrow_error_set(err, "'%s' did not answer on %s within %d s, so its burrow-vm "
+                                 "(pid %d) was ended; see %s", vm->def.name, p->control,
+                                 timeout / 1000, pid, p->log);
+            else
+                burrow_error_set(err, "'%s' did not answer on %s within %d s, and its burrow-vm "
+                                 "(pid %d) could not be ended; see %s", vm->def.name, p->control,
+                                 timeout / 1000, pid, p->log);
             break;
         }
         usleep(50000);
@@ -570,22 +631,12 @@ out:
     if (logfd >= 0)
         close(logfd);
     g_strfreev(argv);
-    close(lk);
+    if (lk >= 0)
+        close(lk);
     return rc;
 }
 
 /* ---- stop and commands --------------------------------------------------------------- */
-
-static bool wait_gone(const struct vm_paths *p, int pid, int timeout_ms)
-{
-    long long deadline = now_ms() + timeout_ms;
-    while (vm_alive(p, pid)) {
-        if (now_ms() >= deadline)
-            return false;
-        usleep(50000);
-    }
-    return true;
-}
 
 int burrow_vm_command(struct burrow_vm *vm, const char *command, json_t *args, json_t **reply,
                       struct burrow_error *err)
@@ -616,6 +667,18 @@ struct burrow_ctl *burrow_vm_connect(struct burrow_vm *vm, struct burrow_error *
     return burrow_ctl_connect(vm->paths.control, 2000, err);
 }
 
+/* One control command straight to the socket, without the state check of
+ * burrow_vm_command (the caller made it). */
+static int vm_ctl(struct burrow_vm *vm, const char *command, int timeout_ms, struct burrow_error *err)
+{
+    struct burrow_ctl *ctl = burrow_vm_connect(vm, err);
+    if (!ctl)
+        return -1;
+    int rc = burrow_ctl_command(ctl, command, NULL, NULL, timeout_ms, err);
+    burrow_ctl_close(ctl);
+    return rc;
+}
+
 int burrow_vm_stop(struct burrow_vm *vm, bool force, int timeout_ms, struct burrow_error *err)
 {
     const struct vm_paths *p = &vm->paths;
@@ -633,35 +696,31 @@ int burrow_vm_stop(struct burrow_vm *vm, bool force, int timeout_ms, struct burr
     if (timeout_ms <= 0)
         timeout_ms = 30000;
     int pid = st.pid;
-    bool pressed = false;
-    if (s == BURROW_VM_RUNNING) {
-        struct burrow_error cerr;
-        if (burrow_vm_command(vm, "powerdown", NULL, NULL, &cerr) == 0)
-            pressed = true;
-        else if (!force) {
-            burrow_error_set(err, "'%s': the power button: %s", vm->def.name, cerr.msg);
+    if (!force) {
+        if (s == BURROW_VM_RUNNING) {
+            struct burrow_error cerr;
+            if (vm_ctl(vm, "powerdown", 0, &cerr) < 0) {
+                burrow_error_set(err, "'%s': the power button: %s", vm->def.name, cerr.msg);
+                return -1;
+            }
+        } else if (s != BURROW_VM_STOPPING) {
+            burrow_error_set(err, "'%s' is %s: the guest cannot see the power button (resume it, "
+                             "or use --force)", vm->def.name, burrow_vm_state_name(s));
             return -1;
         }
-    } else if (!force && s != BURROW_VM_STOPPING) {
-        burrow_error_set(err, "'%s' is %s: the guest cannot see the power button (resume it, "
-                         "or use --force)", vm->def.name, burrow_vm_state_name(s));
-        return -1;
-    }
-    if (pressed || s == BURROW_VM_STOPPING) {
         if (wait_gone(p, pid, timeout_ms)) {
             supervise_cleanup(vm);
             return 0;
         }
-        if (!force) {
-            burrow_error_set(err, "'%s' did not power off within %d s (the guest may ignore the "
-                             "power button); 'stop --force' ends it", vm->def.name,
-                             timeout_ms / 1000);
-            return -1;
-        }
+        burrow_error_set(err, "'%s' did not power off within %d s (the guest may ignore the "
+                         "power button); 'stop --force' ends it", vm->def.name, timeout_ms / 1000);
+        return -1;
     }
-    /* Forced: ask the process to quit, then kill it. */
+    /* Forced: the guest is not asked.  "quit" ends the process at once
+     * (burrow-vm flushes its disk images on the way out); SIGKILL when it
+     * does not answer or does not go. */
     struct burrow_error qerr;
-    if (burrow_vm_command(vm, "quit", NULL, NULL, &qerr) == 0 && wait_gone(p, pid, QUIT_TIMEOUT_MS)) {
+    if (vm_ctl(vm, "quit", STATUS_TIMEOUT_MS, &qerr) == 0 && wait_gone(p, pid, QUIT_TIMEOUT_MS)) {
         supervise_cleanup(vm);
         return 0;
     }

@@ -1415,6 +1415,79 @@ char **burrow_vm_list(struct burrow_error *err)
     return v;
 }
 
+struct burrow_vm *burrow_vm_open_runtime(const char *name, struct burrow_error *err)
+{
+    struct burrow_vm *vm = calloc(1, sizeof(*vm));
+    if (!vm) {
+        burrow_error_set(err, "out of memory");
+        return NULL;
+    }
+    if (vm_paths_get(name, &vm->paths, err) < 0) {
+        free(vm);
+        return NULL;
+    }
+    snprintf(vm->def.name, sizeof(vm->def.name), "%s", name);
+    return vm;
+}
+
+/* NAME of a runtime file NAME.run, NAME.pid or NAME.sock; false for others. */
+static bool runtime_file_name(const char *file, char *name, size_t len)
+{
+    static const char *const suffixes[] = { ".run", ".pid", ".sock", NULL };
+    size_t n = strlen(file);
+    for (const char *const *sfx = suffixes; *sfx; sfx++) {
+        size_t sl = strlen(*sfx);
+        if (n > sl && n - sl < len && !strcmp(file + n - sl, *sfx)) {
+            snprintf(name, len, "%.*s", (int)(n - sl), file);
+            return burrow_name_valid(name, NULL);
+        }
+    }
+    return false;
+}
+
+char **burrow_vm_list_orphans(struct burrow_error *err)
+{
+    char run[BURROW_PATH_MAX], vms[BURROW_PATH_MAX];
+    if (paths_runtime_dir(run, sizeof(run), err) < 0 || paths_vms_dir(vms, sizeof(vms), err) < 0)
+        return NULL;
+    GPtrArray *a = g_ptr_array_new();
+    DIR *d = opendir(run);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            char name[BURROW_NAME_MAX + 1], dir[BURROW_PATH_MAX];
+            if (!runtime_file_name(e->d_name, name, sizeof(name)) ||
+                snprintf(dir, sizeof(dir), "%s/%s", vms, name) >= (int)sizeof(dir) ||
+                access(dir, F_OK) == 0)
+                continue;
+            bool seen = false;
+            for (guint i = 0; i < a->len && !seen; i++)
+                seen = !strcmp(g_ptr_array_index(a, i), name);
+            if (seen)
+                continue;
+            struct burrow_vm *vm = burrow_vm_open_runtime(name, NULL);
+            if (vm && supervise_state(vm, NULL) != BURROW_VM_STOPPED)
+                g_ptr_array_add(a, strdup(name));
+            burrow_vm_free(vm);
+        }
+        closedir(d);
+    }
+    char **v = calloc(a->len + 1, sizeof(char *));
+    if (!v) {
+        for (guint i = 0; i < a->len; i++)
+            free(g_ptr_array_index(a, i));
+        g_ptr_array_free(a, TRUE);
+        burrow_error_set(err, "out of memory");
+        return NULL;
+    }
+    size_t n = a->len;
+    for (size_t i = 0; i < n; i++)
+        v[i] = g_ptr_array_index(a, i);
+    g_ptr_array_free(a, TRUE);
+    qsort(v, n, sizeof(char *), cmp_str);
+    return v;
+}
+
 void burrow_strv_free(char **v)
 {
     if (!v)
