@@ -1055,6 +1055,27 @@ static void test_display_timer(void **state)
     harness_free(h);
 }
 
+/* A machine reset puts the registers back and clears video memory. */
+static void test_reset(void **state)
+{
+    struct fx *f = *state;
+    vbe_mode(f, 640, 480, 32, EN_LFB);
+    wmem(f, LFB_BASE, 0x11);
+    wmem(f, LFB_BASE + VGA_VRAM_SIZE - 1, 0x22);
+    pci_device_reset(vga_pci(f->vga));
+    assert_int_equal(dispi_r(f, ENABLE), 0);
+    assert_int_equal(dispi_r(f, BPP), 8);
+    /* the reset unmapped the BARs: place them again, as firmware does */
+    cfg_write(f, PCI_BASE_ADDRESS_0, 4, (uint32_t)LFB_BASE);
+    cfg_write(f, PCI_BASE_ADDRESS_0 + 8, 4, (uint32_t)MMIO_BASE);
+    cfg_write(f, PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_IO);
+    assert_int_equal(rmem(f, LFB_BASE), 0);
+    assert_int_equal(rmem(f, LFB_BASE + VGA_VRAM_SIZE - 1), 0);
+    /* and the memory works as before */
+    wmem(f, LFB_BASE + 4096, 0x33);
+    assert_int_equal(rmem(f, LFB_BASE + 4096), 0x33);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1073,6 +1094,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_planar_write_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vbe_planar_narrow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
         cmocka_unit_test(test_display_rects),
         cmocka_unit_test(test_display_timer),
     };
