@@ -70,7 +70,7 @@ const struct burrow_ostype *burrow_ostype_default(void);
 #define BURROW_PATH_MAX    4096
 #define BURROW_MEMORY_MIN  16
 #define BURROW_MEMORY_MAX  (1024 * 1024)   /* MiB: 1 TiB */
-#define BURROW_CPUS_MAX    255
+#define BURROW_CPUS_MAX    254             /* xAPIC ids; the IOAPIC takes the next */
 
 struct burrow_disk {
     /* Relative paths are relative to the VM's directory. */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -147,6 +148,67 @@ static struct burrow_vm *load_or_fail(const char *name)
     if (!vm)
         fail("%s", err.msg);
     return vm;
+}
+
+/* An error about VM name: the message as it is when it names the VM
+ * already, else after the name, so that the name is said once. */
+static int fail_vm(const char *name, const char *what, const struct burrow_error *err)
+{
+    char quoted[BURROW_NAME_MAX + 3];
+    snprintf(quoted, sizeof(quoted), "'%s'", name);
+    if (strstr(err->msg, quoted))
+        return fail("%s", err->msg);
+    return fail("'%s': %s%s%s", name, what ? what : "", what ? ": " : "", err->msg);
+}
+
+/* Memory and vCPUs against this host and the machine: warnings (printed
+ * once the command succeeds) go to warn; what cannot work is refused.
+ * memory_from and cpus_from say where the figures came from ("--memory"
+ * or the OS type's default); 0 skips a check. */
+struct fit_warnings {
+    char text[2][300];
+    unsigned n;
+};
+
+static int check_fit(const struct vmdef_host *h, unsigned long long memory_mib, bool memory_given,
+                     unsigned cpus, bool cpus_given, struct fit_warnings *w)
+{
+    char why[200];
+    if (memory_mib) {
+        char what[64];
+        if (memory_given)
+            snprintf(what, sizeof(what), "--memory %llu", memory_mib);
+        else
+            snprintf(what, sizeof(what), "the OS type's %llu MiB of memory", memory_mib);
+        switch (vmdef_memory_fit(h, memory_mib, why, sizeof(why))) {
+        case VMDEF_FIT_NO: return fail("%s: %s; the VM could not run", what, why);
+        case VMDEF_FIT_WARN:
+            snprintf(w->text[w->n++], sizeof(w->text[0]), "%s: %s", what, why);
+            break;
+        case VMDEF_FITS: break;
+        }
+    }
+    if (cpus) {
+        char what[64];
+        if (cpus_given)
+            snprintf(what, sizeof(what), "--cpus %u", cpus);
+        else
+            snprintf(what, sizeof(what), "the OS type's %u vCPUs", cpus);
+        switch (vmdef_cpus_fit(h, cpus, why, sizeof(why))) {
+        case VMDEF_FIT_NO: return fail("%s: %s; the VM could not run", what, why);
+        case VMDEF_FIT_WARN:
+            snprintf(w->text[w->n++], sizeof(w->text[0]), "%s: %s", what, why);
+            break;
+        case VMDEF_FITS: break;
+        }
+    }
+    return 0;
+}
+
+static void print_warnings(const struct fit_warnings *w)
+{
+    for (unsigned i = 0; i < w->n; i++)
+        fprintf(stderr, "burrow: warning: %s\n", w->text[i]);
 }
 
 /* The handle for commands on a running VM: its definition, or, when that
@@ -330,10 +392,19 @@ static int cmd_create(int argc, char **argv)
     int r = want_name("create", argc, argv, &cfg.name);
     if (r)
         return r;
+    const struct burrow_ostype *os = cfg.os ? burrow_ostype_find(cfg.os) : burrow_ostype_default();
+    struct vmdef_host host;
+    vmdef_host_query(&host);
+    struct fit_warnings warn = { .n = 0 };
+    if (check_fit(&host, cfg.memory_mib ? (unsigned long long)cfg.memory_mib : os->memory_mib,
+                  cfg.memory_mib != 0, cfg.cpus ? (unsigned)cfg.cpus : os->cpus, cfg.cpus != 0,
+                  &warn))
+        return 1;
     struct burrow_error err;
     struct burrow_vm *vm = burrow_vm_create(&cfg, &err);
     if (!vm)
         return fail("%s", err.msg);
+    print_warnings(&warn);
     const struct burrow_vmdef *d = burrow_vm_def(vm);
     printf("Created VM '%s' (%s, %u MiB, %u CPU%s) in %s\n", d->name, d->os, d->memory_mib,
            d->cpus, d->cpus > 1 ? "s" : "", burrow_vm_dir(vm));
@@ -703,6 +774,16 @@ struct mod_list {
     unsigned n;
 };
 
+/* Why a file's absolute path cannot go into a definition. */
+static const char *path_unfit(const char *path)
+{
+    if (strchr(path, '\n'))
+        return "its path has a line break, which a definition cannot hold";
+    if (strchr(path, ','))
+        return "its path has a ',', which burrow-vm's --disk cannot take";
+    return "its path is too long";
+}
+
 static struct burrow_nic *first_nic(struct burrow_vmdef *d, const char *what, struct burrow_error *err)
 {
     if (!d->nnics) {
@@ -734,6 +815,11 @@ static int apply_mods(struct burrow_vmdef *d, void *opaque, struct burrow_error 
                     free(r);
                     return -1;
                 }
+                if (strchr(r, '\n') || strlen(r) >= sizeof(d->cdrom)) {
+                    burrow_error_set(err, "--cdrom: %s", path_unfit(r));
+                    free(r);
+                    return -1;
+                }
                 snprintf(d->cdrom, sizeof(d->cdrom), "%s", r);
                 free(r);
             }
@@ -756,6 +842,11 @@ static int apply_mods(struct burrow_vmdef *d, void *opaque, struct burrow_error 
                 char *r = realpath(op->arg, NULL);
                 if (!r) {
                     burrow_error_set(err, "--vnc-password-file '%s': %s", op->arg, strerror(errno));
+                    return -1;
+                }
+                if (strchr(r, '\n') || strlen(r) >= sizeof(d->vnc_password_file)) {
+                    burrow_error_set(err, "--vnc-password-file: %s", path_unfit(r));
+                    free(r);
                     return -1;
                 }
                 snprintf(d->vnc_password_file, sizeof(d->vnc_password_file), "%s", r);
@@ -792,6 +883,11 @@ static int apply_mods(struct burrow_vmdef *d, void *opaque, struct burrow_error 
             char *r = realpath(spec, NULL);
             if (!r || access(r, R_OK) < 0) {
                 burrow_error_set(err, "--add-disk '%s': %s", spec, strerror(errno));
+                free(r);
+                return -1;
+            }
+            if (strpbrk(r, ",\n") || strlen(r) >= sizeof(k.path)) {
+                burrow_error_set(err, "--add-disk: %s", path_unfit(r));
                 free(r);
                 return -1;
             }
@@ -835,6 +931,18 @@ static int apply_mods(struct burrow_vmdef *d, void *opaque, struct burrow_error 
         case M_ADD_FWD:
             if (!(nic = first_nic(d, "--add-hostfwd", err)))
                 return -1;
+            for (unsigned k = 0; k < d->nnics; k++)
+                for (unsigned j = 0; j < d->nics[k].nhostfwd; j++)
+                    if (vmdef_hostfwd_clash(op->arg, d->nics[k].hostfwd[j])) {
+                        if (!strcmp(op->arg, d->nics[k].hostfwd[j]))
+                            burrow_error_set(err, "--add-hostfwd: the VM has the forward '%s' "
+                                             "already", op->arg);
+                        else
+                            burrow_error_set(err, "--add-hostfwd: '%s' takes the same host port "
+                                             "as the forward '%s' (remove that one first)",
+                                             op->arg, d->nics[k].hostfwd[j]);
+                        return -1;
+                    }
             if (nic->nhostfwd >= BURROW_MAX_HOSTFWD) {
                 burrow_error_set(err, "--add-hostfwd: at most %d forwards", BURROW_MAX_HOSTFWD);
                 return -1;
@@ -856,6 +964,12 @@ static int apply_mods(struct burrow_vmdef *d, void *opaque, struct burrow_error 
             break;
         }
         }
+    }
+    /* What the definition's own checks would refuse, said with the
+     * options that led there. */
+    if (!strcmp(d->display, "vnc") && !d->vnc_listen[0]) {
+        burrow_error_set(err, "--display vnc needs the address to listen on: add --vnc HOST:PORT");
+        return -1;
     }
     return 0;
 }
@@ -954,9 +1068,23 @@ static int cmd_modify(int argc, char **argv)
         return r;
     if (!ml.n)
         return usage_error("modify", "nothing to change");
+    struct vmdef_host host;
+    vmdef_host_query(&host);
+    struct fit_warnings warn = { .n = 0 };
+    unsigned long long memory = 0;
+    unsigned cpus = 0;
+    for (unsigned i = 0; i < ml.n; i++) {
+        if (ml.ops[i].kind == M_MEMORY)
+            memory = (unsigned long long)ml.ops[i].num;
+        else if (ml.ops[i].kind == M_CPUS)
+            cpus = (unsigned)ml.ops[i].num;
+    }
+    if (check_fit(&host, memory, true, cpus, true, &warn))
+        return 1;
     struct burrow_error err;
     if (burrow_vm_modify(name, apply_mods, &ml, &err) < 0)
         return fail("%s", err.msg);
+    print_warnings(&warn);
     struct burrow_vm *vm = burrow_vm_load(name, &err);
     if (vm) {
         enum burrow_vm_state s = burrow_vm_state(vm, NULL);
@@ -1106,7 +1234,7 @@ static int run_simple_command(const char *cmd, const char *help, const char *con
     int rc = burrow_vm_command(vm, control, NULL, &reply, &err);
     burrow_vm_free(vm);
     if (rc < 0)
-        return fail("%s: %s", name, err.msg);
+        return fail_vm(name, NULL, &err);
     const char *state = json_string_value(json_object_get(reply, "state"));
     if (state)
         printf("%s\n", state);
@@ -1257,7 +1385,8 @@ static int cmd_console(int argc, char **argv)
 
 static const char help_screenshot[] =
 "Usage: burrow screenshot NAME FILE\n"
-"Saves the VM's screen to FILE (the VM writes it; see burrow-vm's format).\n";
+"Saves the VM's screen to FILE as a PNG image (the VM writes it).  FILE ends\n"
+"in .png, or has no extension.\n";
 
 static int cmd_screenshot(int argc, char **argv)
 {
@@ -1267,6 +1396,12 @@ static int cmd_screenshot(int argc, char **argv)
     if (argc - optind != 2)
         return usage_error("screenshot", "needs NAME and FILE");
     const char *name = argv[optind], *file = argv[optind + 1];
+    const char *base = strrchr(file, '/');
+    base = base ? base + 1 : file;
+    const char *ext = strrchr(base, '.');
+    if (ext && ext != base && strcasecmp(ext, ".png"))
+        return usage_error("screenshot", "FILE '%s': screenshots are PNG images; name it .png, "
+                           "not %s", file, ext);
     struct burrow_error err;
     if (!burrow_name_valid(name, &err))
         return fail("%s", err.msg);
@@ -1291,7 +1426,7 @@ static int cmd_screenshot(int argc, char **argv)
         if (!strcmp(err.cls, "unknown-command"))
             return fail("'%s': this burrow-vm cannot take screenshots (its control socket has no "
                         "'screenshot' command)", name);
-        return fail("'%s': screenshot: %s", name, err.msg);
+        return fail_vm(name, "screenshot", &err);
     }
     return 0;
 }

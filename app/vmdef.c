@@ -17,9 +17,11 @@
 
 #include <glib.h>
 #include <linux/fs.h>
+#include <linux/kvm.h>
 
 #include "app/vmdef.h"
 #include "app/supervise.h"
+#include "vmm/kvmdev.h"
 
 #if __has_include("app/disk.h")
 #include "app/disk.h"
@@ -125,6 +127,30 @@ bool vmdef_hostfwd_valid(const char *rule)
     return parse_port(c2 + 1, strlen(c2 + 1));
 }
 
+/* The host side of a valid rule: protocol, address ("" for every address)
+ * and port. */
+static void hostfwd_host(const char *rule, char proto[4], char *addr, size_t addrlen, unsigned *port)
+{
+    snprintf(proto, 4, "%.3s", rule);
+    const char *p = rule + 4;
+    const char *c1 = strchr(p, ':');
+    snprintf(addr, addrlen, "%.*s", (int)(c1 - p), p);
+    if (!strcmp(addr, "0.0.0.0"))
+        addr[0] = '\0';
+    *port = (unsigned)strtoul(c1 + 1, NULL, 10);
+}
+
+bool vmdef_hostfwd_clash(const char *a, const char *b)
+{
+    if (!vmdef_hostfwd_valid(a) || !vmdef_hostfwd_valid(b))
+        return false;
+    char pa[4], pb[4], aa[128], ab[128];
+    unsigned porta, portb;
+    hostfwd_host(a, pa, aa, sizeof(aa), &porta);
+    hostfwd_host(b, pb, ab, sizeof(ab), &portb);
+    return !strcmp(pa, pb) && porta == portb && (!aa[0] || !ab[0] || !strcasecmp(aa, ab));
+}
+
 bool vmdef_boot_valid(const char *boot)
 {
     size_t n = strlen(boot);
@@ -220,8 +246,11 @@ static int check(const struct burrow_vmdef *d, const struct linemap *lm, const c
     if (!strcmp(d->display, "vnc") && !d->vnc_listen[0])
         return fail_at(err, file, lm->display, "display",
                        "display vnc needs vnc-listen=HOST:PORT");
-    if (strchr(d->cdrom, '\n') || strchr(d->vnc_password_file, '\n'))
+    if (strchr(d->cdrom, '\n'))
         return fail_at(err, file, lm->cdrom, "cdrom", "paths cannot contain line breaks");
+    if (strchr(d->vnc_password_file, '\n'))
+        return fail_at(err, file, lm->vnc_pw, "vnc-password-file",
+                       "paths cannot contain line breaks");
     if (d->ndisks > BURROW_MAX_DISKS)
         return fail_at(err, file, lm->end, "disks", "at most %d disks", BURROW_MAX_DISKS);
     for (unsigned i = 0; i < d->ndisks; i++) {
@@ -263,6 +292,19 @@ static int check(const struct burrow_vmdef *d, const struct linemap *lm, const c
                                "port forward '%s' is not tcp|udp:[HOSTADDR]:PORT-[GUESTADDR]:PORT",
                                n->hostfwd[j]);
     }
+    /* Two forwards of one host port cannot both be set up, in one NIC or
+     * in two: each takes the port on the host. */
+    for (unsigned i = 0; i < d->nnics; i++)
+        for (unsigned j = 0; j < d->nics[i].nhostfwd; j++)
+            for (unsigned k = i; k < d->nnics; k++)
+                for (unsigned l = k == i ? j + 1 : 0; l < d->nics[k].nhostfwd; l++)
+                    if (vmdef_hostfwd_clash(d->nics[i].hostfwd[j], d->nics[k].hostfwd[l])) {
+                        char field[32];
+                        snprintf(field, sizeof(field), "nic %u", k);
+                        return fail_at(err, file, lm->nic_fwd[k], field,
+                                       "port forwards '%s' and '%s' take the same host port",
+                                       d->nics[i].hostfwd[j], d->nics[k].hostfwd[l]);
+                    }
     return 0;
 }
 
@@ -282,6 +324,85 @@ void vmdef_init(struct burrow_vmdef *def, const char *name, const struct burrow_
     def->memory_mib = os->memory_mib;
     def->cpus = os->cpus;
     snprintf(def->display, sizeof(def->display), "%s", os->display);
+}
+
+/* ---- what the host can give -------------------------------------------------------- */
+
+static unsigned long long meminfo_mib(const char *text, const char *key)
+{
+    const char *p = text ? strstr(text, key) : NULL;
+    if (!p)
+        return 0;
+    p += strlen(key);
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return strtoull(p, NULL, 10) / 1024;   /* kB */
+}
+
+void vmdef_host_query(struct vmdef_host *h)
+{
+    memset(h, 0, sizeof(*h));
+    char *mi = read_file("/proc/meminfo", NULL);
+    h->ram_mib = meminfo_mib(mi, "MemTotal:");
+    h->swap_mib = meminfo_mib(mi, "SwapTotal:");
+    free(mi);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    h->online_cpus = n > 0 ? (unsigned)n : 0;
+    struct kvmdev_probe probe;
+    kvmdev_probe_init(&probe);
+    int fd = kvmdev_open(&probe);
+    if (fd >= 0) {
+        int max = ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+        if (max <= 0)
+            max = ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+        h->kvm_max_vcpus = max > 0 ? (unsigned)max : 0;
+        close(fd);
+    }
+}
+
+enum vmdef_fit vmdef_memory_fit(const struct vmdef_host *h, unsigned long long mib, char *why,
+                                size_t len)
+{
+    why[0] = '\0';
+    if (mib > BURROW_MEMORY_MAX) {
+        snprintf(why, len, "more than the machine takes (%d MiB)", BURROW_MEMORY_MAX);
+        return VMDEF_FIT_NO;
+    }
+    if (!h->ram_mib)
+        return VMDEF_FITS;
+    if (mib > h->ram_mib + h->swap_mib) {
+        if (h->swap_mib)
+            snprintf(why, len, "more than this host's RAM and swap together (%llu MiB + %llu MiB)",
+                     h->ram_mib, h->swap_mib);
+        else
+            snprintf(why, len, "more than this host's RAM (%llu MiB), and it has no swap",
+                     h->ram_mib);
+        return VMDEF_FIT_NO;
+    }
+    if (mib > h->ram_mib) {
+        snprintf(why, len, "more than this host's RAM (%llu MiB): the host will swap", h->ram_mib);
+        return VMDEF_FIT_WARN;
+    }
+    return VMDEF_FITS;
+}
+
+enum vmdef_fit vmdef_cpus_fit(const struct vmdef_host *h, unsigned cpus, char *why, size_t len)
+{
+    why[0] = '\0';
+    if (cpus > BURROW_CPUS_MAX) {
+        snprintf(why, len, "more than the machine supports (%d)", BURROW_CPUS_MAX);
+        return VMDEF_FIT_NO;
+    }
+    if (h->kvm_max_vcpus && cpus > h->kvm_max_vcpus) {
+        snprintf(why, len, "more than KVM allows on this host (%u)", h->kvm_max_vcpus);
+        return VMDEF_FIT_NO;
+    }
+    if (h->online_cpus && cpus > h->online_cpus) {
+        snprintf(why, len, "more than this host's %u online CPU%s: they will take turns",
+                 h->online_cpus, h->online_cpus > 1 ? "s" : "");
+        return VMDEF_FIT_WARN;
+    }
+    return VMDEF_FITS;
 }
 
 /* ---- parsing ------------------------------------------------------------------ */

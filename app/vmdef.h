@@ -57,6 +57,30 @@ bool vmdef_mac_valid(const char *mac);
 bool vmdef_hostfwd_valid(const char *rule);
 bool vmdef_listen_valid(const char *hostport);
 bool vmdef_boot_valid(const char *boot);
+/* True when two valid forward rules take the same host port: same protocol
+ * and port, and the same host address or either on every address (empty
+ * or 0.0.0.0).  The second could not be set up. */
+bool vmdef_hostfwd_clash(const char *a, const char *b);
+
+/* What this host can give a VM (0: unknown). */
+struct vmdef_host {
+    unsigned long long ram_mib;     /* MemTotal */
+    unsigned long long swap_mib;    /* SwapTotal */
+    unsigned online_cpus;
+    unsigned kvm_max_vcpus;         /* KVM_CAP_MAX_VCPUS, when KVM opens */
+};
+void vmdef_host_query(struct vmdef_host *h);
+
+enum vmdef_fit {
+    VMDEF_FITS,
+    VMDEF_FIT_WARN,     /* works, but the host is overcommitted: why says how */
+    VMDEF_FIT_NO,       /* cannot work: why says why */
+};
+/* Whether so much memory, so many vCPUs fit this machine and host; why gets
+ * "more than ..." when they do not. */
+enum vmdef_fit vmdef_memory_fit(const struct vmdef_host *h, unsigned long long mib, char *why,
+                                size_t len);
+enum vmdef_fit vmdef_cpus_fit(const struct vmdef_host *h, unsigned cpus, char *why, size_t len);
 
 /* "raw" or "qcow2", from the image's first bytes. */
 const char *vmdef_detect_format(const char *path);

@@ -140,11 +140,15 @@ ok status lc
 [[ "$OUT" == running* ]] || burrow_fail "status after resume: '$OUT'"
 burrow_note "ok: pause, stop of a paused VM refused, resume"
 
-# --- screenshot
-shot=$BURROW_TMP/shot.out
+# --- screenshot: PNG only (a .jpg would hold a PNG)
+refuse "PNG" screenshot lc "$BURROW_TMP/shot.jpg"
+[ ! -e "$BURROW_TMP/shot.jpg" ] || burrow_fail "the refused screenshot wrote $BURROW_TMP/shot.jpg"
+shot=$BURROW_TMP/shot.png
 b screenshot lc "$shot"
 if [ "$RC" -eq 0 ]; then
     [ -s "$shot" ] || burrow_fail "screenshot succeeded but $shot is empty"
+    [ "$(head -c 8 "$shot" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] ||
+        burrow_fail "$shot is not a PNG"
     burrow_note "ok: screenshot ($(stat -c %s "$shot") bytes)"
 else
     help=$(python3 "$BURROW_SOURCE_DIR/tests/tools/burrow-control.py" "$RUN/lc.sock" help) ||

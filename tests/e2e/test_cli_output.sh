@@ -1,6 +1,10 @@
 #!/bin/bash
-# What `burrow` prints, without running a VM: `list` sizes its columns to
-# the longest entry.
+# What `burrow` prints and refuses, without running a VM: `list` sizes its
+# columns to the longest entry; errors name a VM once and name the option
+# the user typed; a second forward of one host port is refused; memory and
+# vCPUs beyond the host's warn, beyond what can work are refused (the
+# host's figures are read here, so the test fits any host); screenshots are
+# PNG files only.
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 CLI=${BURROW_CLI:-$BURROW_BUILD_DIR/burrow}
@@ -19,6 +23,19 @@ b() {
 ok() {
     b "$@"
     [ "$RC" -eq 0 ] || burrow_fail "burrow $* exited $RC: $ERR"
+}
+# refuse "TEXT" ARGS...: fails with one line on stderr containing TEXT.
+refuse() {
+    local want=$1
+    shift
+    b "$@"
+    [ "$RC" -ne 0 ] || burrow_fail "burrow $* succeeded; expected a refusal"
+    grep -qF -- "$want" <<<"$ERR" || burrow_fail "burrow $*: '$ERR' lacks '$want'"
+    [ "$(wc -l <<<"$ERR")" -eq 1 ] || burrow_fail "burrow $*: more than one line on stderr: $ERR"
+    burrow_note "ok: refused: burrow $* -> $ERR"
+}
+jq_py() {   # jq_py EXPR: evaluates a Python expression over the JSON in $OUT (as j)
+    python3 -c 'import json, sys; j = json.loads(sys.argv[2]); print(eval(sys.argv[1]))' "$1" "$OUT"
 }
 
 # --- list: columns as wide as their longest entry
@@ -44,4 +61,95 @@ for line in lines[1:]:
     assert fields[3][1] == ends[3] and fields[4][1] == ends[4], line
 PY
 burrow_note "ok: list columns line up with a ${#long}-character name"
+# --- errors say the VM's name once
+vm=web-1
+ok create $vm --memory 64 --no-disk --net none
+for cmd in pause resume reset stop console "screenshot $vm-shot.png"; do
+    set -- $cmd
+    c=$1
+    shift
+    b "$c" $vm "$@"
+    [ "$RC" -ne 0 ] || burrow_fail "burrow $c $vm of a stopped VM succeeded"
+    n=$(grep -o -- "$vm" <<<"$ERR" | wc -l)
+    [ "$n" -eq 1 ] || burrow_fail "burrow $c $vm names the VM $n times: $ERR"
+    burrow_note "ok: burrow $c $vm -> $ERR"
+done
+
+# --- errors name the option typed, not the definition's keys
+refuse "--vnc HOST:PORT" modify $vm --display vnc
+grep -q "vnc-listen" <<<"$ERR" && burrow_fail "modify --display vnc names the ini key: $ERR"
+ok modify $vm --display vnc --vnc 127.0.0.1:5999
+ok show $vm --json
+[ "$(jq_py 'j["display"], j["vnc_listen"]')" = "('vnc', '127.0.0.1:5999')" ] || burrow_fail "show: $OUT"
+nl_file="$BURROW_TMP/pass
+word"
+echo secret >"$nl_file"
+refuse "--vnc-password-file" modify $vm --vnc-password-file "$nl_file"
+refuse "--cdrom" modify $vm --cdrom "$nl_file"
+refuse "--add-disk" modify $vm --add-disk "$nl_file"
+
+# --- a second forward of one host port
+ok modify $vm --net user --add-hostfwd tcp::8080-:80
+refuse "--add-hostfwd" modify $vm --add-hostfwd tcp::8080-:80
+refuse "--add-hostfwd" modify $vm --add-hostfwd tcp:127.0.0.1:8080-:22
+refuse "--add-hostfwd" modify $vm --add-hostfwd tcp::8081-:81 --add-hostfwd tcp::8081-:82
+ok modify $vm --add-hostfwd udp::8080-:80 --add-hostfwd tcp:127.0.0.1:8082-:22
+ok show $vm --json
+[ "$(jq_py 'j["nics"][0]["hostfwd"]')" = "['tcp::8080-:80', 'udp::8080-:80', 'tcp:127.0.0.1:8082-:22']" ] ||
+    burrow_fail "forwards after the refusals: $OUT"
+burrow_note "ok: a second forward of one host port is refused"
+
+# --- memory and vCPUs against this host
+read -r ram swap < <(awk '/^MemTotal:/ { r = int($2 / 1024) } /^SwapTotal:/ { s = int($2 / 1024) } END { print r, s }' /proc/meminfo)
+cpus=$(getconf _NPROCESSORS_ONLN)
+kvm_max=$(python3 -c '
+import fcntl, os
+try:
+    fd = os.open(os.environ.get("BURROW_KVM_DEVICE") or "/dev/kvm", os.O_RDWR)
+    n = fcntl.ioctl(fd, 0xAE03, 66)     # KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS
+    print(n if n > 0 else fcntl.ioctl(fd, 0xAE03, 9))   # KVM_CAP_NR_VCPUS
+except OSError:
+    print(0)' 2>/dev/null)
+burrow_note "host: $ram MiB RAM, $swap MiB swap, $cpus online CPUs, KVM allows ${kvm_max:-?} vCPUs"
+max=1048576
+ok create fit --memory 64 --cpus 1 --no-disk --net none
+[ -z "$ERR" ] || burrow_fail "a small VM gives warnings: $ERR"
+if [ $(( ram + 1 )) -le $max ]; then
+    if [ "$swap" -gt 0 ]; then
+        ok modify fit --memory $(( ram + 1 ))
+        grep -q "warning: --memory $(( ram + 1 )): more than this host's RAM" <<<"$ERR" ||
+            burrow_fail "no warning for more memory than the host's RAM: '$ERR'"
+        burrow_note "ok: warned: $ERR"
+    else
+        refuse "more than this host's RAM" modify fit --memory $(( ram + 1 ))
+    fi
+fi
+if [ $(( ram + swap + 1 )) -le $max ]; then
+    refuse "more than this host's RAM" modify fit --memory $(( ram + swap + 1 ))
+    refuse "more than this host's RAM" create big --memory $(( ram + swap + 1 )) --no-disk --net none
+    [ ! -e "$XDG_DATA_HOME/burrow/vms/big" ] || burrow_fail "a refused create left a VM behind"
+fi
+limit=254
+[ "${kvm_max:-0}" -gt 0 ] && [ "$kvm_max" -lt $limit ] && limit=$kvm_max
+if [ $(( cpus + 1 )) -le $limit ]; then
+    ok create many --cpus $(( cpus + 1 )) --memory 64 --no-disk --net none
+    grep -q "warning: --cpus $(( cpus + 1 )): more than this host's $cpus online CPU" <<<"$ERR" ||
+        burrow_fail "no warning for more vCPUs than the host's CPUs: '$ERR'"
+    burrow_note "ok: warned: $ERR"
+fi
+refuse "254" modify fit --cpus 255
+if [ "$limit" -lt 254 ]; then
+    refuse "more than KVM allows" modify fit --cpus $(( limit + 1 ))
+fi
+ok show fit --json
+[ "$(jq_py 'j["cpus"]')" = 1 ] || burrow_fail "refused changes changed the VM: $OUT"
+
+# --- screenshots are PNG files
+refuse "PNG" screenshot $vm "$BURROW_TMP/shot.jpg"
+refuse "PNG" screenshot $vm "$BURROW_TMP/shot.JPEG"
+[ ! -e "$BURROW_TMP/shot.jpg" ] || burrow_fail "a refused screenshot wrote a file"
+b screenshot $vm "$BURROW_TMP/shot.PNG"
+grep -q "PNG" <<<"$ERR" && burrow_fail "screenshot refused .PNG: $ERR"
+b screenshot $vm "$BURROW_TMP/shot"
+grep -q "PNG" <<<"$ERR" && burrow_fail "screenshot refused a name without extension: $ERR"
 echo "PASS: burrow's output"

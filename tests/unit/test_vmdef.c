@@ -329,6 +329,82 @@ static void test_validate_in_memory(void **state)
     free(d);
 }
 
+/* A second forward of a host port cannot be set up: refused. */
+static void test_hostfwd_clash(void **state)
+{
+    assert_true(vmdef_hostfwd_clash("tcp::8080-:80", "tcp::8080-:80"));
+    assert_true(vmdef_hostfwd_clash("tcp::8080-:80", "tcp::8080-10.0.2.15:22"));
+    assert_true(vmdef_hostfwd_clash("tcp::8080-:80", "tcp:127.0.0.1:8080-:80"));
+    assert_true(vmdef_hostfwd_clash("tcp:0.0.0.0:8080-:80", "tcp:127.0.0.1:8080-:80"));
+    assert_true(vmdef_hostfwd_clash("udp:127.0.0.1:53-:53", "udp:127.0.0.1:053-:5353"));
+    assert_false(vmdef_hostfwd_clash("tcp::8080-:80", "udp::8080-:80"));
+    assert_false(vmdef_hostfwd_clash("tcp::8080-:80", "tcp::8081-:80"));
+    assert_false(vmdef_hostfwd_clash("tcp:127.0.0.1:8080-:80", "tcp:127.0.0.2:8080-:80"));
+    assert_false(vmdef_hostfwd_clash("tcp::8080-:80", "nonsense"));
+
+    struct burrow_vmdef *d = calloc(1, sizeof(*d));
+    struct burrow_error err;
+    full_def(d);
+    assert_int_equal(burrow_vmdef_validate(d, &err), 0);
+    /* In one NIC, and across two (each forward takes the host's port). */
+    snprintf(d->nics[0].hostfwd[1], sizeof(d->nics[0].hostfwd[1]), "tcp::2222-:2222");
+    assert_int_equal(burrow_vmdef_validate(d, &err), -1);
+    assert_non_null(strstr(err.msg, "same host port"));
+    full_def(d);
+    d->nics[1].nhostfwd = 1;
+    snprintf(d->nics[1].hostfwd[0], sizeof(d->nics[1].hostfwd[0]), "tcp:127.0.0.1:2222-:22");
+    assert_int_equal(burrow_vmdef_validate(d, &err), -1);
+    assert_non_null(strstr(err.msg, "nic 1: "));
+    free(d);
+}
+
+/* Memory and vCPUs against a made-up host: more than it has warns, more
+ * than can work is refused. */
+static void test_resource_fit(void **state)
+{
+    const struct vmdef_host h = { .ram_mib = 8192, .swap_mib = 2048, .online_cpus = 4,
+                                  .kvm_max_vcpus = 16 };
+    char why[200];
+    assert_int_equal(vmdef_memory_fit(&h, 8192, why, sizeof(why)), VMDEF_FITS);
+    assert_int_equal(vmdef_memory_fit(&h, 8193, why, sizeof(why)), VMDEF_FIT_WARN);
+    assert_non_null(strstr(why, "8192 MiB"));
+    assert_int_equal(vmdef_memory_fit(&h, 10240, why, sizeof(why)), VMDEF_FIT_WARN);
+    assert_int_equal(vmdef_memory_fit(&h, 10241, why, sizeof(why)), VMDEF_FIT_NO);
+    assert_non_null(strstr(why, "RAM and swap"));
+    const struct vmdef_host noswap = { .ram_mib = 8192, .online_cpus = 4 };
+    assert_int_equal(vmdef_memory_fit(&noswap, 8193, why, sizeof(why)), VMDEF_FIT_NO);
+    assert_non_null(strstr(why, "no swap"));
+    const struct vmdef_host unknown = { 0 };
+    assert_int_equal(vmdef_memory_fit(&unknown, 65536, why, sizeof(why)), VMDEF_FITS);
+    assert_int_equal(vmdef_memory_fit(&unknown, BURROW_MEMORY_MAX + 1ULL, why, sizeof(why)),
+                     VMDEF_FIT_NO);
+
+    assert_int_equal(vmdef_cpus_fit(&h, 4, why, sizeof(why)), VMDEF_FITS);
+    assert_int_equal(vmdef_cpus_fit(&h, 5, why, sizeof(why)), VMDEF_FIT_WARN);
+    assert_non_null(strstr(why, "4 online CPUs"));
+    assert_int_equal(vmdef_cpus_fit(&h, 16, why, sizeof(why)), VMDEF_FIT_WARN);
+    assert_int_equal(vmdef_cpus_fit(&h, 17, why, sizeof(why)), VMDEF_FIT_NO);
+    assert_non_null(strstr(why, "KVM"));
+    assert_int_equal(vmdef_cpus_fit(&unknown, 254, why, sizeof(why)), VMDEF_FITS);
+    assert_int_equal(vmdef_cpus_fit(&unknown, 255, why, sizeof(why)), VMDEF_FIT_NO);
+    assert_non_null(strstr(why, "254"));
+
+    /* The definition takes no more vCPUs than the machine has APIC ids for. */
+    struct burrow_vmdef *d = calloc(1, sizeof(*d));
+    struct burrow_error err;
+    full_def(d);
+    d->cpus = 254;
+    assert_int_equal(burrow_vmdef_validate(d, &err), 0);
+    d->cpus = 255;
+    assert_int_equal(burrow_vmdef_validate(d, &err), -1);
+    free(d);
+
+    struct vmdef_host real;
+    vmdef_host_query(&real);
+    assert_true(real.ram_mib > 0);
+    assert_true(real.online_cpus > 0);
+}
+
 /* ---- the repository ---- */
 
 /* The size the guest sees: a raw file's length, or a qcow2 header's size
@@ -667,6 +743,8 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_errors_with_lines),
         cmocka_unit_test(test_validate_in_memory),
+        cmocka_unit_test(test_hostfwd_clash),
+        cmocka_unit_test(test_resource_fit),
         cmocka_unit_test_setup_teardown(test_create_load_save, setup_xdg, teardown_xdg),
         cmocka_unit_test_setup_teardown(test_modify_clone_delete, setup_xdg, teardown_xdg),
         cmocka_unit_test(test_argv),
