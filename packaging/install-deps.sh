@@ -5,6 +5,7 @@ set -eu
 
 PACKAGES="
 build-essential cmake pkg-config
+clang libclang-rt-14-dev
 libjansson-dev liburing-dev libcmocka-dev
 libglib2.0-dev
 libslirp-dev

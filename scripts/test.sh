@@ -1,9 +1,10 @@
 #!/bin/sh
 # Installs what Burrow needs, builds it with warnings as errors, and runs the
 # whole test suite (unit, device harness, KVM guests, end-to-end, Linux
-# guests).  Tests that need KVM run natively where this host's KVM can run
-# them and inside the nested KVM helper elsewhere (tests/nested); only a
-# facility no helper can give (a real USB device, say) is a reason to skip.
+# guests, then a short run of every fuzz target).  Tests that need KVM run
+# natively where this host's KVM can run them and inside the nested KVM
+# helper elsewhere (tests/nested); only a facility no helper can give (a
+# real USB device, say) is a reason to skip.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -19,4 +20,16 @@ cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBURROW_WERROR=ON 
 cmake --build "$BUILD_DIR" -j "$(nproc)"
 
 # Tests print why they skip; --output-on-failure shows a failing test's log.
-ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)" "$@"
+status=0
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)" "$@" || status=$?
+
+# The fuzz targets (tests/fuzz): a second tree built with clang, libFuzzer
+# and the sanitizers, only the targets; each runs briefly from its seeds.
+# BURROW_FUZZ_TESTS=0 leaves them out.
+if [ "${BURROW_FUZZ_TESTS:-1}" != 0 ]; then
+    FUZZ_DIR=${FUZZ_BUILD_DIR:-$BUILD_DIR-fuzz}
+    CC=clang cmake -S . -B "$FUZZ_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBURROW_FUZZ=ON >/dev/null
+    cmake --build "$FUZZ_DIR" -j "$(nproc)" --target fuzz
+    ctest --test-dir "$FUZZ_DIR" -L fuzz --output-on-failure -j "$(nproc)" || status=$?
+fi
+exit "$status"
