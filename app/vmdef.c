@@ -25,6 +25,8 @@
 
 #if __has_include("app/disk.h")
 #include "app/disk.h"
+#include "devices/block/block.h"
+#include "devices/block/qcow2.h"
 #define HAVE_DISK_API 1
 #endif
 
@@ -268,6 +270,14 @@ static int check(const struct burrow_vmdef *d, const struct linemap *lm, const c
         if (!one_of(k->format, disk_fmts))
             return fail_at(err, file, lm->disk_fmt[i], field, "format '%s' is not one of raw, qcow2",
                            k->format);
+        /* one image on two drives is two writers */
+        for (unsigned j = 0; j < i; j++)
+            if (!strcmp(d->disks[j].path, k->path))
+                return fail_at(err, file, lm->disk_path[i], field,
+                               "'%s' is already disk %u: attach an image once", k->path, j);
+        if (!strcmp(d->cdrom, k->path))
+            return fail_at(err, file, lm->disk_path[i], field,
+                           "'%s' is also the CD/DVD drive's medium: attach an image once", k->path);
     }
     if (d->nnics > BURROW_MAX_NICS)
         return fail_at(err, file, lm->end, "nics", "at most %d network adapters", BURROW_MAX_NICS);
@@ -1276,6 +1286,104 @@ static int keep_leftovers(const struct vm_paths *p, const char *name, char *kept
     return -1;
 }
 
+/* path, resolved, lies inside the directory rdir (itself resolved). */
+static bool path_inside(const char *rdir, const char *path)
+{
+    char r[PATH_MAX];
+    size_t n = strlen(rdir);
+    return realpath(path, r) && !strncmp(r, rdir, n) && r[n] == '/';
+}
+
+/* Some image of the chain that starts at path (the image, then its backing
+ * files) lies in rdir; its name goes to hit. */
+static bool chain_inside(const char *rdir, const char *path, char *hit, size_t hitlen)
+{
+    char cur[BURROW_PATH_MAX], next[BURROW_PATH_MAX], name[1024];
+    snprintf(cur, sizeof(cur), "%s", path);
+    for (int depth = 0; depth < 16; depth++) {
+        if (path_inside(rdir, cur)) {
+            snprintf(hit, hitlen, "%s", cur);
+            return true;
+        }
+        if (qcow2_peek_backing(cur, name, sizeof(name)) < 0 || !name[0])
+            return false;
+        /* a relative backing name is relative to the image's directory */
+        const char *slash = strrchr(cur, '/');
+        int dl = slash ? (int)(slash - cur) : 1;
+        if (name[0] == '/')
+            snprintf(next, sizeof(next), "%s", name);
+        else if (snprintf(next, sizeof(next), "%.*s/%s", dl, slash ? cur : ".", name) >= (int)sizeof(next))
+            return false;
+        memcpy(cur, next, sizeof(cur));
+    }
+    return false;
+}
+
+/* Deleting NAME's folder must not take an image that something else still
+ * uses: another VM's definition (a disk, the CD/DVD medium, or a backing
+ * file of its disks), or a program that has the file open with an image
+ * lock (a running VM, QEMU, qemu-nbd). */
+static int check_folder_unused(const char *name, const char *dir, struct burrow_error *err)
+{
+    char rdir[PATH_MAX];
+    if (!realpath(dir, rdir))
+        return 0;
+    char **names = burrow_vm_list(err);
+    if (!names)
+        return -1;
+    int rc = 0;
+    char path[BURROW_PATH_MAX], hit[BURROW_PATH_MAX];
+    for (char **n = names; *n && rc == 0; n++) {
+        if (!strcmp(*n, name))
+            continue;
+        struct burrow_error ignored = { 0 };
+        struct burrow_vm *o = burrow_vm_load(*n, &ignored);
+        if (!o)
+            continue;   /* a definition that does not load names nothing */
+        for (unsigned i = 0; i < o->def.ndisks && rc == 0; i++) {
+            if (burrow_vm_disk_path(o, i, path, sizeof(path)) == 0 &&
+                chain_inside(rdir, path, hit, sizeof(hit))) {
+                burrow_error_set(err, "'%s' uses %s, which is in the folder of '%s'; detach it from "
+                                 "'%s' first, or delete with --keep-disks", *n, hit, name, *n);
+                rc = -1;
+            }
+        }
+        if (rc == 0 && o->def.cdrom[0] && path_inside(rdir, o->def.cdrom)) {
+            burrow_error_set(err, "'%s' has %s in its CD/DVD drive, which is in the folder of '%s'; "
+                             "eject it first, or delete with --keep-disks", *n, o->def.cdrom, name);
+            rc = -1;
+        }
+        burrow_vm_free(o);
+    }
+    for (char **n = names; *n; n++)
+        free(*n);
+    free(names);
+    if (rc < 0)
+        return rc;
+
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d))) {
+        if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path))
+            continue;
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0)
+            continue;
+        char why[512];
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+            blk_lock_image(fd, true, path, why, sizeof(why)) == -EBUSY) {
+            burrow_error_set(err, "%s", why);
+            rc = -1;
+        }
+        close(fd);
+    }
+    closedir(d);
+    return rc;
+}
+
 int burrow_vm_delete(const char *name, bool keep_disks, char *kept_dir, size_t kept_len,
                      struct burrow_error *err)
 {
@@ -1305,6 +1413,8 @@ int burrow_vm_delete(const char *name, bool keep_disks, char *kept_dir, size_t k
     /* keep_disks keeps every file but the definition: a definition that
      * does not load still deletes, so nothing can tell disks apart. */
     if (!keep_disks) {
+        if (check_folder_unused(name, vm->paths.dir, err) < 0)
+            goto out;
         remove_tree(vm->paths.dir);
         if (access(vm->paths.dir, F_OK) == 0) {
             burrow_error_set(err, "could not remove everything in %s", vm->paths.dir);

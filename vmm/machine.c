@@ -502,6 +502,32 @@ static const char *nic_rom(const char *path)
     return NULL;
 }
 
+/* One image behind two drives of one VM is two writers (or a writer and
+ * a reader whose data changes under it): refused by name, before the
+ * second open would meet the first one's lock. */
+static int check_images_distinct(const struct machine *m, char *err, size_t errlen)
+{
+    const char *paths[MACHINE_MAX_DISKS + 1];
+    int n = 0;
+    for (int i = 0; i < m->opts.ndisks; i++)
+        paths[n++] = m->opts.disks[i].path;
+    if (m->opts.cdrom && *m->opts.cdrom)
+        paths[n++] = m->opts.cdrom;
+    struct stat st[MACHINE_MAX_DISKS + 1];
+    bool have[MACHINE_MAX_DISKS + 1];
+    for (int i = 0; i < n; i++) {
+        have[i] = stat(paths[i], &st[i]) == 0;
+        for (int j = 0; have[i] && j < i; j++) {
+            if (have[j] && st[i].st_dev == st[j].st_dev && st[i].st_ino == st[j].st_ino) {
+                snprintf(err, errlen, "'%s' and '%s' are the same image: attach it once",
+                         paths[j], paths[i]);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 static int create_devices(struct machine *m, char *err, size_t errlen)
 {
     struct machine_devices *d = m->dev;
@@ -767,6 +793,8 @@ int machine_init(struct machine *m, const struct machine_opts *opts, char *err, 
     }
     m->plat = (struct platform){ &m->mem, &m->pio, &m->mmio, m->loop, &kvm_platform_ops, m };
 
+    if (check_images_distinct(m, err, errlen) < 0)
+        return -1;
     if (vm_create(&m->vm, err, errlen) < 0 || setup_memory(m, err, errlen) < 0)
         return -1;
     if (!m->opts.kernel && load_firmware(m, err, errlen) < 0)

@@ -1692,6 +1692,30 @@ const char *qcow2_error(const struct blk *b)
     return "";
 }
 
+int qcow2_peek_backing(const char *path, char *name, size_t len)
+{
+    if (len)
+        name[0] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    uint8_t h[20];
+    int ret = pread_full(fd, h, sizeof(h), 0);
+    if (ret == 0 && be32(h + H_MAGIC) == QCOW_MAGIC) {
+        uint64_t off = be64(h + H_BACKING_OFFSET);
+        uint32_t n = be32(h + H_BACKING_SIZE);
+        if (off && n) {
+            /* the same bounds as an open: inside the first cluster */
+            if (n > MAX_BACKING_NAME || n >= len || off > 2 * MiB)
+                ret = -EINVAL;
+            else if ((ret = pread_full(fd, name, n, off)) == 0)
+                name[n] = '\0';
+        }
+    }
+    close(fd);
+    return ret;
+}
+
 int qcow2_info(const char *path, struct qcow2_info *info, char *err, size_t errlen)
 {
     struct qcow2 *s;

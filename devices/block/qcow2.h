@@ -50,6 +50,12 @@ struct qcow2_info {
  * file.  Returns 0, or -errno with a message in err. */
 int qcow2_info(const char *path, struct qcow2_info *info, char *err, size_t errlen);
 
+/* The backing file name written in the qcow2 header at path ("" for none
+ * or for a file that is not qcow2), read without taking the image's lock,
+ * as `qemu-img info -U` does: for finding who depends on what, never for
+ * I/O.  Returns 0 or -errno. */
+int qcow2_peek_backing(const char *path, char *name, size_t len);
+
 /* Why requests on qcow2 image b failed with -EIO because its metadata
  * makes no sense (in it or its backing chain); "" when that did not
  * happen.  Such a finding is logged once per image unless tools asked for
