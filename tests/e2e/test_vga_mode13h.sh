@@ -21,7 +21,7 @@ serial=$tmp/serial.txt
 shot=$tmp/screen.png
 vmpid=
 cleanup() {
-    [ -n "$vmpid" ] && kill -9 "$vmpid" 2>/dev/null
+    [ -n "$vmpid" ] && burrow_kill_tree "$vmpid"
     rm -rf "$tmp"
 }
 trap cleanup EXIT

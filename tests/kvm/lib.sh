@@ -171,6 +171,13 @@ _burrow_has_text() {
     return 1
 }
 
+# burrow_kill_tree PID: SIGKILL to PID's children, then PID: a VM started
+# as "timeout ... burrow-vm &" outlives a timeout killed on its own.
+burrow_kill_tree() {
+    pkill -9 -P "$1" 2>/dev/null
+    kill -9 "$1" 2>/dev/null
+}
+
 # burrow_proc_gone PID: true once PID has ended (a zombie waiting for its
 # parent to reap it counts), false after $BURROW_WAIT_LIMIT s.
 burrow_proc_gone() {

@@ -26,8 +26,8 @@ vmpid=
 listener=
 cleanup() {
     [ -n "$listener" ] && kill "$listener" 2>/dev/null
-    [ -n "$vmpid" ] && kill -9 "$vmpid" 2>/dev/null
-    [ -n "${vm3:-}" ] && kill -9 "$vm3" 2>/dev/null
+    [ -n "$vmpid" ] && burrow_kill_tree "$vmpid"
+    [ -n "${vm3:-}" ] && burrow_kill_tree "$vm3"
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -177,6 +177,7 @@ burrow_until "serial output after resume" grown_past "$s2"
 echo "ok: paused, the guest wrote nothing for 2 s ($s2 bytes); resumed, it went on ($(size_of) bytes)"
 python3 "$CLIENT" "$sock3" quit >/dev/null || fail "quit of the streaming VM"
 burrow_proc_gone "$vm3" || fail "the streaming VM still runs after quit"
+vm3=
 rm -f "$tmp/stream.log" "$tmp/stream.img"
 
 # --- quit: reply, exit status 0, socket file gone
