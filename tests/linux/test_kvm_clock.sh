@@ -17,7 +17,10 @@ linux_init
 burrow_require_guest clockrate
 
 PAUSE_S=30
+# The kernel's messages are read from its buffer (the dmesg dump at the
+# end); on the console they would cut the script's lines in two.
 cat >"$BURROW_TMP/guest.sh" <<'GUEST'
+dmesg -n 1
 echo "clocksource: $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 /clockrate 1
 # The guest's uptime once a second; the host pauses the VM in the middle.
