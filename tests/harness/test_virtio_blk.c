@@ -1,6 +1,7 @@
 /* virtio-blk driven through its PCI registers and virtqueue by the spec-
  * written test driver, on a temporary raw image.  The whole suite runs
  * twice: with io_uring, and with the synchronous fallback. */
+#include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "devices/block/block.h"
 #include "devices/virtio_blk.h"
 #include "support/harness_platform.h"
 #include "support/virtio_driver.h"
@@ -273,8 +275,43 @@ static void test_write_read_multiseg(void **state)
     assert_memory_equal(f->h->ram + rbuf, f->h->ram + wbuf, len);
 }
 
+/* The block layer's flush, seen from here (the test links with
+ * --wrap=blk_flush): how many the device asked for, and how many had
+ * completed, so a write's completion can be checked to come after one. */
+static unsigned flushes_started, flushes_done;
+struct flush_watch {
+    blk_cb cb;
+    void *opaque;
+};
+int __real_blk_flush(struct blk *b, blk_cb cb, void *opaque);
+static void flush_watch_done(void *opaque, int res)
+{
+    struct flush_watch w = *(struct flush_watch *)opaque;
+    free(opaque);
+    if (res == 0)
+        flushes_done++;
+    w.cb(w.opaque, res);
+}
+int __wrap_blk_flush(struct blk *b, blk_cb cb, void *opaque);
+int __wrap_blk_flush(struct blk *b, blk_cb cb, void *opaque)
+{
+    struct flush_watch *w = malloc(sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    *w = (struct flush_watch){ cb, opaque };
+    flushes_started++;
+    int r = __real_blk_flush(b, flush_watch_done, w);
+    if (r < 0) {
+        flushes_started--;
+        free(w);
+    }
+    return r;
+}
+
 /* Without VIRTIO_BLK_F_FLUSH negotiated the device must complete writes
- * only once they are stable; they still complete and land on the image. */
+ * only once they are stable (5.2.6.2): each write's completion comes after
+ * a flush of the image has completed; they land on the image.  With the
+ * feature, writes complete without one (the driver flushes itself). */
 static void test_write_through(void **state)
 {
     struct fx *f = *state;
@@ -283,10 +320,31 @@ static void test_write_through(void **state)
     assert_false(d->features & F_FLUSH);
     uint64_t wbuf = vdrv_alloc(d, 1024, 512);
     fill(f, wbuf, 0x77, 1024);
-    assert_int_equal(rw(f, T_OUT, 3, wbuf, 1024, 2).status, S_OK);
+    unsigned started = flushes_started, done = flushes_done;
+    for (unsigned i = 1; i <= 3; i++) {
+        assert_int_equal(rw(f, T_OUT, 3 * i, wbuf, 1024, 2).status, S_OK);
+        /* the used ring holds the write only once its flush is done */
+        assert_int_equal(flushes_done - done, i);
+        assert_int_equal(flushes_started - started, i);
+    }
     uint8_t disk[1024];
     assert_int_equal(pread(f->fd, disk, 1024, 3 * 512), 1024);
     assert_memory_equal(disk, f->h->ram + wbuf, 1024);
+}
+
+static void test_write_back(void **state)
+{
+    struct fx *f = *state;
+    struct vdrv *d = &f->d;
+    bring_up(f, F_BLK_SIZE | F_FLUSH, true);
+    assert_true(d->features & F_FLUSH);
+    unsigned before = flushes_started;
+    uint64_t wbuf = vdrv_alloc(d, 512, 512);
+    fill(f, wbuf, 0x31, 512);
+    assert_int_equal(rw(f, T_OUT, 5, wbuf, 512, 1).status, S_OK);
+    assert_int_equal(flushes_started, before);
+    assert_int_equal(request(f, T_FLUSH, 0, 0, 0, false, 0, false).status, S_OK);
+    assert_int_equal(flushes_started, before + 1);
 }
 
 /* More requests than the block layer's io_uring has entries: the excess
@@ -922,6 +980,7 @@ static const struct CMUnitTest tests[] = {
     T(test_version1_required),
     T(test_write_read_multiseg),
     T(test_write_through),
+    T(test_write_back),
     T(test_many_in_flight),
     T(test_flush_and_get_id),
     T(test_discard),
