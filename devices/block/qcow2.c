@@ -14,6 +14,8 @@
  * Crash consistency, with lazy refcounts never used:
  *  - refcount changes that allocate are written through at once, before
  *    anything can refer to the cluster (a crash then leaks, never loses);
+ *    a new refcount block is made stable before the refcount table names
+ *    it;
  *  - a new cluster's data is written before the L2 entry that points at it
  *    is changed, and L2 entries change in the cached table only;
  *  - cached L2 tables and the L1 table are written back on flush (or when
@@ -136,7 +138,6 @@ struct qcow2 {
     uint64_t cs;                    /* cluster size */
     uint64_t size;                  /* virtual */
     uint64_t file_end;              /* bytes in the file */
-    uint64_t alloc_end;             /* end of the last cluster handed out */
     uint64_t incompat, compat, autoclear;
     uint32_t nb_snapshots;
     uint32_t crypt_method;
@@ -567,6 +568,11 @@ static int create_refcount_block(struct qcow2 *s, uint64_t r)
     rc_store(blk, 0, s->rc_order, 1, &boff, &blen);
     int ret = pwrite_full(s, blk, s->cs, at);
     free(blk);
+    /* The block is stable before the table names it: a table entry that
+     * outlived a power cut without its block would make every count of
+     * the range zero, in use or not. */
+    if (ret == 0)
+        ret = sync_file(s);
     if (ret < 0)
         return ret;
     uint8_t e[8];
@@ -659,24 +665,22 @@ static int64_t alloc_clusters(struct qcow2 *s, uint64_t n)
     const uint64_t E = s->rb_entries, max = MAX_HOST_OFFSET >> s->cluster_bits;
     int ret;
     for (int guard = 0; guard < 4096; guard++) {
-        uint64_t start = 0, run = 0, first_free = UINT64_MAX;
-        /* Nothing lives past the file's end, whatever its counts say: the
-         * scan ends there, bounded by what the image really holds. */
-        const uint64_t end = div_up(MAX(s->file_end, s->alloc_end), s->cs);
+        uint64_t start = 0, run = 0, first_free = UINT64_MAX, used = 0;
+        /* What the image can really hold: every data cluster of the disk,
+         * every L2 table, the refcount blocks and tables, with room to
+         * spare.  Counts that claim more in use are nonsense, and the scan
+         * ends there instead of crossing billions of them. */
+        const uint64_t can_hold = div_up(s->size, s->cs) + 2ull * s->l1_size + 2ull * s->rt_size +
+                                  4ull * s->rt_clusters + div_up((uint64_t)s->l1_size * 8, s->cs) + 65536;
         for (uint64_t c = s->free_hint; run < n; c++) {
-            if (c >= end) {
-                if (!run)
-                    start = c;
-                if (first_free == UINT64_MAX)
-                    first_free = c;
-                run = n;
-                break;
-            }
             uint64_t v;
             if ((ret = rc_get(s, c, &v)) < 0)
                 return ret;
             if (v) {
                 run = 0;
+                if (++used > can_hold)
+                    return corrupt(s, "refcounts claim more clusters in use than the image can hold, "
+                                   "scanning at cluster", c);
                 continue;
             }
             if (first_free == UINT64_MAX)
@@ -708,8 +712,6 @@ static int64_t alloc_clusters(struct qcow2 *s, uint64_t n)
             if ((ret = rc_set(s, c, 1)) < 0)
                 return ret;
         s->free_hint = first_free == start ? start + n : first_free;
-        /* written later than counted (an L2 table, data in flight) */
-        s->alloc_end = MAX(s->alloc_end, (start + n) << s->cluster_bits);
         return (int64_t)(start << s->cluster_bits);
     }
     return -EIO;
