@@ -1,17 +1,28 @@
 #!/bin/bash
 # Crash consistency of the qcow2 writer: a process writing random sector
 # patterns into a qcow2 image (and flushing now and then) is killed with
-# SIGKILL at random moments, many times over, on the same images.  After
-# every kill `qemu-img check` must find no corruption (leaked clusters are
-# allowed), and the image, read by qemu-img, must hold every write that a
-# completed flush covered; any other sector holds what it held before the
-# round or one of the round's later writes, whole.
+# SIGKILL at random moments, many times over, on the same images.  With
+# BURROW_CRASH_POWERCUT=1 every other pair of rounds is a power cut (not
+# yet by default: it still finds, in some runs, L2 references past the end
+# of the file, being looked into): the writer runs under tests/tools/powercut.c,
+# which keeps the image as its last completed fdatasync left it and the
+# writes made since, and after the kill the image becomes that, with a
+# random subset of those writes let through page by page
+# (tests/tools/powercut-replay.py): a missing or misordered fdatasync
+# shows there, where a plain kill keeps the page cache.  After every round
+# `qemu-img check` must find no corruption (leaked clusters are allowed),
+# and the image, read by qemu-img, must hold every write that a completed
+# flush covered; any other sector holds what it held before the round or
+# one of the round's later writes, whole.
 # timeout: 1200
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 
 WRITER=$BURROW_BUILD_DIR/tests/unit_test_qcow2
 [ -x "$WRITER" ] || burrow_fail "$WRITER is missing: build the project first"
+POWERCUT=$BURROW_BUILD_DIR/tests/powercut.so
+[ -f "$POWERCUT" ] || burrow_fail "$POWERCUT is missing: build the project first"
+REPLAY=$BURROW_SOURCE_DIR/tests/tools/powercut-replay.py
 command -v qemu-img >/dev/null || burrow_skip "qemu-img not found (install qemu-utils)"
 command -v python3 >/dev/null || burrow_skip "python3 not found"
 
@@ -97,13 +108,21 @@ for round in $(seq 1 "$ROUNDS"); do
     k=$(( round % 2 ))
     img=$BURROW_TMP/img$k.qcow2
     journal=$BURROW_TMP/journal.$round
-    "$WRITER" crash-writer "$img" "$journal" "$round" "$RANDOM$RANDOM" 2>"$BURROW_TMP/writer.err" &
+    cut=0
+    [ "${BURROW_CRASH_POWERCUT:-0}" = 1 ] && cut=$(( (round / 2) % 2 ))
+    if [ "$cut" = 1 ]; then
+        rm -rf "$BURROW_TMP/cut" && mkdir "$BURROW_TMP/cut"
+        LD_PRELOAD=$POWERCUT BURROW_BLOCK_SYNC=1 POWERCUT_FILE=$img POWERCUT_DIR=$BURROW_TMP/cut \
+            "$WRITER" crash-writer "$img" "$journal" "$round" "$RANDOM$RANDOM" 2>"$BURROW_TMP/writer.err" &
+    else
+        "$WRITER" crash-writer "$img" "$journal" "$round" "$RANDOM$RANDOM" 2>"$BURROW_TMP/writer.err" &
+    fi
     pid=$!
     # The kill lands at a random point of the writer's progress: once its
     # journal has that many lines, whatever the machine's speed.
     lines=$(( 1 + RANDOM % 200 ))
     start=$SECONDS
-    while [ "$(wc -l <"$journal" 2>/dev/null || echo 0)" -lt "$lines" ]; do
+    while [ "$( (wc -l <"$journal") 2>/dev/null || echo 0)" -lt "$lines" ]; do
         kill -0 "$pid" 2>/dev/null ||
             burrow_fail "round $round: the writer ended before the kill: $(cat "$BURROW_TMP/writer.err")"
         [ $(( SECONDS - start )) -lt 300 ] ||
@@ -114,6 +133,16 @@ for round in $(seq 1 "$ROUNDS"); do
     { wait "$pid"; } 2>/dev/null
     rc=$?
     [ "$rc" = 137 ] || burrow_fail "round $round: the writer exited with $rc before the kill: $(cat "$BURROW_TMP/writer.err")"
+    # A killed process's io_uring may hold the image (and its lock) a moment
+    # longer than the process lives.
+    unlocked() { ! grep -q ":$(stat -c %i "$img") " /proc/locks; }
+    burrow_until "round $round: the killed writer's image lock to go" unlocked
+    how=killed
+    if [ "$cut" = 1 ]; then
+        [ -f "$BURROW_TMP/cut/stable" ] || burrow_fail "round $round: powercut.so did not see the image opened"
+        how=$(python3 "$REPLAY" "$BURROW_TMP/cut" "$img.cut" "$RANDOM") || burrow_fail "round $round: $how"
+        mv "$img.cut" "$img"
+    fi
 
     out=$(qemu-img check "$img" 2>&1)
     rc=$?
@@ -126,8 +155,8 @@ for round in $(seq 1 "$ROUNDS"); do
     qemu-img convert -O raw "$img" "$BURROW_TMP/now.raw" || burrow_fail "round $round: qemu-img cannot read the image"
     res=$(python3 "$BURROW_TMP/verify.py" "$journal" "$BURROW_TMP/prev$k.raw" "$BURROW_TMP/now.raw" 2>&1) ||
         burrow_fail "round $round: $res"
-    burrow_note "round $round (image $k): killed; check status $rc; $res"
+    burrow_note "round $round (image $k): $how; check status $rc; $res"
     mv "$BURROW_TMP/now.raw" "$BURROW_TMP/prev$k.raw"
     rm -f "$journal"
 done
-burrow_note "ok: $ROUNDS kills, no corruption ($leaky rounds left leaked clusters), flushed writes all present"
+burrow_note "ok: $ROUNDS kills and power cuts, no corruption ($leaky rounds left leaked clusters), flushed writes all present"
