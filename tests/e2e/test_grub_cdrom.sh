@@ -33,8 +33,11 @@ start=$SECONDS
 found=0
 while (( SECONDS - start < LIMIT )); do
     # GRUB draws through SeaBIOS's serial console, which breaks lines with
-    # cursor movements: match pieces that come out whole.
-    if grep -aq "GNU GRUB  version" "$SERIAL" && grep -aq "will be executed automatically" "$SERIAL"; then
+    # cursor movements (where, depends on the machine's speed): match the
+    # text with them taken out.
+    if tr -d '\r' <"$SERIAL" | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' | tr -d '\n' |
+        grep -aq "GNU GRUB *version" &&
+        grep -aq "will be executed automatically" "$SERIAL"; then
         found=1
         break
     fi
