@@ -1,11 +1,15 @@
 /* Block request engine: io_uring with completions on the event loop, or
- * synchronous system calls when io_uring is unavailable. */
+ * synchronous system calls when io_uring is unavailable.  Work that must
+ * block (a format driver's metadata I/O) runs on the engine's worker
+ * thread, off the device lock, and completes on the event loop too. */
 #include "devices/block/block.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <liburing.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -26,6 +30,8 @@ struct aio_req {
     int iovcnt;
     size_t total, done;
     int result;
+    int (*work)(void *arg);    /* BLK_AIO_WORK */
+    void *work_arg;
     blk_cb cb;
     void *opaque;
     struct aio_req *next;
@@ -40,6 +46,15 @@ struct blk_aio {
     unsigned outstanding;      /* submitted and not yet called back */
     struct aio_req *pend_head, *pend_tail;  /* waiting for ring space */
     struct aio_req *done_head, *done_tail;  /* finished, callback due */
+
+    /* The worker thread, started by the first offload; work and its
+     * results pass under wq_lock. */
+    pthread_t worker;
+    bool worker_started, worker_stop;
+    pthread_mutex_t wq_lock;
+    pthread_cond_t wq_cond;
+    struct aio_req *wq_head, *wq_tail;      /* work to do */
+    struct aio_req *wd_head, *wd_tail;      /* work done, callback due */
 };
 
 static bool warned_sync;
@@ -128,6 +143,8 @@ static int sync_run(struct aio_req *r)
     }
     case BLK_AIO_FLUSH:
         return fdatasync(r->fd) < 0 ? -errno : 0;
+    case BLK_AIO_WORK:
+        return r->work(r->work_arg);
     case BLK_AIO_DISCARD:
         if (fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)r->off, (off_t)r->len) < 0)
             return errno == EOPNOTSUPP ? 0 : -errno;
@@ -155,6 +172,8 @@ static bool uring_start(struct blk_aio *a, struct aio_req *r)
     case BLK_AIO_FLUSH:
         io_uring_prep_fsync(sqe, r->fd, IORING_FSYNC_DATASYNC);
         break;
+    case BLK_AIO_WORK:
+        return false;           /* never goes to the ring */
     case BLK_AIO_DISCARD:
         io_uring_prep_fallocate(sqe, r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                                 r->off, r->len);
@@ -224,9 +243,22 @@ static void uring_reap(struct blk_aio *a)
     uring_kick(a);
 }
 
+/* Moves the worker's finished work to the done list. */
+static void collect(struct blk_aio *a)
+{
+    if (!a->worker_started)
+        return;
+    pthread_mutex_lock(&a->wq_lock);
+    struct aio_req *r;
+    while ((r = list_pop(&a->wd_head, &a->wd_tail)))
+        list_push(&a->done_head, &a->done_tail, r);
+    pthread_mutex_unlock(&a->wq_lock);
+}
+
 static void deliver(struct blk_aio *a)
 {
     struct aio_req *r;
+    collect(a);
     while ((r = list_pop(&a->done_head, &a->done_tail)))
         complete(a, r);
 }
@@ -334,21 +366,114 @@ int blk_aio_submit(struct blk_aio *a, enum blk_aio_op op, int fd, uint64_t off,
     return 0;
 }
 
+/* Waits until the engine's eventfd is signalled: a completion on the ring,
+ * a synchronous one, or the worker's. */
+static void wait_efd(struct blk_aio *a)
+{
+    struct pollfd p = { .fd = a->efd, .events = POLLIN };
+    if (poll(&p, 1, -1) < 0 && errno != EINTR) {
+        log_error("block: waiting for I/O: %s", strerror(errno));
+        return;
+    }
+    uint64_t v;
+    if (read(a->efd, &v, sizeof(v)) < 0) {
+        /* consumed elsewhere; look anyway */
+    }
+}
+
+static bool work_done_waiting(struct blk_aio *a)
+{
+    if (!a->worker_started)
+        return false;
+    pthread_mutex_lock(&a->wq_lock);
+    bool any = a->wd_head != NULL;
+    pthread_mutex_unlock(&a->wq_lock);
+    return any;
+}
+
 void blk_aio_drain(struct blk_aio *a)
 {
     while (a->outstanding) {
+        if (a->uring)
+            uring_reap(a);
         deliver(a);
-        if (!a->outstanding || !a->uring)
+        if (!a->outstanding)
+            break;
+        /* Sleep only when nothing is ready; anything that becomes ready
+         * after these checks signals the eventfd. */
+        if (a->done_head || (a->uring && io_uring_cq_ready(&a->ring)) || work_done_waiting(a))
             continue;
-        uring_kick(a);
-        struct io_uring_cqe *cqe;
-        int ret = io_uring_wait_cqe(&a->ring, &cqe);
-        if (ret < 0 && ret != -EINTR && ret != -EAGAIN) {
-            log_error("block: waiting for I/O: %s", strerror(-ret));
-            return;
-        }
-        uring_reap(a);
+        wait_efd(a);
     }
+}
+
+static void *worker_main(void *opaque)
+{
+    struct blk_aio *a = opaque;
+    pthread_mutex_lock(&a->wq_lock);
+    for (;;) {
+        struct aio_req *r = list_pop(&a->wq_head, &a->wq_tail);
+        if (!r) {
+            if (a->worker_stop)
+                break;
+            pthread_cond_wait(&a->wq_cond, &a->wq_lock);
+            continue;
+        }
+        pthread_mutex_unlock(&a->wq_lock);
+        r->result = r->work(r->work_arg);
+        pthread_mutex_lock(&a->wq_lock);
+        list_push(&a->wd_head, &a->wd_tail, r);
+        uint64_t one = 1;
+        if (write(a->efd, &one, sizeof(one)) < 0) {
+            /* counter saturated: a wake-up is pending anyway */
+        }
+    }
+    pthread_mutex_unlock(&a->wq_lock);
+    return NULL;
+}
+
+static int worker_start(struct blk_aio *a)
+{
+    if (a->worker_started)
+        return 0;
+    pthread_mutex_init(&a->wq_lock, NULL);
+    pthread_cond_init(&a->wq_cond, NULL);
+    int ret = pthread_create(&a->worker, NULL, worker_main, a);
+    if (ret) {
+        pthread_cond_destroy(&a->wq_cond);
+        pthread_mutex_destroy(&a->wq_lock);
+        return -ret;
+    }
+    pthread_setname_np(a->worker, "block-worker");
+    a->worker_started = true;
+    return 0;
+}
+
+int blk_aio_offload(struct blk_aio *a, int (*work)(void *arg), void *arg, blk_cb cb, void *opaque)
+{
+    struct aio_req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    *r = (struct aio_req){ .op = BLK_AIO_WORK, .fd = -1, .work = work, .work_arg = arg,
+                           .cb = cb, .opaque = opaque };
+    if (!a->loop) {
+        /* A tool waits for its requests anyway: no thread needed. */
+        a->outstanding++;
+        r->result = work(arg);
+        list_push(&a->done_head, &a->done_tail, r);
+        return 0;
+    }
+    int ret = worker_start(a);
+    if (ret < 0) {
+        free(r);
+        return ret;
+    }
+    a->outstanding++;
+    pthread_mutex_lock(&a->wq_lock);
+    list_push(&a->wq_head, &a->wq_tail, r);
+    pthread_cond_signal(&a->wq_cond);
+    pthread_mutex_unlock(&a->wq_lock);
+    return 0;
 }
 
 void blk_aio_free(struct blk_aio *a)
@@ -356,6 +481,15 @@ void blk_aio_free(struct blk_aio *a)
     if (!a)
         return;
     blk_aio_drain(a);
+    if (a->worker_started) {
+        pthread_mutex_lock(&a->wq_lock);
+        a->worker_stop = true;
+        pthread_cond_signal(&a->wq_cond);
+        pthread_mutex_unlock(&a->wq_lock);
+        pthread_join(a->worker, NULL);
+        pthread_cond_destroy(&a->wq_cond);
+        pthread_mutex_destroy(&a->wq_lock);
+    }
     if (a->loop)
         evloop_del_fd(a->loop, a->efd);
     if (a->uring)

@@ -107,7 +107,7 @@ int blk_flush_sync(struct blk *b);
 
 /* --- request engine, for drivers ---------------------------------------- */
 
-enum blk_aio_op { BLK_AIO_READ, BLK_AIO_WRITE, BLK_AIO_FLUSH, BLK_AIO_DISCARD };
+enum blk_aio_op { BLK_AIO_READ, BLK_AIO_WRITE, BLK_AIO_FLUSH, BLK_AIO_DISCARD, BLK_AIO_WORK };
 
 struct blk_aio *blk_aio_new(struct evloop *loop);
 /* Drains, then frees. */
@@ -116,6 +116,12 @@ bool blk_aio_is_uring(const struct blk_aio *a);
 /* iov is copied; len is used by BLK_AIO_DISCARD only. */
 int blk_aio_submit(struct blk_aio *a, enum blk_aio_op op, int fd, uint64_t off,
                    const struct iovec *iov, int iovcnt, uint64_t len, blk_cb cb, void *opaque);
+/* Runs work(arg) on the engine's worker thread, which holds no lock of the
+ * caller's (so a vCPU that submits does not wait for the disk), then
+ * cb(opaque, work's result) on the event loop.  Work runs one at a time,
+ * in submission order.  With no event loop, work runs inside the call and
+ * its callback comes from blk_aio_drain(). */
+int blk_aio_offload(struct blk_aio *a, int (*work)(void *arg), void *arg, blk_cb cb, void *opaque);
 void blk_aio_drain(struct blk_aio *a);
 /* Requests submitted and not yet called back. */
 unsigned blk_aio_pending(const struct blk_aio *a);

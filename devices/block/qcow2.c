@@ -1,15 +1,17 @@
 /* qcow2 images (versions 2 and 3), written from the qcow2 specification.
  *
- * Design.  Guest data moves asynchronously: reads of allocated clusters
- * (in this image or any qcow2/raw backing file below it) and writes into
- * clusters this image already owns are submitted to the image's request
- * engine (devices/block/aio.c) on the file that holds the data.  Everything
- * else runs synchronously inside the submitting call, on the thread that
- * submits: metadata reads (L2 tables, refcount blocks, through small
- * caches), decompression, and the whole of a write that needs a new
- * cluster (copy-up from the backing file or from a compressed cluster,
- * allocation, data write).  A request's callback still comes later from
- * the engine, never from inside the submission.
+ * Design.  A request whose every table is cached and whose data lies in
+ * plain clusters (reads of allocated clusters, in this image or any
+ * qcow2/raw backing file below it, and writes into clusters this image
+ * already owns) is planned on the submitting thread, under the image's
+ * lock, and its data moves asynchronously on the request engine
+ * (devices/block/aio.c).  Everything that must wait for the disk (an L2
+ * table or refcount block to read, decompression, copy-up, allocation,
+ * metadata write-back on flush) goes whole to the engine's worker thread,
+ * which holds the image's lock, not the device lock: a vCPU that submits
+ * never waits for it.  The submitting side only tries the image's lock; while
+ * the worker has it, requests queue behind the worker's work instead.
+ * Callbacks always come later, on the event loop.
  *
  * Crash consistency, with lazy refcounts never used:
  *  - refcount changes that allocate are written through at once, before
@@ -38,6 +40,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,6 +183,11 @@ struct qcow2 {
 
     struct blk_aio *aio;            /* the top image's engine */
     char why[160];                  /* the first inconsistency found */
+
+    /* The top image's lock covers the whole chain's state: the worker
+     * holds it while it works; submitters only try it. */
+    pthread_mutex_t mu;
+    bool nowait;                    /* lookups from the cache only */
 };
 
 /* --- small helpers ------------------------------------------------------ */
@@ -404,9 +412,41 @@ static int req_submitted(struct q2_req *r)
     return 0;
 }
 
-/* Data at host offset `off` of fd into/from iov[pos, pos+len): as a part
- * of r, or synchronously when r is NULL. */
-static int data_io(int fd, struct q2_req *r, bool write, uint64_t off,
+/* Writes all of v[0..cnt) at off; the file grows as needed. */
+static int pwritev_full(struct qcow2 *s, struct iovec *v, int cnt, uint64_t off)
+{
+    uint64_t end = off;
+    for (int i = 0; i < cnt; i++)
+        end += v[i].iov_len;
+    while (cnt) {
+        ssize_t n = pwritev(s->fd, v, MIN(cnt, IOV_MAX), (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EIO;
+        off += (uint64_t)n;
+        for (size_t left = (size_t)n; left && cnt;) {
+            size_t c = MIN(left, v->iov_len);
+            v->iov_base = (uint8_t *)v->iov_base + c;
+            v->iov_len -= c;
+            left -= c;
+            if (!v->iov_len) {
+                v++;
+                cnt--;
+            }
+        }
+    }
+    if (end > s->file_end)
+        s->file_end = end;
+    return 0;
+}
+
+/* Data at host offset `off` of s's file (fd: s->fd, or its raw backing
+ * file for reads) into/from iov[pos, pos+len): as a part of r, or
+ * synchronously when r is NULL. */
+static int data_io(struct qcow2 *s, int fd, struct q2_req *r, bool write, uint64_t off,
                    const struct iovec *iov, int n, size_t pos, size_t len)
 {
     struct iovec *v;
@@ -420,14 +460,12 @@ static int data_io(int fd, struct q2_req *r, bool write, uint64_t off,
                              req_part_done, r);
         if (ret < 0)
             r->pending--;
+    } else if (write) {
+        ret = pwritev_full(s, v, cnt, off);
     } else {
         for (int i = 0; i < cnt && !ret; i++) {
-            if (write) {
-                ret = -EINVAL;      /* synchronous writes go through pwrite_full */
-            } else {
-                ret = pread_full(fd, v[i].iov_base, v[i].iov_len, off);
-                off += v[i].iov_len;
-            }
+            ret = pread_full(fd, v[i].iov_base, v[i].iov_len, off);
+            off += v[i].iov_len;
         }
     }
     free(v);
@@ -519,23 +557,41 @@ static int rc_get(struct qcow2 *s, uint64_t cl, uint64_t *v)
     return 0;
 }
 
-/* Sets a refcount whose block exists; written through. */
-static int rc_set(struct qcow2 *s, uint64_t cl, uint64_t v)
+/* Sets the refcounts of clusters [cl, cl+n), whose blocks exist; written
+ * through, one write per refcount block. */
+static int rc_set_run(struct qcow2 *s, uint64_t cl, uint64_t n, uint64_t v)
 {
-    uint64_t ri = cl / s->rb_entries;
-    if (ri >= s->rt_size || !(s->rt[ri] & RTE_OFFSET_MASK))
-        return corrupt(s, "refcount block missing for cluster", cl);
     if (v > rc_max(s))
         return corrupt(s, "refcount overflow at cluster", cl);
-    uint64_t boff = s->rt[ri] & RTE_OFFSET_MASK;
-    uint8_t *blk;
-    int ret = rb_load(s, boff, &blk);
-    if (ret < 0)
-        return ret;
-    uint64_t at;
-    unsigned len;
-    rc_store(blk, cl % s->rb_entries, s->rc_order, v, &at, &len);
-    return pwrite_full(s, blk + at, len, boff + at);
+    while (n) {
+        uint64_t ri = cl / s->rb_entries, idx = cl % s->rb_entries;
+        uint64_t k = MIN(n, s->rb_entries - idx);
+        if (ri >= s->rt_size || !(s->rt[ri] & RTE_OFFSET_MASK))
+            return corrupt(s, "refcount block missing for cluster", cl);
+        uint64_t boff = s->rt[ri] & RTE_OFFSET_MASK;
+        uint8_t *blk;
+        int ret = rb_load(s, boff, &blk);
+        if (ret < 0)
+            return ret;
+        uint64_t lo = UINT64_MAX, hi = 0;
+        for (uint64_t i = 0; i < k; i++) {
+            uint64_t at;
+            unsigned len;
+            rc_store(blk, idx + i, s->rc_order, v, &at, &len);
+            lo = MIN(lo, at);
+            hi = MAX(hi, at + len);
+        }
+        if ((ret = pwrite_full(s, blk + lo, (size_t)(hi - lo), boff + lo)) < 0)
+            return ret;
+        cl += k;
+        n -= k;
+    }
+    return 0;
+}
+
+static int rc_set(struct qcow2 *s, uint64_t cl, uint64_t v)
+{
+    return rc_set_run(s, cl, 1, v);
 }
 
 static int rc_drop(struct qcow2 *s, uint64_t cl)
@@ -708,9 +764,8 @@ static int64_t alloc_clusters(struct qcow2 *s, uint64_t n)
         }
         if (again)
             continue;
-        for (uint64_t c = start; c <= last; c++)
-            if ((ret = rc_set(s, c, 1)) < 0)
-                return ret;
+        if ((ret = rc_set_run(s, start, n, 1)) < 0)
+            return ret;
         s->free_hint = first_free == start ? start + n : first_free;
         return (int64_t)(start << s->cluster_bits);
     }
@@ -817,6 +872,8 @@ static int l2_load(struct qcow2 *s, uint64_t off, struct l2_slot **out)
             return 0;
         }
     }
+    if (s->nowait)
+        return -EWOULDBLOCK;
     if ((off & (s->cs - 1)) || off >= s->file_end)
         return corrupt(s, "L2 table offset", off);
     struct l2_slot *v;
@@ -952,7 +1009,7 @@ static int read_below(struct qcow2 *s, struct q2_req *r, uint64_t voff,
     int ret = 0;
     if (avail)
         ret = s->bq ? read_level(s->bq, r, voff, iov, n, pos, avail)
-                    : data_io(s->braw_fd, r, false, voff, iov, n, pos, avail);
+                    : data_io(s, s->braw_fd, r, false, voff, iov, n, pos, avail);
     if (avail < len)
         iov_memset(iov, n, pos + avail, len - avail);
     return ret;
@@ -983,7 +1040,7 @@ static int read_level(struct qcow2 *s, struct q2_req *r, uint64_t voff,
         }
         switch (m.type) {
         case CL_NORMAL:
-            ret = data_io(s->fd, r, false, m.host + in, iov, n, pos, chunk);
+            ret = data_io(s, s->fd, r, false, m.host + in, iov, n, pos, chunk);
             break;
         case CL_UNALLOC:
             ret = read_below(s, r, voff, iov, n, pos, chunk);
@@ -1004,21 +1061,6 @@ static int read_level(struct qcow2 *s, struct q2_req *r, uint64_t voff,
         len -= chunk;
     }
     return 0;
-}
-
-static int qcow2_readv(struct blk *b, uint64_t off, const struct iovec *iov, int n, blk_cb cb, void *opaque)
-{
-    struct qcow2 *s = b->drv_state;
-    size_t total = 0;
-    for (int i = 0; i < n; i++)
-        total += iov[i].iov_len;
-    struct q2_req *r = req_new(b->aio, cb, opaque, total);
-    if (!r)
-        return -ENOMEM;
-    int ret = read_level(s, r, off, iov, n, 0, total);
-    if (ret < 0)
-        r->err = ret;
-    return req_submitted(r);
 }
 
 /* --- writing ------------------------------------------------------------ */
@@ -1082,90 +1124,257 @@ static int write_new_cluster(struct qcow2 *s, uint64_t vcl, uint64_t in,
     return 0;
 }
 
-static int qcow2_writev(struct blk *b, uint64_t off, const struct iovec *iov, int n, blk_cb cb, void *opaque)
+/* Whole clusters from vcl on, at most max, that the write covers
+ * completely and whose old contents need neither copying nor freeing
+ * (unallocated, zero with nothing preallocated, or shared): one new run
+ * of clusters can take them all, straight from the guest's buffers. */
+static int fresh_run(struct qcow2 *s, uint64_t vcl, uint64_t max, uint64_t *k)
 {
-    struct qcow2 *s = b->drv_state;
-    size_t total = 0;
-    for (int i = 0; i < n; i++)
-        total += iov[i].iov_len;
-    struct q2_req *r = req_new(b->aio, cb, opaque, total);
-    if (!r)
-        return -ENOMEM;
+    *k = 0;
+    for (; *k < max; (*k)++) {
+        struct cl_map m;
+        int ret = lookup(s, vcl + *k, &m);
+        if (ret < 0)
+            return ret;
+        bool fresh = m.type == CL_UNALLOC || (m.type == CL_ZERO && !(m.host && m.copied)) ||
+                     (m.type == CL_NORMAL && !m.copied);
+        if (!fresh)
+            break;
+    }
+    return 0;
+}
+
+/* Writes k whole clusters from vcl into a new contiguous run, then points
+ * their L2 entries at it. */
+static int write_fresh_run(struct qcow2 *s, uint64_t vcl, uint64_t k,
+                           const struct iovec *iov, int n, size_t pos)
+{
+    struct l2_slot *slot;
+    unsigned idx;
+    int ret;
+    /* The tables first, so that the data run stays in one piece. */
+    for (uint64_t i = 0; i < k; i++)
+        if ((ret = l2_for_write(s, vcl + i, &slot, &idx)) < 0)
+            return ret;
+    int64_t h = alloc_clusters(s, k);
+    if (h < 0)
+        return (int)h;
+    if ((ret = data_io(s, s->fd, NULL, true, (uint64_t)h, iov, n, pos, (size_t)(k << s->cluster_bits))) < 0)
+        return ret;
+    for (uint64_t i = 0; i < k; i++) {
+        if ((ret = l2_for_write(s, vcl + i, &slot, &idx)) < 0)
+            return ret;
+        put64(&slot->tbl[idx], ((uint64_t)h + (i << s->cluster_bits)) | OFLAG_COPIED);
+        slot->dirty = true;
+    }
+    return 0;
+}
+
+/* Writes [off, off+total) of the image from iov: in place where the
+ * clusters are this image's own (as parts of r, or synchronously with r
+ * NULL), elsewhere (r NULL only) into new clusters. */
+static int write_range(struct qcow2 *s, struct q2_req *r, uint64_t off,
+                       const struct iovec *iov, int n, size_t total)
+{
     size_t pos = 0;
     while (pos < total) {
         uint64_t voff = off + pos, vcl = voff >> s->cluster_bits, in = voff & (s->cs - 1);
         size_t chunk = (size_t)MIN((uint64_t)(total - pos), s->cs - in);
         struct cl_map m, next;
         int ret = lookup(s, vcl, &m);
-        if (ret == 0 && m.type == CL_NORMAL && m.copied) {
+        if (ret < 0)
+            return ret;
+        if (m.type == CL_NORMAL && m.copied) {
             /* Our own clusters, contiguous on the host: in place. */
             for (uint64_t k = 1; pos + chunk < total; k++) {
                 if ((ret = lookup(s, vcl + k, &next)) < 0)
-                    break;
+                    return ret;
                 if (next.type != CL_NORMAL || !next.copied || next.host != m.host + (k << s->cluster_bits))
                     break;
                 chunk += (size_t)MIN((uint64_t)(total - pos - chunk), s->cs);
             }
-            if (ret == 0)
-                ret = data_io(s->fd, r, true, m.host + in, iov, n, pos, chunk);
-        } else if (ret == 0) {
-            ret = write_new_cluster(s, vcl, in, iov, n, pos, chunk);
+            ret = data_io(s, s->fd, r, true, m.host + in, iov, n, pos, chunk);
+        } else if (r) {
+            ret = -EIO;     /* planned as in place, yet it is not: a bug */
+        } else {
+            uint64_t k = 0;
+            /* A run longer than half a refcount block's range could
+             * never be found free: each range's block sits at its start. */
+            if (in == 0 && total - pos >= s->cs)
+                ret = fresh_run(s, vcl, MIN((total - pos) >> s->cluster_bits, s->rb_entries / 2), &k);
+            if (ret == 0 && k) {
+                chunk = (size_t)(k << s->cluster_bits);
+                ret = write_fresh_run(s, vcl, k, iov, n, pos);
+            } else if (ret == 0) {
+                ret = write_new_cluster(s, vcl, in, iov, n, pos, chunk);
+            }
         }
-        if (ret < 0) {
-            r->err = ret;
-            break;
-        }
+        if (ret < 0)
+            return ret;
         pos += chunk;
     }
-    return req_submitted(r);
+    return 0;
 }
 
-struct q2_flush {
+/* --- submission: planned here, or handed to the worker ------------------- */
+
+/* Whether [voff, voff+len) can be served without waiting for the disk:
+ * every table it needs is cached, and its data is plain clusters (or
+ * zeroes) that the engine reads, or writes in place. */
+static bool can_fast(struct qcow2 *s, uint64_t voff, uint64_t len, bool write)
+{
+    while (len) {
+        uint64_t vcl = voff >> s->cluster_bits, in = voff & (s->cs - 1);
+        uint64_t chunk = MIN(len, s->cs - in);
+        struct cl_map m;
+        s->nowait = true;
+        int ret = lookup(s, vcl, &m);
+        s->nowait = false;
+        if (ret < 0)
+            return false;
+        if (write) {
+            if (m.type != CL_NORMAL || !m.copied)
+                return false;
+        } else if (m.type == CL_COMPRESSED) {
+            return false;
+        } else if (m.type == CL_UNALLOC && s->bq && voff < s->bsize &&
+                   !can_fast(s->bq, voff, MIN(chunk, s->bsize - voff), false)) {
+            return false;
+        }
+        voff += chunk;
+        len -= chunk;
+    }
+    return true;
+}
+
+static bool has_dirty_metadata(const struct qcow2 *s)
+{
+    if (s->l1_dirty || s->nfrees)
+        return true;
+    for (unsigned i = 0; i < s->n_l2; i++)
+        if (s->l2[i].dirty)
+            return true;
+    return false;
+}
+
+static int q_sync(struct qcow2 *s);
+
+/* A request for the worker, with its own copy of the guest's iovecs. */
+struct q2_job {
     struct qcow2 *s;
+    enum blk_aio_op op;
+    uint64_t off;
+    size_t total;
     blk_cb cb;
     void *opaque;
-    struct free_range *frees;
-    size_t nfrees;
+    int n;
+    struct iovec iov[];
 };
 
-static void flush_done(void *opaque, int res)
+static int job_run(void *arg)
 {
-    struct q2_flush *f = opaque;
-    if (res == 0 && f->nfrees) {
-        /* The new references are stable now: drop the old ones. */
-        if (apply_frees(f->s, f->frees, f->nfrees) < 0)
-            log_warn("qcow2: could not free replaced clusters (they leak)");
+    struct q2_job *j = arg;
+    struct qcow2 *s = j->s;
+    int ret;
+    pthread_mutex_lock(&s->mu);
+    switch (j->op) {
+    case BLK_AIO_READ:
+        ret = read_level(s, NULL, j->off, j->iov, j->n, 0, j->total);
+        break;
+    case BLK_AIO_WRITE:
+        ret = write_range(s, NULL, j->off, j->iov, j->n, j->total);
+        break;
+    default:
+        /* Metadata back in the crash-safe order, a final fdatasync, and
+         * only then the frees that the new references allow. */
+        ret = q_sync(s);
+        break;
     }
-    blk_cb cb = f->cb;
-    void *op = f->opaque;
-    free(f->frees);
-    free(f);
+    pthread_mutex_unlock(&s->mu);
+    if (ret < 0 || j->op == BLK_AIO_FLUSH)
+        return ret;
+    return (int)MIN(j->total, (size_t)INT32_MAX);
+}
+
+static void job_done(void *opaque, int res)
+{
+    struct q2_job *j = opaque;
+    blk_cb cb = j->cb;
+    void *op = j->opaque;
+    free(j);
     cb(op, res);
+}
+
+static int offload(struct blk *b, enum blk_aio_op op, uint64_t off, const struct iovec *iov, int n,
+                   size_t total, blk_cb cb, void *opaque)
+{
+    struct q2_job *j = malloc(sizeof(*j) + sizeof(struct iovec) * (size_t)n);
+    if (!j)
+        return -ENOMEM;
+    *j = (struct q2_job){ .s = b->drv_state, .op = op, .off = off, .total = total,
+                          .cb = cb, .opaque = opaque, .n = n };
+    if (n)
+        memcpy(j->iov, iov, sizeof(*iov) * (size_t)n);
+    int ret = blk_aio_offload(b->aio, job_run, j, job_done, j);
+    if (ret < 0)
+        free(j);
+    return ret;
+}
+
+static size_t iov_total(const struct iovec *iov, int n)
+{
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    return total;
+}
+
+/* Plans the request here when it needs no waiting and the worker is not
+ * in the image; otherwise the worker does all of it. */
+static int submit(struct blk *b, bool write, uint64_t off, const struct iovec *iov, int n,
+                  blk_cb cb, void *opaque)
+{
+    struct qcow2 *s = b->drv_state;
+    size_t total = iov_total(iov, n);
+    if (pthread_mutex_trylock(&s->mu) == 0) {
+        if (can_fast(s, off, total, write)) {
+            struct q2_req *r = req_new(b->aio, cb, opaque, total);
+            int ret = -ENOMEM;
+            if (r)
+                ret = write ? write_range(s, r, off, iov, n, total) : read_level(s, r, off, iov, n, 0, total);
+            pthread_mutex_unlock(&s->mu);
+            if (!r)
+                return ret;
+            if (ret < 0)
+                r->err = ret;
+            return req_submitted(r);
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    return offload(b, write ? BLK_AIO_WRITE : BLK_AIO_READ, off, iov, n, total, cb, opaque);
+}
+
+static int qcow2_readv(struct blk *b, uint64_t off, const struct iovec *iov, int n, blk_cb cb, void *opaque)
+{
+    return submit(b, false, off, iov, n, cb, opaque);
+}
+
+static int qcow2_writev(struct blk *b, uint64_t off, const struct iovec *iov, int n, blk_cb cb, void *opaque)
+{
+    return submit(b, true, off, iov, n, cb, opaque);
 }
 
 static int qcow2_flush(struct blk *b, blk_cb cb, void *opaque)
 {
     struct qcow2 *s = b->drv_state;
-    struct q2_flush *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -ENOMEM;
-    if (!s->ro) {
-        int ret = writeback(s);
-        if (ret < 0) {
-            free(f);
-            return ret;
-        }
+    if (pthread_mutex_trylock(&s->mu) == 0) {
+        /* Nothing of ours to write back: the engine's fdatasync will do. */
+        bool clean = s->ro || !has_dirty_metadata(s);
+        pthread_mutex_unlock(&s->mu);
+        if (clean)
+            return blk_aio_submit(b->aio, BLK_AIO_FLUSH, s->fd, 0, NULL, 0, 0, cb, opaque);
     }
-    *f = (struct q2_flush){ .s = s, .cb = cb, .opaque = opaque, .frees = s->frees, .nfrees = s->nfrees };
-    s->frees = NULL;
-    s->nfrees = s->cap_frees = 0;
-    int ret = blk_aio_submit(b->aio, BLK_AIO_FLUSH, s->fd, 0, NULL, 0, 0, flush_done, f);
-    if (ret < 0) {
-        s->frees = f->frees;
-        s->nfrees = s->cap_frees = f->nfrees;
-        free(f);
-    }
-    return ret;
+    return offload(b, BLK_AIO_FLUSH, 0, NULL, 0, 0, cb, opaque);
 }
 
 static int qcow2_discard(struct blk *b, uint64_t off, uint64_t len, blk_cb cb, void *opaque)
@@ -1200,6 +1409,7 @@ static void q_free(struct qcow2 *s)
     free(s->dbuf);
     free(s->wbuf);
     free(s->zero);
+    pthread_mutex_destroy(&s->mu);
     free(s);
 }
 
@@ -1267,6 +1477,13 @@ static int check_refcount_blocks(struct qcow2 *s)
     }
     free(v);
     return ret;
+}
+
+/* Whether cluster c has a refcount other than zero. */
+static bool counted(struct qcow2 *s, uint64_t c)
+{
+    uint64_t v;
+    return rc_get(s, c, &v) == 0 && v != 0;
 }
 
 static int lock_file(int fd, bool ro, const char *path, char *err, size_t errlen)
@@ -1359,6 +1576,7 @@ static int q_open(struct qcow2 **out, const char *path, bool ro, int depth, bool
     if (!s)
         return fail(err, errlen, -ENOMEM, "out of memory");
     s->fd = s->braw_fd = -1;
+    pthread_mutex_init(&s->mu, NULL);
     s->ro = ro;
     uint8_t *hc = NULL;
     const uint8_t *ftable = NULL;
@@ -1605,16 +1823,24 @@ static int q_open(struct qcow2 **out, const char *path, bool ro, int depth, bool
             { s->l1_off >> s->cluster_bits, l1c },
             { s->rt_off >> s->cluster_bits, s->rt_clusters },
         };
-        for (size_t k = 0; k < ARRAY_SIZE(meta); k++) {
-            for (uint64_t c = meta[k].first; c < meta[k].first + meta[k].n; c++) {
-                uint64_t v;
-                int r2 = rc_get(s, c, &v);
-                if (r2 < 0 || v == 0) {
-                    fail(err, errlen, ret, "%s: qcow2 refcounts do not cover the image's own "
-                         "metadata; repair it with 'qemu-img check -r all'", path);
-                    goto bad;
-                }
-            }
+        bool covered = true;
+        for (size_t k = 0; k < ARRAY_SIZE(meta); k++)
+            for (uint64_t c = meta[k].first; c < meta[k].first + meta[k].n; c++)
+                covered = covered && counted(s, c);
+        /* The refcount blocks and the L2 tables too: a new cluster could
+         * otherwise land on one of them. */
+        for (uint64_t i = 0; i < s->rt_size && covered; i++)
+            if (s->rt[i])
+                covered = counted(s, s->rt[i] >> s->cluster_bits);
+        for (uint32_t i = 0; i < s->l1_size && covered; i++) {
+            uint64_t off = s->l1[i] & L1E_OFFSET_MASK;
+            if (off && !(off & (s->cs - 1)) && off < s->file_end)
+                covered = counted(s, off >> s->cluster_bits);
+        }
+        if (!covered) {
+            fail(err, errlen, ret, "%s: qcow2 refcounts do not cover the image's own "
+                 "metadata; repair it with 'qemu-img check -r all'", path);
+            goto bad;
         }
         /* Autoclear features (e.g. bitmaps) describe data we are about to
          * change without maintaining them: clear them first. */

@@ -551,6 +551,47 @@ static void test_aliased_refcount_blocks(void **state)
     expect_refused(img, "qcow2", false, "refcount blocks overlap");
 }
 
+static uint64_t get_be(const char *path, uint64_t off, unsigned bytes)
+{
+    uint8_t b[8];
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, b, bytes, (off_t)off), (ssize_t)bytes);
+    close(fd);
+    uint64_t v = 0;
+    for (unsigned i = 0; i < bytes; i++)
+        v = v << 8 | b[i];
+    return v;
+}
+
+/* An L2 table or a refcount block whose own refcount is zero: the
+ * allocator would hand its cluster out and a data write would land on
+ * it.  Refused for writing, still readable. */
+static void test_uncounted_metadata(void **state)
+{
+    const char *img = tpath("uncounted.qcow2");
+    for (int which = 0; which < 2; which++) {
+        unlink(img);
+        make_qcow2(img, 1 * MiB, 9, 16, NULL, NULL);
+        struct blk *b = open_img(img, "qcow2", false);
+        uint8_t buf[4096];
+        memset(buf, 0x5a, sizeof(buf));
+        assert_int_equal(blk_pwrite(b, 0, buf, sizeof(buf)), 0);
+        blk_close(b);
+        uint64_t l2 = get_be(img, get_be(img, 40, 8), 8) & 0x00fffffffffffe00ull;
+        uint64_t rb = get_be(img, get_be(img, 48, 8), 8);
+        assert_true(l2 && rb);
+        uint64_t victim = which ? rb : l2;
+        put_be(img, rb + 2 * (victim / 512), 2, 0);
+        expect_refused(img, "qcow2", false, "do not cover the image's own metadata");
+        b = open_img(img, "qcow2", true);
+        uint8_t got[4096];
+        assert_int_equal(blk_pread(b, 0, got, sizeof(got)), 0);
+        assert_memory_equal(got, buf, sizeof(got));
+        blk_close(b);
+    }
+}
+
 /* Random damage to the metadata of an image with data: opening, reading
  * and writing it may fail, but must not crash or hang. */
 static void test_mutated_images(void **state)
@@ -747,6 +788,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_resize),
         cmocka_unit_test(test_malicious_headers),
         cmocka_unit_test(test_aliased_refcount_blocks),
+        cmocka_unit_test(test_uncounted_metadata),
         cmocka_unit_test(test_mutated_images),
         cmocka_unit_test(test_probe),
     };
