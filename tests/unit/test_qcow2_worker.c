@@ -50,7 +50,7 @@ int __wrap_fdatasync(int fd);
 
 static void note(void)
 {
-    if (submitting && pthread_equal(pthread_self(), submitter))
+    if (pthread_equal(pthread_self(), submitter) && submitting)
         waits_on_submitter++;
 }
 
