@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <rfb/rfb.h>
@@ -36,6 +37,8 @@
  * picture of this size until it does. */
 #define PLACEHOLDER_W 640
 #define PLACEHOLDER_H 480
+
+#define VNC_MAX_HANDOFF 8
 
 /* RFB PointerEvent button-mask bits. */
 #define RFB_BTN_LEFT       0x01
@@ -68,6 +71,11 @@ struct vnc_server {
     pthread_t thread;
     bool thread_started;
     int wakefd;
+    /* Connected sockets handed over by vnc_server_add_client(), for the
+     * server thread to take on. */
+    pthread_mutex_t handoff_lock;
+    int handoff[VNC_MAX_HANDOFF];
+    unsigned nhandoff;
     atomic_bool quit;
     atomic_uint clients;
     /* The guest's keyboard layout; NULL is en-us. */
@@ -281,6 +289,22 @@ static enum rfbNewClientAction new_client(rfbClientPtr cl)
 
 /* ---- server thread ---- */
 
+/* Viewers whose socket came from elsewhere (the control socket): clients
+ * like any other, with the same authentication. */
+static void take_handoffs(struct vnc_server *v)
+{
+    int fds[VNC_MAX_HANDOFF];
+    pthread_mutex_lock(&v->handoff_lock);
+    unsigned n = v->nhandoff;
+    memcpy(fds, v->handoff, n * sizeof(int));
+    v->nhandoff = 0;
+    pthread_mutex_unlock(&v->handoff_lock);
+    for (unsigned i = 0; i < n; i++) {
+        if (!rfbNewClient(v->screen, fds[i]))
+            log_warn("vnc: a viewer handed over could not be taken on");
+    }
+}
+
 static void *vnc_thread(void *opaque)
 {
     struct vnc_server *v = opaque;
@@ -323,6 +347,7 @@ static void *vnc_thread(void *opaque)
         }
         if (atomic_load(&v->quit))
             break;
+        take_handoffs(v);
         apply_shadow(v);
         rfbProcessEvents(v->screen, 0);
     }
@@ -420,6 +445,9 @@ static void destroy(struct vnc_server *v)
         rfbShutdownServer(v->screen, TRUE);
         rfbScreenCleanup(v->screen);
     }
+    while (v->nhandoff)
+        close(v->handoff[--v->nhandoff]);
+    pthread_mutex_destroy(&v->handoff_lock);
     if (v->listener >= 0)
         ui_shadow_detach(&v->shadow, v->display, v->listener);
     ui_input_queue_free(v->input);
@@ -443,7 +471,8 @@ struct vnc_server *vnc_server_new(struct display *d, struct evloop *loop, const 
     unsigned w, h;
     sigset_t all, old;
 
-    if (port < 1 || port > 65535) {
+    bool local = !host && port == 0;
+    if (!local && (port < 1 || port > 65535)) {
         set_err(err, errlen, "VNC port %d out of range (1-65535)", port);
         return NULL;
     }
@@ -452,6 +481,7 @@ struct vnc_server *vnc_server_new(struct display *d, struct evloop *loop, const 
         set_err(err, errlen, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&v->handoff_lock, NULL);
     v->display = d;
     v->listener = -1;
     v->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -508,11 +538,19 @@ struct vnc_server *vnc_server_new(struct display *d, struct evloop *loop, const 
         v->screen->passwordCheck = rfbCheckPasswordByList;
     }
     set_pixel_format(v->screen);
-    if (set_listen_address(v, host, port, err, errlen) < 0)
+    if (local) {
+        /* No listening socket at all: viewers come only through
+         * vnc_server_add_client(). */
+        v->screen->port = 0;
+        v->screen->ipv6port = 0;
+        v->screen->autoPort = FALSE;
+    } else if (set_listen_address(v, host, port, err, errlen) < 0) {
         goto fail;
+    }
     errno = 0;
     rfbInitServer(v->screen);
-    if (v->screen->listenSock == RFB_INVALID_SOCKET && v->screen->listen6Sock == RFB_INVALID_SOCKET) {
+    if (!local && v->screen->listenSock == RFB_INVALID_SOCKET &&
+        v->screen->listen6Sock == RFB_INVALID_SOCKET) {
         int e = errno;
         set_err(err, errlen, "cannot listen for VNC viewers on %s port %d%s%s",
                 host && *host ? host : "127.0.0.1", port, e ? ": " : "", e ? strerror(e) : "");
@@ -529,8 +567,11 @@ struct vnc_server *vnc_server_new(struct display *d, struct evloop *loop, const 
         goto fail;
     }
     v->thread_started = true;
-    log_info("vnc: listening on %s port %d%s", host && *host ? host : "127.0.0.1", port,
-             v->passwords[0] ? " (password required)" : "");
+    if (local)
+        log_info("vnc: serving viewers handed over the control socket only");
+    else
+        log_info("vnc: listening on %s port %d%s", host && *host ? host : "127.0.0.1", port,
+                 v->passwords[0] ? " (password required)" : "");
     return v;
 
 fail:
@@ -542,6 +583,27 @@ void vnc_server_free(struct vnc_server *v)
 {
     if (v)
         destroy(v);
+}
+
+int vnc_server_add_client(struct vnc_server *v, int fd, char *err, size_t errlen)
+{
+    int type = 0;
+    socklen_t len = sizeof(type);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM) {
+        set_err(err, errlen, "a VNC viewer needs a connected stream socket");
+        return -1;
+    }
+    pthread_mutex_lock(&v->handoff_lock);
+    bool full = v->nhandoff == VNC_MAX_HANDOFF;
+    if (!full)
+        v->handoff[v->nhandoff++] = fd;
+    pthread_mutex_unlock(&v->handoff_lock);
+    if (full) {
+        set_err(err, errlen, "too many viewers waiting to be taken on; try again");
+        return -1;
+    }
+    wake(v);
+    return 0;
 }
 
 unsigned vnc_server_clients(const struct vnc_server *v)

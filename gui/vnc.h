@@ -33,6 +33,9 @@ struct vnc_server *vnc_server_new(struct display *d, struct evloop *loop, const 
                                   int port, const char *password_file,
                                   const struct ui_input_ops *input, void *opaque,
                                   char *err, size_t errlen);
+/* With host NULL and port 0 nothing listens: viewers come only through
+ * vnc_server_add_client(). */
+
 /* Disconnects every viewer and stops listening.  Device lock held. */
 void vnc_server_free(struct vnc_server *v);
 
@@ -42,6 +45,12 @@ void vnc_server_free(struct vnc_server *v);
  * viewer.  Returns -1 with the known names in err for an unknown layout.
  * Any thread. */
 int vnc_server_set_layout(struct vnc_server *v, const char *name, char *err, size_t errlen);
+
+/* Takes fd, a connected stream socket (say, one end of a socketpair whose
+ * other end a viewer holds), as a viewer of its own, with the same
+ * authentication as viewers that connect.  The server owns fd on success;
+ * on failure (-1, a message in err) the caller keeps it.  Any thread. */
+int vnc_server_add_client(struct vnc_server *v, int fd, char *err, size_t errlen);
 
 /* Viewers connected now (thread-safe). */
 unsigned vnc_server_clients(const struct vnc_server *v);

@@ -1,6 +1,7 @@
 /* The control socket's commands: run control, media, network, screen and
  * keyboard.  Each runs on the I/O thread with the device lock held. */
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -230,6 +231,29 @@ static json_t *cmd_screenshot(void *opaque, json_t *args, struct control_error *
     return json_pack("{s:s,s:i,s:i}", "path", path, "width", (int)s->width, "height", (int)s->height);
 }
 
+/* display-connect: the request comes with a connected stream socket
+ * (SCM_RIGHTS), which becomes a VNC viewer of the screen.  Only who can
+ * reach the control socket (the VM's owner) gets in this way, and no TCP
+ * port needs to be open. */
+static json_t *cmd_display_connect(void *opaque, json_t *args, struct control_error *err)
+{
+    struct machine *m = opaque;
+    (void)args;
+    int fd = control_take_fd(m->control);
+    if (fd < 0) {
+        control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT,
+                          "send a connected stream socket with the request (SCM_RIGHTS)");
+        return NULL;
+    }
+    char why[256] = "";
+    if (machine_vnc_connect(m, fd, why, sizeof(why)) < 0) {
+        close(fd);
+        control_error_set(err, CONTROL_ERR_FAILED, "%s", why);
+        return NULL;
+    }
+    return json_pack("{s:s}", "protocol", "rfb");
+}
+
 /* One key event (make or break codes of one key) every 10 ms, so a long
  * list never overruns the keyboard's queue. */
 #define SEND_KEYS_INTERVAL_NS 10000000ULL
@@ -313,6 +337,8 @@ int machine_control_setup(struct machine *m, char *err, size_t errlen)
                      "forward a host port: {\"rule\":\"tcp:127.0.0.1:2222-:22\",\"nic\":0}");
     control_register(m->control, "hostfwd-remove", cmd_hostfwd_remove, m,
                      "remove a forward: {\"rule\":\"tcp:127.0.0.1:2222-:22\"}");
+    control_register(m->control, "display-connect", cmd_display_connect, m,
+                     "a VNC viewer on the socket sent with the request (SCM_RIGHTS)");
     control_register(m->control, "screenshot", cmd_screenshot, m,
                      "write the screen as PNG: {\"path\":\"/abs/shot.png\"}");
     control_register(m->control, "send-keys", cmd_send_keys, m,

@@ -52,6 +52,9 @@ struct control_client {
 
     char *out;                /* queued output is out[out_head, out_len) */
     size_t out_head, out_len, out_cap;
+
+    int fds[CONTROL_MAX_FDS]; /* received with SCM_RIGHTS, oldest first */
+    unsigned nfds;
 };
 
 struct control_server {
@@ -69,6 +72,7 @@ struct control_server {
 
     unsigned depth;           /* callbacks in progress; dead clients reaped at 0 */
     unsigned in_handler;
+    struct control_client *current;   /* whose command runs */
     void (*after_fn)(void *opaque);
     void *after_opaque;
 };
@@ -95,6 +99,8 @@ static void client_kill(struct control_client *c, const char *why)
     evloop_del_fd(c->srv->loop, c->fd);
     close(c->fd);
     c->fd = -1;
+    while (c->nfds)
+        close(c->fds[--c->nfds]);
     c->dead = true;
     c->srv->nclients--;
 }
@@ -248,7 +254,9 @@ static void run_command(struct control_client *c, json_t *id, struct control_cmd
 
     srv->after_fn = NULL;
     srv->in_handler++;
+    srv->current = c;
     json_t *result = cmd->fn(cmd->opaque, own_args, &err);
+    srv->current = NULL;
     srv->in_handler--;
     json_decref(own_args);
 
@@ -384,12 +392,40 @@ static void client_feed(struct control_client *c, const char *data, size_t n)
     }
 }
 
+/* Keeps descriptors that came with the bytes (SCM_RIGHTS) for the commands
+ * that take one; beyond CONTROL_MAX_FDS they are closed. */
+static void client_keep_fds(struct control_client *c, struct msghdr *mh)
+{
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+            if (c->nfds < CONTROL_MAX_FDS) {
+                c->fds[c->nfds++] = fd;
+            } else {
+                log_warn("control: client %u sent more descriptors than commands took", c->serial);
+                close(fd);
+            }
+        }
+    }
+}
+
 static void client_read(struct control_client *c)
 {
     char buf[READ_CHUNK];
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(CONTROL_MAX_FDS * sizeof(int))];
+    } ctl;
     size_t budget = READ_BUDGET;
     while (!c->dead && !c->eof && budget) {
-        ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        struct iovec iov = { buf, sizeof(buf) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+                             .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
+        ssize_t n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -397,6 +433,8 @@ static void client_read(struct control_client *c)
                 client_kill(c, strerror(errno));
             return;
         }
+        if (mh.msg_controllen)
+            client_keep_fds(c, &mh);
         if (n == 0) {
             /* A partial last line is dropped; replies still queued go out. */
             c->eof = true;
@@ -406,6 +444,17 @@ static void client_read(struct control_client *c)
         budget -= MIN(budget, (size_t)n);
         client_feed(c, buf, (size_t)n);
     }
+}
+
+int control_take_fd(struct control_server *srv)
+{
+    struct control_client *c = srv->current;
+    if (!c || !c->nfds)
+        return -1;
+    int fd = c->fds[0];
+    c->nfds--;
+    memmove(c->fds, c->fds + 1, c->nfds * sizeof(int));
+    return fd;
 }
 
 static void client_cb(void *opaque, int fd, unsigned events)

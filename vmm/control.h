@@ -9,6 +9,8 @@
  *   error:              {"id":...,"error":{"class":"...","desc":"..."}}
  *   event:              {"event":"NAME","data":{...},
  *                        "timestamp":{"seconds":S,"microseconds":U}}
+ * A request may come with file descriptors (SCM_RIGHTS on the bytes of its
+ * line); each goes to the next command of that client that takes one.
  * Replies carry "id" only when the request had one.  Empty lines are
  * ignored; lines over CONTROL_MAX_LINE bytes get a parse-error and are
  * discarded up to the next newline.
@@ -28,6 +30,7 @@ struct control_server;
 #define CONTROL_MAX_LINE    (64 * 1024)     /* bytes per request line */
 #define CONTROL_MAX_OUTPUT  (1024 * 1024)   /* queued bytes before a client is dropped */
 #define CONTROL_MAX_CLIENTS 64
+#define CONTROL_MAX_FDS     4               /* descriptors held per client */
 
 /* Error classes. */
 #define CONTROL_ERR_PARSE            "parse-error"
@@ -75,6 +78,10 @@ void control_flush(struct control_server *srv, int timeout_ms);
  * is queued and flushed (control_flush, 1 s bound).  Outside a handler it
  * flushes and runs fn at once. */
 void control_after_reply(struct control_server *srv, void (*fn)(void *opaque), void *opaque);
+
+/* From inside a handler: the oldest descriptor its client sent and no
+ * command has taken yet, now the handler's to close; -1 when none. */
+int control_take_fd(struct control_server *srv);
 
 /* Number of connected clients (for tests and status). */
 unsigned control_client_count(const struct control_server *srv);

@@ -492,6 +492,25 @@ static int create_frontends(struct machine *m, char *err, size_t errlen)
     return 0;
 }
 
+int machine_vnc_connect(struct machine *m, int fd, char *err, size_t errlen)
+{
+    struct machine_devices *d = m->dev;
+    if (!d->display) {
+        snprintf(err, errlen, "the VM has no display (started with --display none)");
+        return -1;
+    }
+    if (!d->vnc) {
+        /* The first viewer handed over starts a server that listens
+         * nowhere: the control socket is its only door. */
+        d->vnc = vnc_server_new(d->display, m->loop, NULL, 0, NULL, &ui_input, m, err, errlen);
+        if (!d->vnc)
+            return -1;
+        if (m->opts.vnc_keymap && vnc_server_set_layout(d->vnc, m->opts.vnc_keymap, err, errlen) < 0)
+            return -1;
+    }
+    return vnc_server_add_client(d->vnc, fd, err, errlen);
+}
+
 /* iPXE's ROM only boots from the network: without the ipxe-qemu package a
  * NIC still works, so go on without it. */
 static const char *nic_rom(const char *path)

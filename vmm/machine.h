@@ -115,6 +115,10 @@ void machine_pause(struct machine *m);
 void machine_resume(struct machine *m);
 int machine_reset(struct machine *m);
 void machine_powerdown(struct machine *m);   /* ACPI power button */
+/* Makes fd, a connected stream socket, a VNC viewer of the VM's screen
+ * (starting a VNC server that listens nowhere if there is none).  The
+ * machine owns fd on success; -1 with a message in err otherwise. */
+int machine_vnc_connect(struct machine *m, int fd, char *err, size_t errlen);
 void machine_quit(struct machine *m, int status);
 const char *machine_state_name(const struct machine *m);
 

@@ -2,8 +2,12 @@
 """A minimal VNC viewer for tests, driven by a list of actions.
 
   rfb-viewer.py PORT [--timeout S] [ACTION...]
+  rfb-viewer.py --control SOCKET [--timeout S] [ACTION...]
 
-Connects to 127.0.0.1:PORT (retrying until the server listens), speaks
+Connects to 127.0.0.1:PORT (retrying until the server listens), or with
+--control hands one end of a socketpair to burrow-vm's control socket SOCKET
+("display-connect", the socket sent with SCM_RIGHTS) and talks over the
+other end (printing "handed over" once burrow-vm took it); then speaks
 RFB 3.8 with the "None" security type (RFC 6143), asks for 32-bit pixels
 and for the DesktopSize pseudo-encoding, keeps its own copy of the
 framebuffer from the updates it asks for, and prints as it goes:
@@ -28,6 +32,7 @@ talked to or an action was not understood.
 """
 
 import argparse
+import json
 import os
 import socket
 import struct
@@ -45,16 +50,42 @@ def say(line):
     print(line, flush=True)
 
 
+def hand_over(control, deadline):
+    """A socketpair end given to burrow-vm as a viewer; ours comes back."""
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(max(deadline - time.monotonic(), 1))
+    c.connect(control)
+    f = c.makefile("rb")
+    json.loads(f.readline())                            # the greeting
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    socket.send_fds(c, [b'{"command":"display-connect","id":1}\n'], [theirs.fileno()])
+    theirs.close()
+    while True:
+        line = f.readline()
+        if not line:
+            raise ConnectionError("the control socket closed")
+        msg = json.loads(line)
+        if msg.get("id") == 1:
+            break
+    c.close()
+    if "return" not in msg:
+        raise ConnectionError("display-connect refused: %s" % msg.get("error"))
+    say("handed over")
+    return ours
+
+
 class Viewer:
-    def __init__(self, port, deadline):
+    def __init__(self, port, deadline, control=None):
         self.deadline = deadline
-        while True:
+        while control is None:
             try:
                 self.sock = socket.create_connection(("127.0.0.1", port), 5)
                 break
             except OSError:
                 self.check_deadline()
                 time.sleep(0.1)
+        if control is not None:
+            self.sock = hand_over(control, deadline)
         self.width, self.height = self.handshake()
         self.fb = bytearray(self.width * self.height * 4)
         self.covered = 0          # pixels received since the last full request
@@ -160,13 +191,22 @@ class Viewer:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("port", type=int)
+    ap.add_argument("port", nargs="?")
     ap.add_argument("actions", nargs="*")
+    ap.add_argument("--control")
     ap.add_argument("--timeout", type=float, default=30)
     a = ap.parse_intermixed_args()
     deadline = time.monotonic() + a.timeout
     try:
-        v = Viewer(a.port, deadline)
+        if a.control is not None:
+            # With --control every positional argument is an action.
+            a.actions = ([a.port] if a.port is not None else []) + a.actions
+            a.port = None
+        elif a.port is None:
+            raise ValueError("give a PORT or --control SOCKET")
+        else:
+            a.port = int(a.port)
+        v = Viewer(a.port, deadline, a.control)
         say("serverinit %dx%d" % (v.width, v.height))
         v.start_updates()
         for action in a.actions:
@@ -202,7 +242,7 @@ def main():
                 else:
                     say("bright: lit %d of %d" % (n, total) if n else "not bright")
             elif name == "new-viewer":
-                other = Viewer(a.port, deadline)
+                other = Viewer(a.port, deadline, a.control)
                 say("new-viewer %dx%d" % (other.width, other.height))
                 other.sock.close()
             else:
