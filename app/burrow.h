@@ -256,6 +256,14 @@ int burrow_ctl_fd(const struct burrow_ctl *ctl);
  * events arriving meanwhile are kept for burrow_ctl_read_event(). */
 int burrow_ctl_command(struct burrow_ctl *ctl, const char *command, json_t *args, json_t **reply,
                        int timeout_ms, struct burrow_error *err);
+/* The same, with pass_fd (>= 0) sent along with the request (SCM_RIGHTS);
+ * the caller keeps its own copy. */
+int burrow_ctl_command_fd(struct burrow_ctl *ctl, const char *command, json_t *args, int pass_fd,
+                          json_t **reply, int timeout_ms, struct burrow_error *err);
+/* A socket on which the VM's screen speaks RFB (VNC), handed over the
+ * control socket ("display-connect"): no TCP port involved.  The caller
+ * owns the returned descriptor; -1 with err set on failure. */
+int burrow_ctl_display_connect(struct burrow_ctl *ctl, struct burrow_error *err);
 
 /* Next event ({"event":NAME,"data":{...},"timestamp":{...}}; caller
  * json_decref's).  Returns 1 with *event set, 0 when none came within

@@ -195,11 +195,28 @@ struct burrow_ctl *burrow_ctl_connect(const char *path, int timeout_ms, struct b
     return ctl;
 }
 
-static int send_all(struct burrow_ctl *ctl, const char *data, size_t len, long long deadline,
-                    struct burrow_error *err)
+/* Sends data; pass_fd (>= 0) goes with its first bytes (SCM_RIGHTS). */
+static int send_all(struct burrow_ctl *ctl, const char *data, size_t len, int pass_fd,
+                    long long deadline, struct burrow_error *err)
 {
     while (len) {
-        ssize_t n = send(ctl->fd, data, len, MSG_NOSIGNAL);
+        struct iovec iov = { (void *)data, len };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        union {
+            struct cmsghdr align;
+            char buf[CMSG_SPACE(sizeof(int))];
+        } ctl_buf;
+        if (pass_fd >= 0) {
+            memset(&ctl_buf, 0, sizeof(ctl_buf));
+            mh.msg_control = ctl_buf.buf;
+            mh.msg_controllen = sizeof(ctl_buf.buf);
+            struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+            cm->cmsg_level = SOL_SOCKET;
+            cm->cmsg_type = SCM_RIGHTS;
+            cm->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(cm), &pass_fd, sizeof(int));
+        }
+        ssize_t n = sendmsg(ctl->fd, &mh, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN) {
@@ -216,6 +233,7 @@ static int send_all(struct burrow_ctl *ctl, const char *data, size_t len, long l
             burrow_error_set(err, "control socket: %s", strerror(errno));
             return -1;
         }
+        pass_fd = -1;
         data += n;
         len -= (size_t)n;
     }
@@ -224,6 +242,12 @@ static int send_all(struct burrow_ctl *ctl, const char *data, size_t len, long l
 
 int burrow_ctl_command(struct burrow_ctl *ctl, const char *command, json_t *args, json_t **reply,
                        int timeout_ms, struct burrow_error *err)
+{
+    return burrow_ctl_command_fd(ctl, command, args, -1, reply, timeout_ms, err);
+}
+
+int burrow_ctl_command_fd(struct burrow_ctl *ctl, const char *command, json_t *args, int pass_fd,
+                          json_t **reply, int timeout_ms, struct burrow_error *err)
 {
     if (reply)
         *reply = NULL;
@@ -248,7 +272,7 @@ int burrow_ctl_command(struct burrow_ctl *ctl, const char *command, json_t *args
     memcpy(line, text, len);
     line[len] = '\n';
     free(text);
-    int rc = send_all(ctl, line, len + 1, deadline, err);
+    int rc = send_all(ctl, line, len + 1, pass_fd, deadline, err);
     free(line);
     if (rc < 0)
         return -1;
@@ -312,4 +336,20 @@ int burrow_ctl_read_event(struct burrow_ctl *ctl, json_t **event, int timeout_ms
         }
         json_decref(msg);   /* a late reply nobody waits for */
     }
+}
+
+int burrow_ctl_display_connect(struct burrow_ctl *ctl, struct burrow_error *err)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        burrow_error_set(err, "socketpair: %s", strerror(errno));
+        return -1;
+    }
+    int rc = burrow_ctl_command_fd(ctl, "display-connect", NULL, sv[1], NULL, 0, err);
+    close(sv[1]);
+    if (rc < 0) {
+        close(sv[0]);
+        return -1;
+    }
+    return sv[0];
 }

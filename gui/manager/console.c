@@ -1,125 +1,334 @@
-/* A window with a running VM's screen, for VMs whose screen has no window
- * of its own (headless, or VNC without a viewer installed): the screen is
- * refreshed from the VM's screenshots. */
+/* A running VM's screen in a window of the manager, interactive: gtk-vnc
+ * speaks RFB over a socket that the VM's control socket hands over
+ * ("display-connect"), so no TCP port is opened and only the VM's owner
+ * gets in.  Closing the window leaves the VM running; opening it again
+ * attaches again. */
+#include <errno.h>
 #include <string.h>
-#include <glib/gstdio.h>
+#include <unistd.h>
+#include <gtk/gtk.h>
+#include <vncdisplay.h>
 
 #include "gui/manager/manager.h"
 
-#define CONSOLE_INTERVAL_MS 500
-
 struct console {
     struct manager *m;
-    char *name, *control, *path;
-    GtkWidget *window, *image, *status;
-    guint timer;
-    bool busy, closed;
+    char *name, *control, *password_file;
+    GtkWidget *window, *vnc, *status, *grab_hint;
+    bool closed, connecting;
 };
 
-static void console_unref(struct console *c)
+static void console_free(struct console *c)
 {
-    /* Freed once both the window and any screenshot in flight are done. */
-    if (!c->closed || c->busy)
-        return;
     g_free(c->name);
     g_free(c->control);
-    g_free(c->path);
+    g_free(c->password_file);
     g_free(c);
 }
 
-static void shot_thread(GTask *task, gpointer src, gpointer data, GCancellable *cancel)
+static void set_status(struct console *c, const char *text)
+{
+    gtk_label_set_text(GTK_LABEL(c->status), text);
+    gtk_widget_set_visible(c->status, text && *text);
+}
+
+/* ---- connecting: the socket comes from the control socket ---- */
+
+static void connect_thread(GTask *task, gpointer src, gpointer data, GCancellable *cancel)
 {
     struct console *c = data;
     struct burrow_error err;
     struct burrow_ctl *ctl = burrow_ctl_connect(c->control, 0, &err);
-    if (!ctl) {
-        g_task_return_new_error(task, G_IO_ERROR, G_IO_ERROR_FAILED, "%s", err.msg);
-        return;
-    }
-    json_t *args = json_pack("{s:s}", "path", c->path);
-    int rc = burrow_ctl_command(ctl, "screenshot", args, NULL, 3000, &err);
-    json_decref(args);
-    burrow_ctl_close(ctl);
-    if (rc < 0)
+    int fd = ctl ? burrow_ctl_display_connect(ctl, &err) : -1;
+    if (ctl)
+        burrow_ctl_close(ctl);
+    if (fd < 0)
         g_task_return_new_error(task, G_IO_ERROR, G_IO_ERROR_FAILED, "%s", err.msg);
     else
-        g_task_return_boolean(task, TRUE);
+        g_task_return_int(task, fd);
 }
 
-static void shot_done(GObject *src, GAsyncResult *res, gpointer data)
+static void connect_done(GObject *src, GAsyncResult *res, gpointer data)
 {
     struct console *c = data;
     GError *gerr = NULL;
-    bool ok = g_task_propagate_boolean(G_TASK(res), &gerr);
-    c->busy = false;
-    if (!c->closed) {
-        if (ok) {
-            GdkPixbuf *pb = gdk_pixbuf_new_from_file(c->path, NULL);
-            if (pb) {
-                gtk_image_set_from_pixbuf(GTK_IMAGE(c->image), pb);
-                g_object_unref(pb);
-            }
-            gtk_label_set_text(GTK_LABEL(c->status), "");
-        } else {
-            gtk_label_set_text(GTK_LABEL(c->status), gerr ? gerr->message : "no screen");
-        }
+    gssize fd = g_task_propagate_int(G_TASK(res), &gerr);
+    c->connecting = false;
+    if (c->closed) {
+        if (fd >= 0)
+            close((int)fd);
+        console_free(c);
+    } else if (fd < 0) {
+        char *msg = g_strdup_printf("Cannot show the screen: %s", gerr ? gerr->message : "unknown error");
+        set_status(c, msg);
+        g_free(msg);
+    } else if (!vnc_display_open_fd(VNC_DISPLAY(c->vnc), (int)fd)) {
+        close((int)fd);
+        set_status(c, "Cannot show the screen: the viewer refused the connection");
+    } else {
+        set_status(c, "Connecting…");
     }
     g_clear_error(&gerr);
-    g_unlink(c->path);
-    console_unref(c);
 }
 
-static gboolean console_tick(gpointer data)
+static void console_connect(struct console *c)
+{
+    c->connecting = true;
+    GTask *t = g_task_new(NULL, NULL, connect_done, c);
+    g_task_set_task_data(t, c, NULL);
+    g_task_run_in_thread(t, connect_thread);
+    g_object_unref(t);
+}
+
+/* ---- gtk-vnc's signals ---- */
+
+static void on_initialized(VncDisplay *vnc, gpointer data)
 {
     struct console *c = data;
-    if (c->busy)
-        return G_SOURCE_CONTINUE;
-    c->busy = true;
-    GTask *t = g_task_new(NULL, NULL, shot_done, c);
-    g_task_set_task_data(t, c, NULL);
-    g_task_run_in_thread(t, shot_thread);
-    g_object_unref(t);
-    return G_SOURCE_CONTINUE;
+    set_status(c, "");
+    gtk_widget_grab_focus(c->vnc);
 }
+
+static void on_disconnected(VncDisplay *vnc, gpointer data)
+{
+    struct console *c = data;
+    set_status(c, "The VM's screen is gone (the VM stopped or was reset by force).");
+}
+
+/* A VM with a VNC password asks it of every viewer: the password file of
+ * its definition belongs to the user who runs the manager. */
+static void on_credential(VncDisplay *vnc, GValueArray *creds, gpointer data)
+{
+    struct console *c = data;
+    G_GNUC_BEGIN_IGNORE_DEPRECATIONS
+    for (guint i = 0; i < creds->n_values; i++) {
+        int which = g_value_get_enum(g_value_array_get_nth(creds, i));
+        if (which != VNC_DISPLAY_CREDENTIAL_PASSWORD) {
+            vnc_display_close(vnc);
+            set_status(c, "The VM's screen asks for a kind of login the manager does not know.");
+            return;
+        }
+    }
+    G_GNUC_END_IGNORE_DEPRECATIONS
+    char *pw = NULL;
+    GError *gerr = NULL;
+    if (!c->password_file || !g_file_get_contents(c->password_file, &pw, NULL, &gerr)) {
+        char *msg = g_strdup_printf("The VM's screen needs its VNC password: %s",
+                                    gerr ? gerr->message : "no password file is set");
+        set_status(c, msg);
+        g_free(msg);
+        g_clear_error(&gerr);
+        vnc_display_close(vnc);
+        return;
+    }
+    pw[strcspn(pw, "\r\n")] = '\0';
+    vnc_display_set_credential(vnc, VNC_DISPLAY_CREDENTIAL_PASSWORD, pw);
+    memset(pw, 0, strlen(pw));
+    g_free(pw);
+}
+
+static void on_auth_failure(VncDisplay *vnc, const char *why, gpointer data)
+{
+    struct console *c = data;
+    char *msg = g_strdup_printf("The VM's screen refused its password: %s", why ? why : "");
+    set_status(c, msg);
+    g_free(msg);
+}
+
+/* The hint shows only while the pointer is held: a relative pointer. */
+static void on_grab(VncDisplay *vnc, gpointer data)
+{
+    gtk_widget_show(((struct console *)data)->grab_hint);
+}
+
+static void on_ungrab(VncDisplay *vnc, gpointer data)
+{
+    gtk_widget_hide(((struct console *)data)->grab_hint);
+}
+
+/* ---- header bar ---- */
+
+struct key_combo {
+    const char *label;
+    guint keys[3];
+    int n;
+};
+
+static const struct key_combo combos[] = {
+    { "Ctrl+Alt+Del", { GDK_KEY_Control_L, GDK_KEY_Alt_L, GDK_KEY_Delete }, 3 },
+    { "Ctrl+Alt+Backspace", { GDK_KEY_Control_L, GDK_KEY_Alt_L, GDK_KEY_BackSpace }, 3 },
+    { "Ctrl+Alt+F1", { GDK_KEY_Control_L, GDK_KEY_Alt_L, GDK_KEY_F1 }, 3 },
+    { "Ctrl+Alt+F2", { GDK_KEY_Control_L, GDK_KEY_Alt_L, GDK_KEY_F2 }, 3 },
+    { "Ctrl+Alt+F3", { GDK_KEY_Control_L, GDK_KEY_Alt_L, GDK_KEY_F3 }, 3 },
+    { "Ctrl+Alt+F4", { GDK_KEY_Control_L, GDK_KEY_Alt_L, GDK_KEY_F4 }, 3 },
+    { "Ctrl+Alt+F5", { GDK_KEY_Control_L, GDK_KEY_Alt_L, GDK_KEY_F5 }, 3 },
+    { "Ctrl+Alt+F6", { GDK_KEY_Control_L, GDK_KEY_Alt_L, GDK_KEY_F6 }, 3 },
+    { "Ctrl+Alt+F7", { GDK_KEY_Control_L, GDK_KEY_Alt_L, GDK_KEY_F7 }, 3 },
+    { "Ctrl+Alt+F8", { GDK_KEY_Control_L, GDK_KEY_Alt_L, GDK_KEY_F8 }, 3 },
+    { "Ctrl+Alt+F9", { GDK_KEY_Control_L, GDK_KEY_Alt_L, GDK_KEY_F9 }, 3 },
+    { "Ctrl+Alt+F10", { GDK_KEY_Control_L, GDK_KEY_Alt_L, GDK_KEY_F10 }, 3 },
+    { "Ctrl+Alt+F11", { GDK_KEY_Control_L, GDK_KEY_Alt_L, GDK_KEY_F11 }, 3 },
+    { "Ctrl+Alt+F12", { GDK_KEY_Control_L, GDK_KEY_Alt_L, GDK_KEY_F12 }, 3 },
+    { "Print Screen", { GDK_KEY_Print }, 1 },
+};
+
+static void send_combo(GtkMenuItem *item, gpointer data)
+{
+    struct console *c = data;
+    const struct key_combo *k = g_object_get_data(G_OBJECT(item), "combo");
+    vnc_display_send_keys(VNC_DISPLAY(c->vnc), k->keys, k->n);
+}
+
+static GtkWidget *send_key_button(struct console *c)
+{
+    GtkWidget *menu = gtk_menu_new();
+    for (size_t i = 0; i < G_N_ELEMENTS(combos); i++) {
+        GtkWidget *item = gtk_menu_item_new_with_label(combos[i].label);
+        g_object_set_data(G_OBJECT(item), "combo", (gpointer)&combos[i]);
+        g_signal_connect(item, "activate", G_CALLBACK(send_combo), c);
+        gtk_menu_shell_append(GTK_MENU_SHELL(menu), item);
+    }
+    gtk_widget_show_all(menu);
+    GtkWidget *b = gtk_menu_button_new();
+    gtk_button_set_label(GTK_BUTTON(b), "Send key");
+    gtk_menu_button_set_popup(GTK_MENU_BUTTON(b), menu);
+    gtk_widget_set_tooltip_text(b, "Send a key combination the desktop would keep for itself");
+    return b;
+}
+
+static void toggle_scaling(GtkToggleButton *b, gpointer data)
+{
+    struct console *c = data;
+    bool fit = gtk_toggle_button_get_active(b);
+    vnc_display_set_scaling(VNC_DISPLAY(c->vnc), fit);
+    /* At 1:1 the window follows the guest's screen size. */
+    vnc_display_set_keep_aspect_ratio(VNC_DISPLAY(c->vnc), fit);
+}
+
+static void toggle_fullscreen(GtkToggleButton *b, gpointer data)
+{
+    struct console *c = data;
+    if (gtk_toggle_button_get_active(b))
+        gtk_window_fullscreen(GTK_WINDOW(c->window));
+    else
+        gtk_window_unfullscreen(GTK_WINDOW(c->window));
+}
+
+static void save_screenshot(GtkButton *b, gpointer data)
+{
+    struct console *c = data;
+    GdkPixbuf *pb = vnc_display_get_pixbuf(VNC_DISPLAY(c->vnc));
+    if (!pb) {
+        set_status(c, "No screen to save yet.");
+        return;
+    }
+    GtkFileChooserNative *fc = gtk_file_chooser_native_new("Save Screenshot", GTK_WINDOW(c->window),
+                                                           GTK_FILE_CHOOSER_ACTION_SAVE, "_Save", "_Cancel");
+    GtkFileChooser *ch = GTK_FILE_CHOOSER(fc);
+    gtk_file_chooser_set_do_overwrite_confirmation(ch, TRUE);
+    char *suggested = g_strdup_printf("%s.png", c->name);
+    gtk_file_chooser_set_current_name(ch, suggested);
+    g_free(suggested);
+    if (gtk_native_dialog_run(GTK_NATIVE_DIALOG(fc)) == GTK_RESPONSE_ACCEPT) {
+        char *path = gtk_file_chooser_get_filename(ch);
+        GError *gerr = NULL;
+        if (path && !gdk_pixbuf_save(pb, path, "png", &gerr, NULL)) {
+            char *msg = g_strdup_printf("Cannot save the screenshot: %s", gerr->message);
+            set_status(c, msg);
+            g_free(msg);
+            g_clear_error(&gerr);
+        }
+        g_free(path);
+    }
+    g_object_unref(fc);
+    g_object_unref(pb);
+}
+
+static GtkWidget *icon_toggle(const char *icon, const char *tip, const char *a11y)
+{
+    GtkWidget *b = gtk_toggle_button_new();
+    gtk_button_set_image(GTK_BUTTON(b), gtk_image_new_from_icon_name(icon, GTK_ICON_SIZE_BUTTON));
+    gtk_widget_set_tooltip_text(b, tip);
+    atk_object_set_name(gtk_widget_get_accessible(b), a11y);
+    return b;
+}
+
+/* ---- the window ---- */
 
 static void console_destroyed(GtkWidget *w, gpointer data)
 {
     struct console *c = data;
-    g_source_remove(c->timer);
+    /* Only the viewer goes: the VM runs on. */
+    vnc_display_close(VNC_DISPLAY(c->vnc));
     c->closed = true;
-    console_unref(c);
+    if (!c->connecting)
+        console_free(c);
 }
 
 void console_show(struct manager *m, struct vm_entry *e)
 {
-    if (!e->vm || !m->thumb_dir)
+    if (!e->vm)
         return;
     struct console *c = g_new0(struct console, 1);
     c->m = m;
     c->name = g_strdup(e->name);
     c->control = g_strdup(burrow_vm_control_path(e->vm));
-    c->path = g_strdup_printf("%s/%s-console.png", m->thumb_dir, e->name);
+    const struct burrow_vmdef *d = burrow_vm_def(e->vm);
+    if (d && d->vnc_password_file[0])
+        c->password_file = g_strdup(d->vnc_password_file);
+
     c->window = gtk_window_new(GTK_WINDOW_TOPLEVEL);
     GtkWidget *hb = gtk_header_bar_new();
     gtk_header_bar_set_show_close_button(GTK_HEADER_BAR(hb), TRUE);
     gtk_header_bar_set_title(GTK_HEADER_BAR(hb), e->name);
-    gtk_header_bar_set_subtitle(GTK_HEADER_BAR(hb),
-                                e->vnc_addr[0] ? e->vnc_addr : "Screen (refreshed twice a second)");
+    gtk_header_bar_set_subtitle(GTK_HEADER_BAR(hb), "Closing this window leaves the VM running");
     gtk_window_set_titlebar(GTK_WINDOW(c->window), hb);
     char *title = g_strdup_printf("%s — Console", e->name);
     gtk_window_set_title(GTK_WINDOW(c->window), title);
     atk_object_set_name(gtk_widget_get_accessible(c->window), title);
     g_free(title);
+
+    gtk_header_bar_pack_start(GTK_HEADER_BAR(hb), send_key_button(c));
+    GtkWidget *shot = gtk_button_new_from_icon_name("camera-photo-symbolic", GTK_ICON_SIZE_BUTTON);
+    gtk_widget_set_tooltip_text(shot, "Save a screenshot");
+    atk_object_set_name(gtk_widget_get_accessible(shot), "Screenshot");
+    g_signal_connect(shot, "clicked", G_CALLBACK(save_screenshot), c);
+    gtk_header_bar_pack_start(GTK_HEADER_BAR(hb), shot);
+    GtkWidget *full = icon_toggle("view-fullscreen-symbolic", "Full screen", "Full screen");
+    g_signal_connect(full, "toggled", G_CALLBACK(toggle_fullscreen), c);
+    gtk_header_bar_pack_end(GTK_HEADER_BAR(hb), full);
+    GtkWidget *fit = icon_toggle("zoom-fit-best-symbolic", "Scale the screen to the window (else 1:1)",
+                                 "Scale to window");
+    gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(fit), TRUE);
+    g_signal_connect(fit, "toggled", G_CALLBACK(toggle_scaling), c);
+    gtk_header_bar_pack_end(GTK_HEADER_BAR(hb), fit);
+
     GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 0);
-    c->image = gtk_image_new();
-    gtk_widget_set_size_request(c->image, 640, 400);
-    atk_object_set_name(gtk_widget_get_accessible(c->image), "Screen");
+    c->vnc = vnc_display_new();
+    atk_object_set_name(gtk_widget_get_accessible(c->vnc), "Screen");
+    vnc_display_set_scaling(VNC_DISPLAY(c->vnc), TRUE);
+    vnc_display_set_keep_aspect_ratio(VNC_DISPLAY(c->vnc), TRUE);
+    vnc_display_set_pointer_local(VNC_DISPLAY(c->vnc), TRUE);
+    gtk_widget_set_size_request(c->vnc, 640, 400);
+    gtk_widget_set_hexpand(c->vnc, TRUE);
+    gtk_widget_set_vexpand(c->vnc, TRUE);
+    g_signal_connect(c->vnc, "vnc-initialized", G_CALLBACK(on_initialized), c);
+    g_signal_connect(c->vnc, "vnc-disconnected", G_CALLBACK(on_disconnected), c);
+    g_signal_connect(c->vnc, "vnc-auth-credential", G_CALLBACK(on_credential), c);
+    g_signal_connect(c->vnc, "vnc-auth-failure", G_CALLBACK(on_auth_failure), c);
+    g_signal_connect(c->vnc, "vnc-pointer-grab", G_CALLBACK(on_grab), c);
+    g_signal_connect(c->vnc, "vnc-pointer-ungrab", G_CALLBACK(on_ungrab), c);
+
+    c->grab_hint = gtk_label_new("The pointer is held by the VM: Ctrl+Alt releases it.");
     c->status = gtk_label_new("");
-    gtk_container_add(GTK_CONTAINER(box), c->image);
+    gtk_label_set_line_wrap(GTK_LABEL(c->status), TRUE);
+    gtk_container_add(GTK_CONTAINER(box), c->vnc);
+    gtk_container_add(GTK_CONTAINER(box), c->grab_hint);
     gtk_container_add(GTK_CONTAINER(box), c->status);
     gtk_container_add(GTK_CONTAINER(c->window), box);
     g_signal_connect(c->window, "destroy", G_CALLBACK(console_destroyed), c);
-    c->timer = g_timeout_add(CONSOLE_INTERVAL_MS, console_tick, c);
-    console_tick(c);
     gtk_widget_show_all(c->window);
+    gtk_widget_hide(c->grab_hint);
+    set_status(c, "Connecting…");
+    console_connect(c);
 }

@@ -374,42 +374,18 @@ static void done_start(struct manager *m, void *data, int rc, const struct burro
     }
 }
 
-/* A free loopback port for a headless VM's VNC server. */
-static int free_vnc_port(void)
-{
-    for (int port = 5901; port < 6000; port++) {
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            return -1;
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        int ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-        close(fd);
-        if (ok)
-            return port;
-    }
-    return -1;
-}
-
 static void start_vm(struct manager *m, struct vm_entry *e, bool headless)
 {
     struct vm_op *o = vm_op_new(e->name);
     if (headless) {
-        /* No window: a VNC server, on the address the definition names or
-         * on a free loopback port. */
+        /* No window: the console shows the screen over the control
+         * socket, so no TCP port is opened unless the definition asks
+         * for a VNC server (for remote viewers). */
         const struct burrow_vmdef *d = burrow_vm_def(e->vm);
-        o->display = g_strdup("vnc");
-        if (d->vnc_listen[0]) {
+        bool vnc = !strcmp(d->display, "vnc") && d->vnc_listen[0];
+        o->display = g_strdup(vnc ? "vnc" : "headless");
+        if (vnc)
             o->vnc_listen = g_strdup(d->vnc_listen);
-        } else {
-            int port = free_vnc_port();
-            if (port < 0) {
-                manager_error(m, NULL, "Cannot start headless", "no free TCP port for the VNC server");
-                vm_op_free(o);
-                return;
-            }
-            o->vnc_listen = g_strdup_printf("127.0.0.1:%d", port);
-        }
     }
     e->busy = true;
     e->state = BURROW_VM_STARTING;
@@ -632,17 +608,8 @@ static void clone_vm(struct manager *m, struct vm_entry *e)
 
 static void show_console(struct manager *m, struct vm_entry *e)
 {
-    if (!strcmp(e->display, "vnc") && e->vnc_addr[0]) {
-        /* A VNC viewer registered for vnc:// URIs shows it best; without
-         * one, our own screen window does. */
-        char *uri = g_strdup_printf("vnc://%s", e->vnc_addr);
-        GError *gerr = NULL;
-        bool ok = gtk_show_uri_on_window(GTK_WINDOW(m->window), uri, GDK_CURRENT_TIME, &gerr);
-        g_clear_error(&gerr);
-        g_free(uri);
-        if (ok)
-            return;
-    }
+    /* Our own viewer, whatever the VM's display: its screen comes over the
+     * control socket, so no VNC port nor external viewer is needed. */
     console_show(m, e);
 }
 

@@ -2,14 +2,17 @@
 """Drives burrow-manager through AT-SPI (the accessible names its controls
 carry): checks a VM made with the command line is listed, walks the New VM
 assistant (its host check passes), opens Settings, and, with KVM, starts the
-new VM headless, waits for the running state and its screen thumbnail, stops
-it and deletes it.  With BURROW_KVM_DEVICE set (to a missing path), checks
+new VM headless, waits for the running state and its screen thumbnail,
+opens its console (the guest's screen in gtk-vnc, over the control socket,
+while burrow-vm listens on no TCP port), closes it with the VM still running
+and opens it again, stops the VM and deletes it.  With BURROW_KVM_DEVICE set (to a missing path), checks
 instead that the assistant's host check fails and that Start shows why.
 Writes screenshots of the windows into the folder given as the first
 argument.  Every step waits for what it needs (a window, a state, the
 screen's content); the limits only bound a hang.  Exit status: 0 passed,
 1 failed."""
 import os
+import subprocess
 import sys
 import time
 
@@ -167,9 +170,13 @@ def thumb_width(name):
 
 
 def thumb_shows_text(name):
-    """The thumbnail as drawn shows the guest's text, not a blank screen:
-    more than 0.3% of its pixels differ from the most common colour."""
-    pb = capture(find('Screen thumbnail', 'icon', find(name, 'list item')))
+    return shows_text(find('Screen thumbnail', 'icon', find(name, 'list item')))
+
+
+def shows_text(node):
+    """node as drawn shows the guest's text, not a blank screen: more than
+    0.3% of its pixels differ from the most common colour."""
+    pb = capture(node) if node is not None else None
     if pb is None:
         return False
     px, n, stride = pb.get_pixels(), pb.get_n_channels(), pb.get_rowstride()
@@ -277,6 +284,38 @@ if not state.startswith('Running'):
 # The firmware's banner in the thumbnail, for the screenshot.
 wait_for("the firmware's text in the thumbnail", lambda: thumb_shows_text(GUI_VM))
 screenshot(main, 'main-window-running.png')
+
+
+def tcp_listeners():
+    """Listening TCP sockets of burrow-vm processes, from ss."""
+    out = subprocess.run(['ss', '-Hltnp'], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if '"burrow-vm"' in line]
+
+
+def open_console():
+    click('Show console', root=main)
+    win = window('%s — Console' % GUI_VM)
+    screen = wait_for('the console\'s screen', lambda: find('Screen', 'drawing area', win) or
+                      find('Screen', None, win))
+    wait_for("the firmware's text in the console", lambda: shows_text(screen))
+    return win
+
+
+step('console (the screen over the control socket)')
+con = open_console()
+screenshot(con, 'console.png')
+if tcp_listeners():
+    fail('a console is shown and burrow-vm listens on TCP: %s' % tcp_listeners())
+step('close the console: the VM runs on')
+click('Close', root=con)
+wait_for('the console closed', lambda: find('%s — Console' % GUI_VM, 'frame') is None)
+if row_state(GUI_VM) != 'Running':
+    fail('closing the console changed the VM to "%s"' % row_state(GUI_VM))
+step('reopen the console')
+con = open_console()
+click('Close', root=con)
+wait_for('the console closed', lambda: find('%s — Console' % GUI_VM, 'frame') is None)
+
 step('stop (ACPI power button)')
 click('Stop', root=main)
 wait_for('the powered-off state', lambda: row_state(GUI_VM) == 'Powered off')
