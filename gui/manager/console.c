@@ -1,25 +1,45 @@
 /* A running VM's screen in a window of the manager, interactive: gtk-vnc
  * speaks RFB over a socket that the VM's control socket hands over
  * ("display-connect"), so no TCP port is opened and only the VM's owner
- * gets in.  Closing the window leaves the VM running; opening it again
- * attaches again. */
+ * gets in.  A second page is a terminal (VTE) on the VM's serial port (its
+ * UNIX socket, the one `burrow console` uses; the port takes one client at
+ * a time, so the page connects only once it is shown).  Closing the window
+ * leaves the VM running; opening it again attaches again. */
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <glib-unix.h>
 #include <gtk/gtk.h>
 #include <vncdisplay.h>
+#include <vte/vte.h>
 
 #include "gui/manager/manager.h"
 
 struct console {
     struct manager *m;
-    char *name, *control, *password_file;
-    GtkWidget *window, *vnc, *status, *grab_hint;
-    bool closed, connecting;
+    char *name, *control, *password_file, *serial_path;
+    GtkWidget *window, *stack, *vnc, *status, *grab_hint;
+    GtkWidget *term, *serial_status;
+    int serial_fd;
+    guint serial_watch;
+    bool closed, connecting, has_screen;
 };
+
+static void serial_close(struct console *c)
+{
+    if (c->serial_watch)
+        g_source_remove(c->serial_watch);
+    c->serial_watch = 0;
+    if (c->serial_fd >= 0)
+        close(c->serial_fd);
+    c->serial_fd = -1;
+}
 
 static void console_free(struct console *c)
 {
+    g_free(c->serial_path);
     g_free(c->name);
     g_free(c->control);
     g_free(c->password_file);
@@ -146,6 +166,107 @@ static void on_ungrab(VncDisplay *vnc, gpointer data)
     gtk_widget_hide(((struct console *)data)->grab_hint);
 }
 
+/* ---- the serial port ---- */
+
+static void serial_say(struct console *c, const char *text)
+{
+    gtk_label_set_text(GTK_LABEL(c->serial_status), text);
+    gtk_widget_set_visible(c->serial_status, text && *text);
+}
+
+static gboolean serial_readable(gint fd, GIOCondition cond, gpointer data)
+{
+    struct console *c = data;
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n > 0) {
+        vte_terminal_feed(VTE_TERMINAL(c->term), buf, n);
+        return G_SOURCE_CONTINUE;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return G_SOURCE_CONTINUE;
+    c->serial_watch = 0;
+    serial_close(c);
+    serial_say(c, "The serial port closed (the VM stopped).");
+    return G_SOURCE_REMOVE;
+}
+
+/* What the user types goes to the guest as it is. */
+static void serial_commit(VteTerminal *t, const char *text, guint size, gpointer data)
+{
+    struct console *c = data;
+    if (c->serial_fd < 0)
+        return;
+    while (size) {
+        ssize_t n = send(c->serial_fd, text, size, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            serial_say(c, errno == EAGAIN ? "The guest does not take input this fast; some was dropped."
+                                          : "The serial port closed (the VM stopped).");
+            return;
+        }
+        text += n;
+        size -= (guint)n;
+    }
+}
+
+static void serial_connect(struct console *c)
+{
+    if (c->serial_fd >= 0 || !c->serial_path)
+        return;
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || strlen(c->serial_path) >= sizeof(sa.sun_path)) {
+        if (fd >= 0)
+            close(fd);
+        serial_say(c, "Cannot reach the serial port.");
+        return;
+    }
+    strcpy(sa.sun_path, c->serial_path);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        char *msg = g_strdup_printf("Cannot reach the serial port: %s", g_strerror(errno));
+        serial_say(c, msg);
+        g_free(msg);
+        close(fd);
+        return;
+    }
+    g_unix_set_fd_nonblocking(fd, TRUE, NULL);
+    c->serial_fd = fd;
+    c->serial_watch = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, serial_readable, c);
+    serial_say(c, "");
+    gtk_widget_grab_focus(c->term);
+}
+
+/* The port takes one client at a time: connect only when the page shows. */
+static void page_changed(GObject *stack, GParamSpec *ps, gpointer data)
+{
+    struct console *c = data;
+    const char *page = gtk_stack_get_visible_child_name(GTK_STACK(c->stack));
+    if (page && !strcmp(page, "serial"))
+        serial_connect(c);
+}
+
+static GtkWidget *serial_page(struct console *c)
+{
+    GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 0);
+    c->term = vte_terminal_new();
+    atk_object_set_name(gtk_widget_get_accessible(c->term), "Serial console");
+    vte_terminal_set_scrollback_lines(VTE_TERMINAL(c->term), 10000);
+    gtk_widget_set_hexpand(c->term, TRUE);
+    gtk_widget_set_vexpand(c->term, TRUE);
+    g_signal_connect(c->term, "commit", G_CALLBACK(serial_commit), c);
+    GtkWidget *row = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 0);
+    GtkWidget *sb = gtk_scrollbar_new(GTK_ORIENTATION_VERTICAL,
+                                      gtk_scrollable_get_vadjustment(GTK_SCROLLABLE(c->term)));
+    gtk_container_add(GTK_CONTAINER(row), c->term);
+    gtk_container_add(GTK_CONTAINER(row), sb);
+    c->serial_status = gtk_label_new("");
+    gtk_container_add(GTK_CONTAINER(box), row);
+    gtk_container_add(GTK_CONTAINER(box), c->serial_status);
+    return box;
+}
+
 /* ---- header bar ---- */
 
 struct key_combo {
@@ -258,8 +379,11 @@ static GtkWidget *icon_toggle(const char *icon, const char *tip, const char *a11
 static void console_destroyed(GtkWidget *w, gpointer data)
 {
     struct console *c = data;
-    /* Only the viewer goes: the VM runs on. */
+    /* Only the viewers go: the VM runs on. */
     vnc_display_close(VNC_DISPLAY(c->vnc));
+    if (!c->has_screen)
+        g_object_unref(c->vnc);
+    serial_close(c);
     c->closed = true;
     if (!c->connecting)
         console_free(c);
@@ -271,64 +395,83 @@ void console_show(struct manager *m, struct vm_entry *e)
         return;
     struct console *c = g_new0(struct console, 1);
     c->m = m;
+    c->serial_fd = -1;
     c->name = g_strdup(e->name);
     c->control = g_strdup(burrow_vm_control_path(e->vm));
+    c->serial_path = g_strdup(burrow_vm_console_path(e->vm));
+    c->has_screen = strcmp(e->display, "none") != 0;
     const struct burrow_vmdef *d = burrow_vm_def(e->vm);
     if (d && d->vnc_password_file[0])
         c->password_file = g_strdup(d->vnc_password_file);
 
     c->window = gtk_window_new(GTK_WINDOW_TOPLEVEL);
+    gtk_window_set_default_size(GTK_WINDOW(c->window), 800, 600);
     GtkWidget *hb = gtk_header_bar_new();
     gtk_header_bar_set_show_close_button(GTK_HEADER_BAR(hb), TRUE);
-    gtk_header_bar_set_title(GTK_HEADER_BAR(hb), e->name);
-    gtk_header_bar_set_subtitle(GTK_HEADER_BAR(hb), "Closing this window leaves the VM running");
     gtk_window_set_titlebar(GTK_WINDOW(c->window), hb);
     char *title = g_strdup_printf("%s — Console", e->name);
     gtk_window_set_title(GTK_WINDOW(c->window), title);
     atk_object_set_name(gtk_widget_get_accessible(c->window), title);
     g_free(title);
 
-    gtk_header_bar_pack_start(GTK_HEADER_BAR(hb), send_key_button(c));
-    GtkWidget *shot = gtk_button_new_from_icon_name("camera-photo-symbolic", GTK_ICON_SIZE_BUTTON);
-    gtk_widget_set_tooltip_text(shot, "Save a screenshot");
-    atk_object_set_name(gtk_widget_get_accessible(shot), "Screenshot");
-    g_signal_connect(shot, "clicked", G_CALLBACK(save_screenshot), c);
-    gtk_header_bar_pack_start(GTK_HEADER_BAR(hb), shot);
-    GtkWidget *full = icon_toggle("view-fullscreen-symbolic", "Full screen", "Full screen");
-    g_signal_connect(full, "toggled", G_CALLBACK(toggle_fullscreen), c);
-    gtk_header_bar_pack_end(GTK_HEADER_BAR(hb), full);
-    GtkWidget *fit = icon_toggle("zoom-fit-best-symbolic", "Scale the screen to the window (else 1:1)",
-                                 "Scale to window");
-    gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(fit), TRUE);
-    g_signal_connect(fit, "toggled", G_CALLBACK(toggle_scaling), c);
-    gtk_header_bar_pack_end(GTK_HEADER_BAR(hb), fit);
+    c->stack = gtk_stack_new();
+    GtkWidget *switcher = gtk_stack_switcher_new();
+    gtk_stack_switcher_set_stack(GTK_STACK_SWITCHER(switcher), GTK_STACK(c->stack));
+    gtk_header_bar_set_custom_title(GTK_HEADER_BAR(hb), switcher);
+    gtk_widget_set_tooltip_text(switcher, "Closing this window leaves the VM running");
 
-    GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 0);
+    /* The screen page, for VMs with a display. */
     c->vnc = vnc_display_new();
-    atk_object_set_name(gtk_widget_get_accessible(c->vnc), "Screen");
-    vnc_display_set_scaling(VNC_DISPLAY(c->vnc), TRUE);
-    vnc_display_set_keep_aspect_ratio(VNC_DISPLAY(c->vnc), TRUE);
-    vnc_display_set_pointer_local(VNC_DISPLAY(c->vnc), TRUE);
-    gtk_widget_set_size_request(c->vnc, 640, 400);
-    gtk_widget_set_hexpand(c->vnc, TRUE);
-    gtk_widget_set_vexpand(c->vnc, TRUE);
-    g_signal_connect(c->vnc, "vnc-initialized", G_CALLBACK(on_initialized), c);
-    g_signal_connect(c->vnc, "vnc-disconnected", G_CALLBACK(on_disconnected), c);
-    g_signal_connect(c->vnc, "vnc-auth-credential", G_CALLBACK(on_credential), c);
-    g_signal_connect(c->vnc, "vnc-auth-failure", G_CALLBACK(on_auth_failure), c);
-    g_signal_connect(c->vnc, "vnc-pointer-grab", G_CALLBACK(on_grab), c);
-    g_signal_connect(c->vnc, "vnc-pointer-ungrab", G_CALLBACK(on_ungrab), c);
+    if (c->has_screen) {
+        gtk_header_bar_pack_start(GTK_HEADER_BAR(hb), send_key_button(c));
+        GtkWidget *shot = gtk_button_new_from_icon_name("camera-photo-symbolic", GTK_ICON_SIZE_BUTTON);
+        gtk_widget_set_tooltip_text(shot, "Save a screenshot");
+        atk_object_set_name(gtk_widget_get_accessible(shot), "Screenshot");
+        g_signal_connect(shot, "clicked", G_CALLBACK(save_screenshot), c);
+        gtk_header_bar_pack_start(GTK_HEADER_BAR(hb), shot);
+        GtkWidget *full = icon_toggle("view-fullscreen-symbolic", "Full screen", "Full screen");
+        g_signal_connect(full, "toggled", G_CALLBACK(toggle_fullscreen), c);
+        gtk_header_bar_pack_end(GTK_HEADER_BAR(hb), full);
+        GtkWidget *fit = icon_toggle("zoom-fit-best-symbolic", "Scale the screen to the window (else 1:1)",
+                                     "Scale to window");
+        gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(fit), TRUE);
+        g_signal_connect(fit, "toggled", G_CALLBACK(toggle_scaling), c);
+        gtk_header_bar_pack_end(GTK_HEADER_BAR(hb), fit);
 
-    c->grab_hint = gtk_label_new("The pointer is held by the VM: Ctrl+Alt releases it.");
-    c->status = gtk_label_new("");
-    gtk_label_set_line_wrap(GTK_LABEL(c->status), TRUE);
-    gtk_container_add(GTK_CONTAINER(box), c->vnc);
-    gtk_container_add(GTK_CONTAINER(box), c->grab_hint);
-    gtk_container_add(GTK_CONTAINER(box), c->status);
-    gtk_container_add(GTK_CONTAINER(c->window), box);
+        GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 0);
+        atk_object_set_name(gtk_widget_get_accessible(c->vnc), "Screen");
+        vnc_display_set_scaling(VNC_DISPLAY(c->vnc), TRUE);
+        vnc_display_set_keep_aspect_ratio(VNC_DISPLAY(c->vnc), TRUE);
+        vnc_display_set_pointer_local(VNC_DISPLAY(c->vnc), TRUE);
+        gtk_widget_set_size_request(c->vnc, 640, 400);
+        gtk_widget_set_hexpand(c->vnc, TRUE);
+        gtk_widget_set_vexpand(c->vnc, TRUE);
+        g_signal_connect(c->vnc, "vnc-initialized", G_CALLBACK(on_initialized), c);
+        g_signal_connect(c->vnc, "vnc-disconnected", G_CALLBACK(on_disconnected), c);
+        g_signal_connect(c->vnc, "vnc-auth-credential", G_CALLBACK(on_credential), c);
+        g_signal_connect(c->vnc, "vnc-auth-failure", G_CALLBACK(on_auth_failure), c);
+        g_signal_connect(c->vnc, "vnc-pointer-grab", G_CALLBACK(on_grab), c);
+        g_signal_connect(c->vnc, "vnc-pointer-ungrab", G_CALLBACK(on_ungrab), c);
+        c->grab_hint = gtk_label_new("The pointer is held by the VM: Ctrl+Alt releases it.");
+        c->status = gtk_label_new("");
+        gtk_label_set_line_wrap(GTK_LABEL(c->status), TRUE);
+        gtk_container_add(GTK_CONTAINER(box), c->vnc);
+        gtk_container_add(GTK_CONTAINER(box), c->grab_hint);
+        gtk_container_add(GTK_CONTAINER(box), c->status);
+        gtk_stack_add_titled(GTK_STACK(c->stack), box, "screen", "Screen");
+    } else {
+        g_object_ref_sink(c->vnc);   /* unused, closed with the window */
+    }
+    gtk_stack_add_titled(GTK_STACK(c->stack), serial_page(c), "serial", "Serial console");
+    g_signal_connect(c->stack, "notify::visible-child", G_CALLBACK(page_changed), c);
+    gtk_container_add(GTK_CONTAINER(c->window), c->stack);
     g_signal_connect(c->window, "destroy", G_CALLBACK(console_destroyed), c);
     gtk_widget_show_all(c->window);
-    gtk_widget_hide(c->grab_hint);
-    set_status(c, "Connecting…");
-    console_connect(c);
+    if (c->has_screen) {
+        gtk_widget_hide(c->grab_hint);
+        set_status(c, "Connecting…");
+        console_connect(c);
+    } else {
+        serial_connect(c);
+    }
 }

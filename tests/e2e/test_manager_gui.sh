@@ -1,8 +1,11 @@
 #!/bin/bash
 # burrow-manager under Xvfb, driven through AT-SPI: a VM created with the
 # command line is listed; the New VM assistant creates a VM; Settings shows
-# it; the VM starts headless, shows running and a thumbnail, stops and is
-# deleted.  With BURROW_SCREENSHOTS_DIR set, the windows' screenshots are
+# it; the VM starts headless, shows running and a thumbnail, its console
+# shows the guest's screen (with no TCP port open), closes with the VM
+# running and opens again; it stops and is deleted.  A VM with no display
+# is used through the console's serial page: the guest's greeting shows,
+# typed text echoes, and 'q' powers it off.  With BURROW_SCREENSHOTS_DIR set, the windows' screenshots are
 # copied there (docs/screenshots/ holds the documentation's).  Every step
 # waits for what it needs; the limits only bound a hang.
 # needs: kvm
@@ -20,6 +23,7 @@ command -v dbus-run-session >/dev/null || skip "dbus-run-session is missing (pac
 $PY -c "import gi; gi.require_version('Atspi','2.0'); gi.require_version('Gdk','3.0'); from gi.repository import Atspi, Gdk" \
     2>/dev/null || skip "python3-gi with gir1.2-atspi-2.0 and gir1.2-gtk-3.0 is missing"
 [ -f "$B/tests/guests/powerbtn.img" ] || skip "the powerbtn guest is not built"
+[ -f "$B/tests/guests/demo.img" ] || skip "the demo guest is not built"
 
 T=$(mktemp -d)
 # On the way out, also end VMs the manager started (they run detached).
@@ -36,9 +40,14 @@ export XDG_DATA_HOME=$T/data XDG_RUNTIME_DIR=$T/run XDG_STATE_HOME=$T/state XDG_
 export XDG_CACHE_HOME=$T/cache HOME=$T/home
 mkdir -p "$XDG_RUNTIME_DIR" "$HOME" && chmod 700 "$XDG_RUNTIME_DIR"
 export BURROW_VM=$B/burrow-vm
-export CLI_VM=from-cli GUI_VM=from-gui GUI_DISK=$T/guest.img
+export CLI_VM=from-cli GUI_VM=from-gui GUI_DISK=$T/guest.img SERIAL_VM=serial-only
 cp "$B/tests/guests/powerbtn.img" "$GUI_DISK"
 "$B/burrow" create "$CLI_VM" --os debian --no-disk --display none >/dev/null || { echo "FAIL: burrow create"; exit 1; }
+# A VM with no display whose guest (the demo boot sector) echoes what is
+# typed on its serial port, through SeaBIOS's serial console.
+cp "$B/tests/guests/demo.img" "$T/demo.img"
+"$B/burrow" create "$SERIAL_VM" --os other --memory 64 --disk "$T/demo.img" --net none --display none >/dev/null ||
+    { echo "FAIL: burrow create $SERIAL_VM"; exit 1; }
 
 probe=$($PY "$S/tests/nested/kvm-probe") ||
     { echo "FAIL: KVM cannot run this test here ($probe); run it through tests/nested/with-kvm"; exit 1; }
