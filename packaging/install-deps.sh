@@ -19,7 +19,7 @@ grub-rescue-pc
 python3
 acpica-tools
 dmidecode
-vncsnapshot tesseract-ocr tesseract-ocr-eng xvfb x11-apps xdotool openssl
+vncsnapshot tesseract-ocr tesseract-ocr-eng xvfb x11-apps x11-utils openbox xdotool openssl
 libgtk-3-dev libgtk-vnc-2.0-dev libvte-2.91-dev
 linux-image-amd64 busybox-static cpio kmod
 xorriso mtools grub-pc-bin grub-common

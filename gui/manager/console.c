@@ -21,6 +21,9 @@ struct console {
     struct manager *m;
     char *name, *control, *password_file, *serial_path;
     GtkWidget *window, *stack, *vnc, *status, *grab_hint;
+    GtkWidget *reveal;          /* the toolbar that shows at the top in full screen */
+    GtkWidget *full;            /* the header bar's full-screen toggle */
+    guint reveal_timer;
     GtkWidget *term, *serial_status;
     int serial_fd;
     guint serial_watch;
@@ -326,13 +329,120 @@ static void toggle_scaling(GtkToggleButton *b, gpointer data)
     vnc_display_set_keep_aspect_ratio(VNC_DISPLAY(c->vnc), fit);
 }
 
-static void toggle_fullscreen(GtkToggleButton *b, gpointer data)
+/* In full screen the header bar is gone: a toolbar slides in while the
+ * pointer is at the top edge (polled, since gtk-vnc takes the motion
+ * events). */
+static gboolean reveal_tick(gpointer data)
 {
     struct console *c = data;
-    if (gtk_toggle_button_get_active(b))
+    GdkWindow *w = gtk_widget_get_window(c->window);
+    GdkSeat *seat = gdk_display_get_default_seat(gdk_display_get_default());
+    int y = 1000;
+    if (w && seat)
+        gdk_window_get_device_position(w, gdk_seat_get_pointer(seat), NULL, &y, NULL);
+    bool top = y >= 0 && y < 8;
+    bool shown = gtk_revealer_get_reveal_child(GTK_REVEALER(c->reveal));
+    if (top && !shown)
+        gtk_revealer_set_reveal_child(GTK_REVEALER(c->reveal), TRUE);
+    else if (!top && shown && y > gtk_widget_get_allocated_height(c->reveal) + 8)
+        gtk_revealer_set_reveal_child(GTK_REVEALER(c->reveal), FALSE);
+    return G_SOURCE_CONTINUE;
+}
+
+static void set_fullscreen(struct console *c, bool on)
+{
+    if (on) {
         gtk_window_fullscreen(GTK_WINDOW(c->window));
-    else
+        if (!c->reveal_timer)
+            c->reveal_timer = g_timeout_add(150, reveal_tick, c);
+    } else {
         gtk_window_unfullscreen(GTK_WINDOW(c->window));
+        if (c->reveal_timer)
+            g_source_remove(c->reveal_timer);
+        c->reveal_timer = 0;
+        gtk_revealer_set_reveal_child(GTK_REVEALER(c->reveal), FALSE);
+        if (c->full)
+            gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(c->full), FALSE);
+    }
+}
+
+static void toggle_fullscreen(GtkToggleButton *b, gpointer data)
+{
+    set_fullscreen(data, gtk_toggle_button_get_active(b));
+}
+
+static void leave_fullscreen(GtkButton *b, gpointer data)
+{
+    set_fullscreen(data, false);
+}
+
+/* ---- CD/DVD: the running VM's medium, kept in its definition too ---- */
+
+static int set_cdrom(struct burrow_vmdef *d, void *opaque, struct burrow_error *err)
+{
+    snprintf(d->cdrom, sizeof(d->cdrom), "%s", (const char *)opaque);
+    return 0;
+}
+
+static void change_medium(struct console *c, const char *path)
+{
+    struct burrow_error err = { 0 };
+    struct burrow_ctl *ctl = burrow_ctl_connect(c->control, 0, &err);
+    int rc = -1;
+    if (ctl) {
+        json_t *args = path[0] ? json_pack("{s:s,s:s}", "device", "cdrom", "path", path)
+                               : json_pack("{s:s,s:b}", "device", "cdrom", "force", 1);
+        rc = burrow_ctl_command(ctl, path[0] ? "change-media" : "eject", args, NULL, 0, &err);
+        json_decref(args);
+        burrow_ctl_close(ctl);
+    }
+    if (rc == 0)
+        rc = burrow_vm_modify(c->name, set_cdrom, (void *)path, &err);
+    char *msg = rc == 0 ? g_strdup("") : g_strdup_printf("CD/DVD: %s", err.msg);
+    set_status(c, msg);
+    g_free(msg);
+}
+
+static void choose_medium(GtkMenuItem *item, gpointer data)
+{
+    struct console *c = data;
+    GtkFileChooserNative *fc = gtk_file_chooser_native_new("Choose a Disc Image", GTK_WINDOW(c->window),
+                                                           GTK_FILE_CHOOSER_ACTION_OPEN, "_Insert", "_Cancel");
+    GtkFileFilter *f = gtk_file_filter_new();
+    gtk_file_filter_set_name(f, "Disc images (*.iso)");
+    gtk_file_filter_add_pattern(f, "*.iso");
+    gtk_file_filter_add_pattern(f, "*.ISO");
+    gtk_file_chooser_add_filter(GTK_FILE_CHOOSER(fc), f);
+    if (gtk_native_dialog_run(GTK_NATIVE_DIALOG(fc)) == GTK_RESPONSE_ACCEPT) {
+        char *path = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(fc));
+        if (path)
+            change_medium(c, path);
+        g_free(path);
+    }
+    g_object_unref(fc);
+}
+
+static void eject_medium(GtkMenuItem *item, gpointer data)
+{
+    change_medium(data, "");
+}
+
+static GtkWidget *medium_button(struct console *c)
+{
+    GtkWidget *menu = gtk_menu_new();
+    GtkWidget *choose = gtk_menu_item_new_with_label("Choose a disc image…");
+    g_signal_connect(choose, "activate", G_CALLBACK(choose_medium), c);
+    GtkWidget *eject = gtk_menu_item_new_with_label("Eject");
+    g_signal_connect(eject, "activate", G_CALLBACK(eject_medium), c);
+    gtk_menu_shell_append(GTK_MENU_SHELL(menu), choose);
+    gtk_menu_shell_append(GTK_MENU_SHELL(menu), eject);
+    gtk_widget_show_all(menu);
+    GtkWidget *b = gtk_menu_button_new();
+    gtk_button_set_image(GTK_BUTTON(b), gtk_image_new_from_icon_name("media-optical-symbolic", GTK_ICON_SIZE_BUTTON));
+    gtk_menu_button_set_popup(GTK_MENU_BUTTON(b), menu);
+    gtk_widget_set_tooltip_text(b, "Change or eject the CD/DVD");
+    atk_object_set_name(gtk_widget_get_accessible(b), "CD/DVD");
+    return b;
 }
 
 static void save_screenshot(GtkButton *b, gpointer data)
@@ -379,6 +489,9 @@ static GtkWidget *icon_toggle(const char *icon, const char *tip, const char *a11
 static void console_destroyed(GtkWidget *w, gpointer data)
 {
     struct console *c = data;
+    if (c->reveal_timer)
+        g_source_remove(c->reveal_timer);
+    c->reveal_timer = 0;
     /* Only the viewers go: the VM runs on. */
     vnc_display_close(VNC_DISPLAY(c->vnc));
     if (!c->has_screen)
@@ -429,9 +542,10 @@ void console_show(struct manager *m, struct vm_entry *e)
         atk_object_set_name(gtk_widget_get_accessible(shot), "Screenshot");
         g_signal_connect(shot, "clicked", G_CALLBACK(save_screenshot), c);
         gtk_header_bar_pack_start(GTK_HEADER_BAR(hb), shot);
-        GtkWidget *full = icon_toggle("view-fullscreen-symbolic", "Full screen", "Full screen");
-        g_signal_connect(full, "toggled", G_CALLBACK(toggle_fullscreen), c);
-        gtk_header_bar_pack_end(GTK_HEADER_BAR(hb), full);
+        gtk_header_bar_pack_start(GTK_HEADER_BAR(hb), medium_button(c));
+        c->full = icon_toggle("view-fullscreen-symbolic", "Full screen", "Full screen");
+        g_signal_connect(c->full, "toggled", G_CALLBACK(toggle_fullscreen), c);
+        gtk_header_bar_pack_end(GTK_HEADER_BAR(hb), c->full);
         GtkWidget *fit = icon_toggle("zoom-fit-best-symbolic", "Scale the screen to the window (else 1:1)",
                                      "Scale to window");
         gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(fit), TRUE);
@@ -464,7 +578,24 @@ void console_show(struct manager *m, struct vm_entry *e)
     }
     gtk_stack_add_titled(GTK_STACK(c->stack), serial_page(c), "serial", "Serial console");
     g_signal_connect(c->stack, "notify::visible-child", G_CALLBACK(page_changed), c);
-    gtk_container_add(GTK_CONTAINER(c->window), c->stack);
+
+    /* Full screen's toolbar, over the pages. */
+    GtkWidget *overlay = gtk_overlay_new();
+    gtk_container_add(GTK_CONTAINER(overlay), c->stack);
+    c->reveal = gtk_revealer_new();
+    gtk_widget_set_halign(c->reveal, GTK_ALIGN_CENTER);
+    gtk_widget_set_valign(c->reveal, GTK_ALIGN_START);
+    GtkWidget *bar = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
+    gtk_style_context_add_class(gtk_widget_get_style_context(bar), "osd");
+    gtk_container_add(GTK_CONTAINER(bar), gtk_label_new(e->name));
+    if (c->has_screen)
+        gtk_container_add(GTK_CONTAINER(bar), send_key_button(c));
+    GtkWidget *leave = gtk_button_new_with_label("Leave full screen");
+    g_signal_connect(leave, "clicked", G_CALLBACK(leave_fullscreen), c);
+    gtk_container_add(GTK_CONTAINER(bar), leave);
+    gtk_container_add(GTK_CONTAINER(c->reveal), bar);
+    gtk_overlay_add_overlay(GTK_OVERLAY(overlay), c->reveal);
+    gtk_container_add(GTK_CONTAINER(c->window), overlay);
     g_signal_connect(c->window, "destroy", G_CALLBACK(console_destroyed), c);
     gtk_widget_show_all(c->window);
     if (c->has_screen) {

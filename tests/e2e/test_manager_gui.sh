@@ -18,6 +18,8 @@ PY=/usr/bin/python3
 skip() { echo "SKIP: $*"; exit 77; }
 [ -x "$B/burrow-manager" ] || skip "burrow-manager is not built"
 command -v Xvfb >/dev/null || skip "Xvfb is missing (package xvfb)"
+command -v openbox >/dev/null || skip "openbox is missing (package openbox)"
+command -v xprop >/dev/null || skip "xprop is missing (package x11-utils)"
 command -v dbus-run-session >/dev/null || skip "dbus-run-session is missing (package dbus)"
 [ -x /usr/libexec/at-spi-bus-launcher ] || skip "at-spi-bus-launcher is missing (package at-spi2-core)"
 $PY -c "import gi; gi.require_version('Atspi','2.0'); gi.require_version('Gdk','3.0'); from gi.repository import Atspi, Gdk" \
@@ -59,6 +61,11 @@ set -u
 trap 'kill $(jobs -p) $(cat "$T/xvfb.pid" 2>/dev/null) 2>/dev/null' EXIT
 d=$("$S/tests/tools/start-xvfb" "$T/xvfb" 1280x800x24) || exit 1
 export DISPLAY=:$d
+# A window manager, as users have: full screen needs one.
+openbox >"$T/openbox.log" 2>&1 &
+wm_ready() { xprop -root _NET_SUPPORTING_WM_CHECK 2>/dev/null | grep -q 'window id'; }
+for _ in $(seq 600); do wm_ready && break; sleep 0.1; done
+wm_ready || { echo "FAIL: openbox did not start"; exit 1; }
 /usr/libexec/at-spi-bus-launcher --launch-immediately >"$T/atspi.log" 2>&1 &
 timeout 120 gdbus wait --session org.a11y.Bus
 export GTK_THEME=Adwaita NO_AT_BRIDGE=0 GDK_BACKEND=x11

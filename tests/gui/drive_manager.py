@@ -307,6 +307,16 @@ con = open_console()
 screenshot(con, 'console.png')
 if tcp_listeners():
     fail('a console is shown and burrow-vm listens on TCP: %s' % tcp_listeners())
+step('full screen, and back through the toolbar at the top edge')
+click('Full screen', 'toggle button', root=con)
+scr = Gdk.Screen.get_default()
+wait_for('the console filling the screen',
+         lambda: (lambda e: e.width >= scr.get_width() and e.height >= scr.get_height())(
+             con.get_extents(Atspi.CoordType.SCREEN)))
+Atspi.generate_mouse_event(scr.get_width() // 2, 1, 'abs')
+click('Leave full screen', root=con)
+wait_for('the console back in its window',
+         lambda: con.get_extents(Atspi.CoordType.SCREEN).height < scr.get_height())
 step('close the console: the VM runs on')
 click('Close', root=con)
 wait_for('the console closed', lambda: find('%s — Console' % GUI_VM, 'frame') is None)
