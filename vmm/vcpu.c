@@ -95,6 +95,15 @@ static void guest_error(struct machine *m, struct vcpu *v, const char *what)
     wake_io_thread(m);
 }
 
+/* A device asked for a reset or power-off (the reset control register, the
+ * keyboard controller's reset line, ACPI S5): like a real CPU, the vCPU runs
+ * no further instruction.  Guest code after such a write is often padding
+ * or a debug trap, never meant to run. */
+static bool machine_ending(struct machine *m)
+{
+    return atomic_load(&m->pending_reset) || atomic_load(&m->pending_poweroff);
+}
+
 /* Returns false when the vCPU must stop running guest code until reset. */
 static bool handle_exit(struct machine *m, struct vcpu *v)
 {
@@ -103,10 +112,10 @@ static bool handle_exit(struct machine *m, struct vcpu *v)
     switch (run->exit_reason) {
     case KVM_EXIT_IO:
         handle_io(m, run);
-        return true;
+        return !machine_ending(m);
     case KVM_EXIT_MMIO:
         handle_mmio(m, run);
-        return true;
+        return !machine_ending(m);
     case KVM_EXIT_HLT:
         return true;
     case KVM_EXIT_IRQ_WINDOW_OPEN:

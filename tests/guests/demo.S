@@ -1,10 +1,16 @@
 /* The demo VM's boot sector: greets, echoes what is typed (through the BIOS
  * keyboard and video services, which SeaBIOS puts on the serial console when
- * there is no display), and powers the machine off through ACPI on 'q'. */
+ * there is no display), and powers the machine off through ACPI on 'q' or
+ * when the ACPI power button is pressed (so `burrow stop` works as with an
+ * OS).  Interrupts stay on, so SeaBIOS's keyboard handler sees
+ * Ctrl+Alt+Del and reboots. */
 #include "uart_wait.h"
 
-/* ACPI PM1a control block and the S5 sleep type (devices/acpi_pm.h). */
+/* ACPI PM1a status and control blocks, the power button's status bit and
+ * the S5 sleep type (devices/acpi_pm.h). */
+#define PM1A_STS   0x600
 #define PM1A_CNT   0x604
+#define PWRBTN_STS 0x0100
 #define S5_SLP_TYP 5
 
     .code16
@@ -21,7 +27,19 @@ _start:
     cld
     movw $banner, %si
     call puts
-1:  xorb %ah, %ah            /* INT 16h AH=0: wait for a key */
+1:  movb $1, %ah             /* INT 16h AH=1: is a key waiting? */
+    int $0x16
+    jnz 5f
+    movw $PM1A_STS, %dx      /* the power button, polled as no SCI is wanted */
+    inw %dx, %ax
+    testw $PWRBTN_STS, %ax
+    jnz 6f
+    hlt                      /* until the next interrupt: the timer's at least */
+    jmp 1b
+6:  movw $PWRBTN_STS, %ax    /* write-one-to-clear */
+    outw %ax, %dx
+    jmp poweroff
+5:  xorb %ah, %ah            /* INT 16h AH=0: take the key */
     int $0x16
     cmpb $'q', %al
     je poweroff

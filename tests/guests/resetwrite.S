@@ -1,0 +1,83 @@
+/* A boot sector that resets the machine through the reset control register
+ * (0xcf9, as SeaBIOS and Linux do) and checks that no instruction after the
+ * write ran: on its first boot it marks CMOS (which a reset keeps), writes
+ * the register, and prints "!..." if it is still running; on the second
+ * boot it prints "rebooted", clears the mark and powers off through S5. */
+#include "uart_wait.h"
+
+#define CMOS_INDEX  0x70
+#define CMOS_DATA   0x71
+#define MARK_REG    0x7e            /* NVRAM that the firmware leaves alone */
+#define MARK        0xa5
+#define RST_CNT     0xcf9
+#define PM1_CNT     0x604
+#define S5_SLP_TYP  5
+#define SLP_EN      0x2000
+
+    .code16
+    .section .text, "ax"
+    .globl _start
+_start:
+    cli
+    xorw %ax, %ax
+    movw %ax, %ds
+    movw %ax, %ss
+    movw $0x7c00, %sp
+    cld
+    movb $MARK_REG, %al
+    outb %al, $CMOS_INDEX
+    inb $CMOS_DATA, %al
+    cmpb $MARK, %al
+    je second
+
+    movb $MARK_REG, %al
+    outb %al, $CMOS_INDEX
+    movb $MARK, %al
+    outb %al, $CMOS_DATA
+    movw $writing, %si
+    call puts
+    uart_wait_temt
+    movw $RST_CNT, %dx
+    movb $0x06, %al             /* full reset, system reset */
+    outb %al, %dx
+    movw $ranon, %si            /* a CPU that resets never gets here */
+    call puts
+1:  hlt
+    jmp 1b
+
+second:
+    movb $MARK_REG, %al
+    outb %al, $CMOS_INDEX
+    xorb %al, %al
+    outb %al, $CMOS_DATA
+    movw $rebooted, %si
+    call puts
+    uart_wait_temt
+    movw $PM1_CNT, %dx
+    movw $(S5_SLP_TYP << 10) | SLP_EN, %ax
+    outw %ax, %dx
+2:  hlt
+    jmp 2b
+
+/* Straight to the UART. */
+puts:
+    lodsb
+    testb %al, %al
+    jz 4f
+    movw $COM1_LSR, %dx
+    movb %al, %ah
+3:  inb %dx, %al
+    testb $LSR_THRE, %al
+    jz 3b
+    movb %ah, %al
+    movw $COM1, %dx
+    outb %al, %dx
+    jmp puts
+4:  ret
+
+writing:
+    .asciz "resetwrite: writing the reset register\r\n"
+ranon:
+    .asciz "!resetwrite: ran on after the reset write\r\n"
+rebooted:
+    .asciz "resetwrite: rebooted\r\n"
