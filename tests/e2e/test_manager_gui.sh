@@ -24,7 +24,6 @@ command -v dbus-run-session >/dev/null || skip "dbus-run-session is missing (pac
 [ -x /usr/libexec/at-spi-bus-launcher ] || skip "at-spi-bus-launcher is missing (package at-spi2-core)"
 $PY -c "import gi; gi.require_version('Atspi','2.0'); gi.require_version('Gdk','3.0'); from gi.repository import Atspi, Gdk" \
     2>/dev/null || skip "python3-gi with gir1.2-atspi-2.0 and gir1.2-gtk-3.0 is missing"
-[ -f "$B/tests/guests/powerbtn.img" ] || skip "the powerbtn guest is not built"
 [ -f "$B/tests/guests/demo.img" ] || skip "the demo guest is not built"
 
 T=$(mktemp -d)
@@ -43,7 +42,7 @@ export XDG_CACHE_HOME=$T/cache HOME=$T/home
 mkdir -p "$XDG_RUNTIME_DIR" "$HOME" && chmod 700 "$XDG_RUNTIME_DIR"
 export BURROW_VM=$B/burrow-vm
 export CLI_VM=from-cli GUI_VM=from-gui GUI_DISK=$T/guest.img SERIAL_VM=serial-only
-cp "$B/tests/guests/powerbtn.img" "$GUI_DISK"
+cp "$B/tests/guests/demo.img" "$GUI_DISK"
 "$B/burrow" create "$CLI_VM" --os debian --no-disk --display none >/dev/null || { echo "FAIL: burrow create"; exit 1; }
 # A VM with no display whose guest (the demo boot sector) echoes what is
 # typed on its serial port, through SeaBIOS's serial console.

@@ -307,6 +307,21 @@ con = open_console()
 screenshot(con, 'console.png')
 if tcp_listeners():
     fail('a console is shown and burrow-vm listens on TCP: %s' % tcp_listeners())
+step('Send key: Ctrl+Alt+Del resets the guest (SeaBIOS reboots on it)')
+sock = os.path.join(os.environ['XDG_RUNTIME_DIR'], 'burrow', GUI_VM + '.sock')
+tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tools', 'burrow-control.py')
+# "status" first: its reply line says the watcher is connected and hears events.
+watcher = subprocess.Popen([sys.executable, tool, sock, 'status', '--wait-event', 'reset',
+                            '--timeout', str(LIMIT)], stdout=subprocess.PIPE, text=True)
+if '"return"' not in watcher.stdout.readline():
+    fail('the control socket did not answer "status"')
+click('Send key', 'toggle button', root=con)
+click('Ctrl+Alt+Del', 'menu item')
+wait_for('the guest to reset', lambda: watcher.poll() is not None)
+if watcher.returncode != 0:
+    fail('no reset event after Ctrl+Alt+Del (burrow-control.py status %d)' % watcher.returncode)
+wait_for("the firmware's text in the console after the reset", lambda: shows_text(find('Screen', None, con)))
+
 step('full screen, and back through the toolbar at the top edge')
 click('Full screen', 'toggle button', root=con)
 scr = Gdk.Screen.get_default()
