@@ -24,7 +24,7 @@ _start:
     movw $PWRBTN, %ax
     outw %ax, %dx
     movw $waiting, %si
-    call puts
+    call uart_puts
 1:  movw $PM1_STS, %dx
     inw %dx, %ax
     testw $PWRBTN, %ax
@@ -32,7 +32,7 @@ _start:
     movw $PWRBTN, %ax        /* write-one-to-clear */
     outw %ax, %dx
     movw $pressed, %si
-    call puts
+    call uart_puts
     uart_wait_temt           /* the line leaves before the power goes */
     movw $PM1_CNT, %dx
     movw $(S5_SLP_TYP << 10) | SLP_EN, %ax
@@ -40,21 +40,7 @@ _start:
 2:  hlt
     jmp 2b
 
-/* Straight to the UART (the BIOS's serial console may buffer). */
-puts:
-    lodsb
-    testb %al, %al
-    jz 4f
-    movw $COM1_LSR, %dx
-    movb %al, %ah
-3:  inb %dx, %al
-    testb $LSR_THRE, %al
-    jz 3b
-    movb %ah, %al
-    movw $COM1, %dx
-    outb %al, %dx
-    jmp puts
-4:  ret
+    uart_puts_routine
 
 waiting:
     .asciz "powerbtn: waiting for the power button\r\n"

@@ -35,13 +35,13 @@ _start:
     movb $MARK, %al
     outb %al, $CMOS_DATA
     movw $writing, %si
-    call puts
+    call uart_puts
     uart_wait_temt
     movw $RST_CNT, %dx
     movb $0x06, %al             /* full reset, system reset */
     outb %al, %dx
     movw $ranon, %si            /* a CPU that resets never gets here */
-    call puts
+    call uart_puts
 1:  hlt
     jmp 1b
 
@@ -51,7 +51,7 @@ second:
     xorb %al, %al
     outb %al, $CMOS_DATA
     movw $rebooted, %si
-    call puts
+    call uart_puts
     uart_wait_temt
     movw $PM1_CNT, %dx
     movw $(S5_SLP_TYP << 10) | SLP_EN, %ax
@@ -59,21 +59,7 @@ second:
 2:  hlt
     jmp 2b
 
-/* Straight to the UART. */
-puts:
-    lodsb
-    testb %al, %al
-    jz 4f
-    movw $COM1_LSR, %dx
-    movb %al, %ah
-3:  inb %dx, %al
-    testb $LSR_THRE, %al
-    jz 3b
-    movb %ah, %al
-    movw $COM1, %dx
-    outb %al, %dx
-    jmp puts
-4:  ret
+    uart_puts_routine
 
 writing:
     .asciz "resetwrite: writing the reset register\r\n"

@@ -44,4 +44,26 @@
     je      .Ltick\@
 .endm
 
+/* Emits uart_puts: writes the NUL-terminated string at DS:SI straight to
+ * COM1 (not through the BIOS, whose serial console may hold output back),
+ * polling THRE before each byte.  Clobbers AX, DX, SI. */
+.macro uart_puts_routine
+uart_puts:
+    lodsb
+    testb   %al, %al
+    jz      .Lputs_done\@
+    movw    $COM1_LSR, %dx
+    movb    %al, %ah
+.Lputs_thre\@:
+    inb     %dx, %al
+    testb   $LSR_THRE, %al
+    jz      .Lputs_thre\@
+    movb    %ah, %al
+    movw    $COM1, %dx
+    outb    %al, %dx
+    jmp     uart_puts
+.Lputs_done\@:
+    ret
+.endm
+
 #endif
