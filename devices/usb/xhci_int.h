@@ -22,7 +22,7 @@
 /* Bounds on what one pass over a ring may walk (a guest can build rings
  * that never end). */
 #define XHCI_MAX_LINKS    32      /* Link TRBs in a row with nothing between */
-#define XHCI_TD_MAX_TRBS  4096    /* TRBs of one TD */
+#define XHCI_TD_MAX_TRBS  4096    /* TRBs of one TD, and Link TRBs in it */
 #define XHCI_TD_MAX_BYTES (16u << 20)
 #define XHCI_PASS_TRBS    4096    /* TRBs one pass walks before yielding */
 

@@ -80,7 +80,7 @@ static enum td_read_result td_read(struct xhci *x, const struct xhci_ep *ep, boo
 {
     uint64_t deq = ep->deq;
     bool dcs = ep->dcs, seen_status = false;
-    unsigned links = 0;
+    unsigned links = 0, td_links = 0;
     for (;;) {
         struct xhci_trb t;
         if (!read_trb(x, deq, &t))
@@ -90,7 +90,9 @@ static enum td_read_result td_read(struct xhci *x, const struct xhci_ep *ep, boo
         if (!(t.control & TRB_C) != !dcs)
             return TD_EMPTY;
         if (TRB_TYPE(t.control) == TRB_LINK) {
-            if (++links > XHCI_MAX_LINKS)
+            /* Few links in a row, and few in a TD: a segment per TRB is
+             * already a strange ring. */
+            if (++links > XHCI_MAX_LINKS || ++td_links > XHCI_TD_MAX_TRBS)
                 return TD_BAD;
             if (t.control & TRB_TC)
                 dcs = !dcs;
