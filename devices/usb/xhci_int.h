@@ -24,7 +24,7 @@
 #define XHCI_MAX_LINKS    32      /* Link TRBs in a row with nothing between */
 #define XHCI_TD_MAX_TRBS  4096    /* TRBs of one TD, and Link TRBs in it */
 #define XHCI_TD_MAX_BYTES (16u << 20)
-#define XHCI_PASS_TRBS    4096    /* TRBs one pass walks before yielding */
+#define XHCI_PASS_TRBS    1024    /* TRBs one pass walks before yielding */
 
 /* TRB (6.4): parameter, status, control. */
 struct xhci_trb {
