@@ -21,6 +21,7 @@ struct xhci_td {
     struct xhci *x;
     unsigned slot, dci;
     bool waiting;             /* NAKed, or its device was away: try again */
+    bool no_packets;          /* No Op and Event Data TRBs only: the bus is not used */
     struct td_trb *trbs;
     unsigned n, cap;
     uint64_t next_deq;        /* the ring after the TD */
@@ -124,6 +125,7 @@ static bool td_check(struct xhci_td *td, bool control, bool *in, uint32_t *total
 {
     unsigned stage = control ? 0 : 1;
     bool data_seen = false;
+    td->no_packets = !control;
     uint64_t sum = 0;
     if (control)
         *in = (td->trbs[0].t.param & USB_DIR_IN) != 0;    /* bmRequestType */
@@ -159,6 +161,7 @@ static bool td_check(struct xhci_td *td, bool control, bool *in, uint32_t *total
         tr->stage = (uint8_t)stage;
         if (is_data(tr)) {
             uint32_t len = TRB_LEN(tr->t.status);
+            td->no_packets = false;
             if (len > 65536 || ((tr->t.control & TRB_IDT) && (*in || len > 8)))
                 return false;
             sum += len;
@@ -367,6 +370,11 @@ static struct xhci_td *td_next(struct xhci *x, unsigned slot, unsigned dci, unsi
 static enum usb_status td_submit(struct xhci *x, struct xhci_td *td)
 {
     td->waiting = false;
+    if (td->no_packets) {
+        td->xfer.actual = 0;
+        td->xfer.status = USB_OK;
+        return USB_OK;
+    }
     int reach = xhci_slot_reachable(x, td->slot);
     if (reach == 0) {
         td->waiting = true;           /* suspended: goes on at resume */

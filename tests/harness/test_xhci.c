@@ -60,6 +60,7 @@ struct loopdev {
     struct usb_xfer *held;
     int timer;
     unsigned cancels;
+    unsigned outs;              /* OUT transfers seen */
 };
 
 static void loop_fill(struct loopdev *l, struct usb_xfer *x)
@@ -93,6 +94,7 @@ static enum usb_status loop_data(struct usb_device *d, struct usb_xfer *x)
 {
     struct loopdev *l = d->opaque;
     if (x->ep == 1 && !x->in) {
+        l->outs++;
         if (x->len >= 5 && !memcmp(x->buf, "STALL", 5))
             return USB_STALL;
         if (x->len > sizeof(l->data) - l->used)
@@ -635,6 +637,18 @@ static void test_bulk(void **state)
     xd_ring_put(d, out, imm, 5, XD_TRB_TYPE(XD_TRB_NORMAL) | XD_TRB_IDT | XD_TRB_IOC);
     xd_doorbell(d, s, DCI_EP1_OUT);
     assert_int_equal(xd_wait_transfer(d, s, DCI_EP1_OUT, NULL, 1000), XD_CC_SUCCESS);
+    assert_int_equal(f->loopdev.used, 305);
+    /* A No Op TRB on a transfer ring completes without a packet on the
+     * bus; a zero-length Normal TRB sends one. */
+    unsigned outs = f->loopdev.outs;
+    uint64_t noop = xd_ring_put(d, out, 0, 0, XD_TRB_TYPE(XD_TRB_NOOP) | XD_TRB_IOC);
+    xd_doorbell(d, s, DCI_EP1_OUT);
+    assert_int_equal(xd_wait_event(d, XD_EV_TRANSFER, true, noop, &ev, 1000), 0);
+    assert_int_equal(XD_EV_CC(ev.status), XD_CC_SUCCESS);
+    assert_int_equal(f->loopdev.outs, outs);
+    xd_queue_normal(d, s, DCI_EP1_OUT, a, 0);
+    assert_int_equal(xd_wait_transfer(d, s, DCI_EP1_OUT, NULL, 1000), XD_CC_SUCCESS);
+    assert_int_equal(f->loopdev.outs, outs + 1);
     assert_int_equal(f->loopdev.used, 305);
     /* IN of 2 x 256 with ISP: 305 bytes come back short in the second TRB,
      * one event there (ISP) and one on the last TRB (IOC). */
