@@ -75,7 +75,8 @@ struct usb_xfer {
     uint8_t ep;                 /* endpoint number, 0-15 */
     bool in;                    /* direction; for endpoint 0 the SETUP's */
     uint8_t setup[8];           /* endpoint 0: the SETUP packet */
-    uint8_t *buf;               /* OUT: len bytes to send; IN: room for len */
+    uint8_t *buf;               /* OUT: len bytes to send; IN: room for len;
+                                 * never NULL, even when len is 0 */
     uint32_t len;
     void (*done)(struct usb_xfer *x);   /* a USB_ASYNC transfer finished */
     void *opaque;               /* the host's */

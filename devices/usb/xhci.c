@@ -726,7 +726,9 @@ static enum xhci_cc cmd_address_device(struct xhci *x, unsigned slot, const stru
     uint64_t out = ld64(dcbaa_entry) & ~0x3full;
     xhci_ep_cancel(x, slot, 1, false);
     if (!bsr) {
-        struct usb_xfer req = { .setup = { 0x00, USB_REQ_SET_ADDRESS, (uint8_t)slot, 0, 0, 0, 0, 0 } };
+        uint8_t none;
+        struct usb_xfer req = { .setup = { 0x00, USB_REQ_SET_ADDRESS, (uint8_t)slot, 0, 0, 0, 0, 0 },
+                                .buf = &none };
         enum usb_status st = usb_submit(p->dev, &req);
         if (st == USB_ASYNC)
             usb_cancel(&req);

@@ -340,7 +340,8 @@ static struct xhci_td *td_next(struct xhci *x, unsigned slot, unsigned dci, unsi
     uint32_t total = 0;
     if (r == TD_OK && !td_check(td, control, &in, &total, &bad))
         r = TD_BAD;
-    if (r == TD_OK && total && !(td->xfer.buf = malloc(total)))
+    /* Never a NULL buffer, even for no data (usb.h). */
+    if (r == TD_OK && !(td->xfer.buf = malloc(total ? total : 1)))
         r = TD_ABORT;
     if (r == TD_OK) {
         td->xfer.ep = (uint8_t)(dci / 2);

@@ -980,6 +980,8 @@ def seeds_xhci():
     p.target(0, le16(512) + le16(384) + le16(1024) + le16(768))
     p.target(1, bytes([1, 0xff]))
     p.target(0, le16(1023) + le16(767) + le16(1024) + le16(768))
+    s.normal(3, X_DATA + 0x300, 0, 1 << 5)      # no room for the report: babble
+    p.target(0, le16(3) + le16(3) + le16(100) + le16(100))
     p.loop()
     p.rd(0, X_IR0, 4)
     p.wr(0, X_OP + 4, 4, 0x18)                  # EINT, PCD

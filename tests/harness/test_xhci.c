@@ -472,6 +472,11 @@ static void test_tablet_reports(void **state)
     queue_report(f, f->tablet_slot, &buf);
     assert_int_equal(wait_report(f, f->tablet_slot, buf, r, &len), XD_CC_SHORT_PACKET);
     assert_int_equal(r[1] | r[2] << 8, 32767);
+    /* Room for nothing: the report is babble, the endpoint halts. */
+    xd_queue_normal(&f->d, f->tablet_slot, DCI_EP1_IN, buf, 0);
+    usb_tablet_move(f->tablet, 3, 3, 100, 100);
+    assert_int_equal(xd_wait_transfer(&f->d, f->tablet_slot, DCI_EP1_IN, NULL, 1000), XD_CC_BABBLE);
+    assert_int_equal(xd_ep_state(&f->d, f->tablet_slot, DCI_EP1_IN, NULL), 2);
 }
 
 static void press(struct fx *f, unsigned usage, bool down, const uint8_t want[8])
