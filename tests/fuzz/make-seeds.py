@@ -817,6 +817,273 @@ def dispi(p, idx, val):
     p.wr(1, 1, 2, val)
 
 
+# --- xhci -------------------------------------------------------------------
+
+XHCI_WINDOWS = [(0x4000, False), (0x1000, False)]
+X_OP, X_RT, X_DB = 0x20, 0x1000, 0x2000
+X_IR0 = X_RT + 0x20
+X_DCBAA, X_CMD, X_ERST, X_EVSEG = 0x0000, 0x0400, 0x0600, 0x8000
+X_DATA = 0x6000
+
+
+def trb(param, status, control):
+    return le64(param) + le32(status) + le32(control)
+
+
+class XRing:
+    """A producer ring of n TRBs closed by a Link TRB that toggles the cycle."""
+
+    def __init__(self, p, base, n=16):
+        self.p, self.base, self.n, self.enq, self.cycle = p, base, n, 0, 1
+
+    def at(self):
+        return self.base + 16 * self.enq
+
+    def put(self, param, status, control):
+        addr = self.at()
+        self.p.ram(addr, trb(param, status, (control & ~1) | self.cycle))
+        self.enq += 1
+        if self.enq == self.n - 1:
+            self.p.ram(self.base + 16 * self.enq,
+                       trb(self.base, 0, 6 << 10 | 2 | (control & 0x10) | self.cycle))
+            self.enq, self.cycle = 0, self.cycle ^ 1
+        return addr
+
+
+def xhci_up(p, msix=False, imod=0):
+    p.wr(0, X_OP, 4, 2)                          # HCRST
+    p.rd(0, X_OP + 4, 4)
+    for off in (0x00, 0x04, 0x08, 0x10, 0x14, 0x18):
+        p.rd(0, off, 4)
+    p.rd(0, 0x800, 4)                            # Supported Protocol capabilities
+    p.rd(0, 0x810, 4)
+    p.wr(0, X_OP + 0x38, 4, 4)                   # MaxSlotsEn
+    p.wr(0, X_OP + 0x30, 4, X_DCBAA)
+    p.wr(0, X_OP + 0x34, 4, 0)
+    p.wr(0, X_OP + 0x18, 4, X_CMD | 1)           # CRCR, RCS
+    p.wr(0, X_OP + 0x1c, 4, 0)
+    p.ram(X_ERST, le64(X_EVSEG) + le32(256) + le32(0))
+    p.wr(0, X_IR0 + 0x08, 4, 1)                  # ERSTSZ
+    p.wr(0, X_IR0 + 0x18, 4, X_EVSEG)            # ERDP
+    p.wr(0, X_IR0 + 0x1c, 4, 0)
+    p.wr(0, X_IR0 + 0x10, 4, X_ERST)             # ERSTBA
+    p.wr(0, X_IR0 + 0x14, 4, 0)
+    p.wr(0, X_IR0 + 0x04, 4, imod)
+    p.wr(0, X_IR0 + 0x00, 4, 2)                  # IE
+    if msix:
+        p.wr(1, 0, 4, 0xfee00000)
+        p.wr(1, 4, 4, 0)
+        p.wr(1, 8, 4, 0x41)
+        p.wr(1, 12, 4, 0)
+        p.cfg_wr(0x42, 2, 0x8000)
+    p.wr(0, X_OP, 4, 5)                          # INTE, Run
+    p.rd(0, X_OP + 4, 4)
+    return XRing(p, X_CMD)
+
+
+def x_cmd(p, cmd, param, control):
+    cmd.put(param, 0, control)
+    p.wr(0, X_DB, 4, 0)
+
+
+class XSlot:
+    """Contexts and rings of one device slot in their own 8 KiB."""
+
+    def __init__(self, p, slot, port, speed):
+        base = 0x1000 + 0x2000 * (slot - 1)
+        self.p, self.slot, self.port, self.speed = p, slot, port, speed
+        self.inctx, self.outctx = base, base + 0x800
+        self.rings = {1: XRing(p, base + 0xc00)}
+        for i, dci in enumerate((2, 3, 5)):
+            self.rings[dci] = XRing(p, base + 0xd00 + 0x100 * i)
+
+    def address(self, cmd, bsr=False, mps0=64):
+        p = self.p
+        p.ram(X_DCBAA + 8 * self.slot, le64(self.outctx))
+        ctx = bytearray(3 * 32)
+        ctx[4:8] = le32(3)
+        ctx[32:36] = le32(self.speed << 20 | 1 << 27)
+        ctx[36:40] = le32(self.port << 16)
+        ctx[64 + 4:64 + 8] = le32(3 << 1 | 4 << 3 | mps0 << 16)
+        ctx[64 + 8:64 + 16] = le64(self.rings[1].base | 1)
+        ctx[64 + 16:64 + 20] = le32(8)
+        p.ram(self.inctx, ctx)
+        x_cmd(p, cmd, self.inctx, 11 << 10 | (1 << 9 if bsr else 0) | self.slot << 24)
+
+    def configure(self, cmd, eps):
+        """eps: (dci, type, mps, interval)"""
+        p = self.p
+        ctx = bytearray(33 * 32)
+        add = 1
+        top = max(dci for dci, _, _, _ in eps)
+        for dci, typ, mps, interval in eps:
+            add |= 1 << dci
+            o = 32 * (1 + dci)
+            ctx[o:o + 4] = le32(interval << 16)
+            ctx[o + 4:o + 8] = le32(3 << 1 | typ << 3 | mps << 16)
+            ctx[o + 8:o + 16] = le64(self.rings[dci].base | 1)
+            ctx[o + 16:o + 20] = le32(mps | mps << 16)
+        ctx[4:8] = le32(add)
+        ctx[32:36] = le32(self.speed << 20 | top << 27)
+        ctx[36:40] = le32(self.port << 16)
+        p.ram(self.inctx, ctx)
+        x_cmd(p, cmd, self.inctx, 12 << 10 | self.slot << 24)
+
+    def control(self, setup, data_len=0, data_in=True, out=b""):
+        r, p = self.rings[1], self.p
+        trt = 0 if data_len == 0 else 3 if data_in else 2
+        r.put(int.from_bytes(setup, "little"), 8, 2 << 10 | 1 << 6 | trt << 16)
+        if data_len:
+            if out:
+                p.ram(X_DATA, out)
+            r.put(X_DATA, data_len, 3 << 10 | ((1 << 16 | 1 << 2) if data_in else 0))
+        r.put(0, 0, 4 << 10 | 1 << 5 | (1 << 16 if data_len == 0 or not data_in else 0))
+        p.wr(0, X_DB + 4 * self.slot, 4, 1)
+
+    def normal(self, dci, buf, length, flags=1 << 5):
+        self.rings[dci].put(buf, length, 1 << 10 | flags)
+        self.p.wr(0, X_DB + 4 * self.slot, 4, dci)
+
+
+def setup_pkt(rtype, req, value, index, length):
+    return bytes([rtype, req]) + le16(value) + le16(index) + le16(length)
+
+
+def x_hid(p, cmd, slot, port):
+    p.wr(0, X_OP + 0x400 + 16 * (port - 1), 4, 1 << 9 | 1 << 4)     # port reset
+    p.rd(0, X_OP + 0x400 + 16 * (port - 1), 4)
+    p.wr(0, X_OP + 0x400 + 16 * (port - 1), 4, 1 << 9 | 0x7f << 17)
+    x_cmd(p, cmd, 0, 9 << 10)                                          # Enable Slot
+    s = XSlot(p, slot, port, 1)
+    s.address(cmd, bsr=True)
+    s.control(setup_pkt(0x80, 6, 0x0100, 0, 8), 8)
+    s.address(cmd)
+    s.rings[1] = XRing(p, s.rings[1].base)      # Address Device starts EP0 afresh
+    s.control(setup_pkt(0x80, 6, 0x0100, 0, 18), 18)
+    s.control(setup_pkt(0x80, 6, 0x0200, 0, 64), 64)
+    s.control(setup_pkt(0x80, 6, 0x0302, 0x0409, 64), 64)
+    s.control(setup_pkt(0x00, 9, 1, 0, 0))
+    s.control(setup_pkt(0x81, 6, 0x2200, 0, 128), 128)
+    s.control(setup_pkt(0x21, 0x0a, 0, 0, 0))                         # SET_IDLE
+    s.configure(cmd, [(3, 7, 8, 6)])
+    return s
+
+
+def seeds_xhci():
+    out = {}
+    p = Prog(XHCI_WINDOWS)
+    cmd = xhci_up(p, msix=True)
+    x_cmd(p, cmd, 0, 23 << 10)                  # No Op
+    s = x_hid(p, cmd, 1, 1)
+    for i in range(3):
+        s.normal(3, X_DATA + 0x100 + 8 * i, 8, 1 << 5 | 1 << 2)
+    p.target(0, le16(512) + le16(384) + le16(1024) + le16(768))
+    p.target(1, bytes([1, 0xff]))
+    p.target(0, le16(1023) + le16(767) + le16(1024) + le16(768))
+    s.normal(3, X_DATA + 0x300, 0, 1 << 5)      # no room for the report: babble
+    p.target(0, le16(3) + le16(3) + le16(100) + le16(100))
+    p.loop()
+    p.rd(0, X_IR0, 4)
+    p.wr(0, X_OP + 4, 4, 0x18)                  # EINT, PCD
+    out["tablet"] = p.bytes()
+
+    p = Prog(XHCI_WINDOWS)
+    cmd = xhci_up(p, imod=160)
+    s = x_hid(p, cmd, 1, 2)
+    s.control(setup_pkt(0x21, 0x0b, 0, 0, 0))   # SET_PROTOCOL boot
+    s.control(setup_pkt(0x21, 0x09, 0x0200, 0, 1), 1, False, b"\x02")   # LEDs
+    for i in range(4):
+        s.normal(3, X_DATA + 0x100 + 8 * i, 8, 1 << 5 | 1 << 2)
+    p.target(2, bytes([0xe1, 1]))
+    p.target(2, bytes([0x04, 1]))
+    p.target(2, bytes([0x04, 0]))
+    p.loop(2)
+    # Stop Endpoint with a TD waiting, Set TR Dequeue Pointer past it
+    x_cmd(p, cmd, 0, 15 << 10 | 3 << 16 | 1 << 24)
+    x_cmd(p, cmd, s.rings[3].at() | s.rings[3].cycle, 16 << 10 | 3 << 16 | 1 << 24)
+    s.normal(3, X_DATA + 0x200, 8, 1 << 5 | 1 << 2)
+    p.target(2, bytes([0xe1, 0]))
+    # suspend and remote wakeup
+    s.control(setup_pkt(0x00, 3, 1, 0, 0))
+    p.wr(0, X_OP + 0x410, 4, 1 << 9 | 1 << 16 | 3 << 5)
+    s.normal(3, X_DATA + 0x210, 8, 1 << 5)
+    p.target(2, bytes([0x05, 1]))
+    p.wr(0, X_OP + 0x410, 4, 1 << 9 | 1 << 22 | 1 << 16)
+    p.loop()
+    out["keyboard"] = p.bytes()
+
+    p = Prog(XHCI_WINDOWS)
+    cmd = xhci_up(p)
+    x_cmd(p, cmd, 0, 9 << 10)
+    s = XSlot(p, 1, 5, 4)
+    s.address(cmd, mps0=512)
+    s.control(setup_pkt(0x80, 6, 0x0100, 0, 18), 18)
+    s.control(setup_pkt(0x00, 9, 1, 0, 0))
+    s.configure(cmd, [(2, 2, 512, 0), (5, 6, 512, 0)])
+    p.ram(X_DATA, bytes(range(200)))
+    r = s.rings[2]
+    r.put(X_DATA, 100, 1 << 10 | 1 << 4)
+    r.put(X_DATA + 100, 100, 1 << 10 | 1 << 4)
+    r.put(0x1122334455667788, 0, 7 << 10 | 1 << 5)       # Event Data
+    r.put(int.from_bytes(b"hello", "little"), 5, 1 << 10 | 1 << 6 | 1 << 5)   # immediate
+    p.wr(0, X_DB + 4, 4, 2)
+    r = s.rings[5]
+    r.put(X_DATA + 0x400, 128, 1 << 10 | 1 << 4 | 1 << 2)
+    r.put(X_DATA + 0x480, 128, 1 << 10 | 1 << 5)
+    p.wr(0, X_DB + 4, 4, 5)
+    s.normal(5, X_DATA + 0x500, 64, 1 << 5 | 1 << 2)     # held until data comes
+    s.normal(2, X_DATA, 4)
+    p.loop(2)
+    s.normal(5, X_DATA + 0x500, 64, 1 << 5 | 1 << 2)
+    x_cmd(p, cmd, 0, 15 << 10 | 5 << 16 | 1 << 24)      # Stop Endpoint: Stopped event
+    x_cmd(p, cmd, s.rings[5].at() | s.rings[5].cycle, 16 << 10 | 5 << 16 | 1 << 24)
+    x_cmd(p, cmd, 0, 17 << 10 | 1 << 24)                # Reset Device
+    x_cmd(p, cmd, 0, 10 << 10 | 1 << 24)                # Disable Slot
+    out["bulk-echo"] = p.bytes()
+
+    # Malformed: a command ring of links, then after a reset a transfer ring
+    # that loops on itself, a stall, bad commands and doorbells.
+    p = Prog(XHCI_WINDOWS)
+    cmd = xhci_up(p)
+    p.ram(cmd.at(), trb(cmd.at(), 0, 6 << 10 | 1))
+    p.wr(0, X_DB, 4, 0)
+    p.rd(0, X_OP + 4, 4)
+    p.reset()
+    cmd = xhci_up(p)
+    s = x_hid(p, cmd, 1, 1)
+    r = s.rings[3]
+    p.ram(r.at(), trb(r.at(), 0, 6 << 10 | 1))
+    p.wr(0, X_DB + 4, 4, 3)
+    s.control(setup_pkt(0x80, 6, 0x0600, 0, 10), 10)    # device qualifier: stall
+    x_cmd(p, cmd, 0, 14 << 10 | 1 << 16 | 1 << 24)      # Reset Endpoint
+    x_cmd(p, cmd, 0, 10 << 10)                          # slot 0
+    x_cmd(p, cmd, 0, 15 << 10 | 9 << 16 | 1 << 24)      # disabled endpoint
+    x_cmd(p, cmd, 0, 30 << 10)                          # no such command
+    p.wr(0, X_DB + 4 * 7, 4, 1)
+    p.wr(0, X_DB + 4, 4, 40)
+    p.wr(0, X_OP + 0x18, 4, 1 << 2)                     # Command Abort
+    out["malformed"] = p.bytes()
+
+    # An event ring segment table of size 0, and a command ring beyond RAM.
+    p = Prog(XHCI_WINDOWS)
+    p.wr(0, X_OP, 4, 2)
+    p.wr(0, X_OP + 0x38, 4, 4)
+    p.wr(0, X_OP + 0x18, 4, X_CMD | 1)
+    p.wr(0, X_IR0 + 0x08, 4, 0)
+    p.wr(0, X_IR0 + 0x10, 4, X_ERST)
+    p.wr(0, X_OP, 4, 5)
+    x_cmd(p, XRing(p, X_CMD), 0, 23 << 10)
+    p.rd(0, X_OP + 4, 4)
+    p.wr(0, X_OP, 4, 2)
+    p.wr(0, X_OP + 0x18, 4, 0xfff0)
+    p.wr(0, X_OP + 0x1c, 4, 1)
+    p.wr(0, X_OP, 4, 1)
+    p.wr(0, X_DB, 4, 0)
+    p.rd(0, X_OP + 4, 4)
+    out["bad-event-ring"] = p.bytes()
+    return out
+
+
 def seeds_vga():
     out = {}
     p = Prog(VGA_WINDOWS)
@@ -1387,6 +1654,7 @@ TARGETS = {
     "virtqueue": seeds_virtqueue,
     "ahci": seeds_ahci,
     "e1000": seeds_e1000,
+    "xhci": seeds_xhci,
     "vga": seeds_vga,
     "fw_cfg": seeds_fw_cfg,
     "i8042": seeds_i8042,
