@@ -436,8 +436,11 @@ struct sdl_window *sdl_window_new(struct display *d, struct evloop *loop, const 
         goto fail;
     }
 
-    /* Signals stay with the machine's threads. */
+    /* Signals stay with the machine's threads, but for SIGSYS: the
+     * sandbox's report of a forbidden call must reach its handler on the
+     * thread that made it (blocked, the kernel kills without a word). */
     sigfillset(&all);
+    sigdelset(&all, SIGSYS);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     rc = pthread_create(&w->thread, NULL, window_thread, w);
     pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -9,6 +9,7 @@ clang libclang-rt-14-dev
 libjansson-dev liburing-dev libcmocka-dev
 libglib2.0-dev
 libslirp-dev
+libseccomp-dev
 zlib1g-dev
 qemu-utils
 libvncserver-dev libsdl2-dev libpng-dev

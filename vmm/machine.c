@@ -49,6 +49,7 @@
 #include "vmm/boot_linux.h"
 #include "vmm/control.h"
 #include "vmm/machine_internal.h"
+#include "vmm/sandbox.h"
 #include "vmm/smbios.h"
 #include "gui/sdl.h"
 #include "gui/ui.h"
@@ -856,6 +857,14 @@ int machine_run(struct machine *m)
     m->state = STATE_RUNNING;
     if (vcpus_start(m) < 0)
         return 1;
+    /* Everything is built and every thread runs: from here on the process
+     * does only what a running VM needs. */
+    char err[256];
+    if (m->opts.sandbox && sandbox_install(err, sizeof(err)) < 0) {
+        log_error("%s; --sandbox off runs the VM without it", err);
+        vcpus_stop(m);
+        return 1;
+    }
     evloop_run(m->loop);
     vcpus_stop(m);
     return m->exit_status;

@@ -55,6 +55,7 @@ struct machine_opts {
     int nnics;
     const char *boot;               /* boot order letters: c disk, d cdrom, n network */
     const char *cdrom;              /* ISO path, "" for an empty drive, NULL: no drive */
+    bool sandbox;                   /* the seccomp allowlist once set-up is done */
 };
 
 enum run_state {
