@@ -288,9 +288,12 @@ screenshot(main, 'main-window-running.png')
 
 
 def tcp_listeners():
-    """Listening TCP sockets of burrow-vm processes, from ss."""
+    """Listening TCP sockets of the GUI VM's burrow-vm, from ss (other
+    tests' VMs may listen meanwhile)."""
+    with open(os.path.join(os.environ['XDG_RUNTIME_DIR'], 'burrow', GUI_VM + '.pid')) as f:
+        pid = f.read().strip()
     out = subprocess.run(['ss', '-Hltnp'], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if '"burrow-vm"' in line]
+    return [line for line in out.splitlines() if 'pid=%s,' % pid in line]
 
 
 def open_console():
