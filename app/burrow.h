@@ -38,7 +38,9 @@ void burrow_error_set(struct burrow_error *err, const char *fmt, ...)
 
 #define BURROW_NAME_MAX 64
 
-/* 1..64 characters from [A-Za-z0-9._+-], not starting with '.' or '-'. */
+/* 1..64 bytes of UTF-8: letters and digits of any script, spaces, '.', '_',
+ * '+', '-'; not starting with '.' or '-', nor starting or ending with a
+ * space. */
 bool burrow_name_valid(const char *name, struct burrow_error *err);
 
 /* ---- OS types --------------------------------------------------------------- */

@@ -508,11 +508,12 @@ static void print_rows(GPtrArray *rows)
     int w[L_NCOLS];
     for (int i = 0; i < L_NCOLS; i++)
         w[i] = (int)strlen(head[i]);
+    /* Widths in characters: names may hold letters beyond ASCII. */
     for (guint r = 0; r < rows->len; r++) {
         const struct list_row *row = g_ptr_array_index(rows, r);
         for (int i = 0; i < L_NCOLS; i++)
-            if ((int)strlen(row->col[i]) > w[i])
-                w[i] = (int)strlen(row->col[i]);
+            if ((int)g_utf8_strlen(row->col[i], -1) > w[i])
+                w[i] = (int)g_utf8_strlen(row->col[i], -1);
     }
     for (guint r = 0; r <= rows->len; r++) {
         const char *const *cols = r == 0 ? head
@@ -522,7 +523,11 @@ static void print_rows(GPtrArray *rows)
         for (int i = 0; i < L_NCOLS; i++) {
             if (i)
                 g_string_append(line, "  ");
-            g_string_append_printf(line, right[i] ? "%*s" : "%-*s", w[i], cols[i]);
+            int pad = w[i] - (int)g_utf8_strlen(cols[i], -1);
+            if (right[i])
+                g_string_append_printf(line, "%*s%s", pad, "", cols[i]);
+            else
+                g_string_append_printf(line, "%s%*s", cols[i], pad, "");
         }
         while (line->len && line->str[line->len - 1] == ' ')
             g_string_truncate(line, line->len - 1);
