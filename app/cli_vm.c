@@ -695,7 +695,10 @@ static const char help_status[] =
 "paused, guest-error, stopping, or crashed (its process died without\n"
 "cleaning up; 'burrow start' runs it again).\n"
 "\n"
-"  --json     {\"state\":..., \"pid\":..., \"detail\":...}\n"
+"A VM started with a VNC server says where it listens.\n"
+"\n"
+"  --json     {\"state\":..., \"pid\":..., \"detail\":..., \"display\": how it was\n"
+"             started (sdl, vnc, headless, none), \"vnc_listen\": HOST:PORT}\n"
 "  --help     this text\n";
 
 static int cmd_status(int argc, char **argv)
@@ -724,12 +727,18 @@ static int cmd_status(int argc, char **argv)
             json_object_set_new(j, "pid", json_integer(st.pid));
         if (st.detail[0])
             json_object_set_new(j, "detail", json_string(st.detail));
+        if (st.display[0])
+            json_object_set_new(j, "display", json_string(st.display));
+        if (st.vnc_listen[0])
+            json_object_set_new(j, "vnc_listen", json_string(st.vnc_listen));
         print_json(j);
         json_decref(j);
     } else {
         printf("%s", burrow_vm_state_name(st.state));
         if (st.pid)
             printf(" (pid %d)", st.pid);
+        if (st.vnc_listen[0])
+            printf(", VNC server on %s", st.vnc_listen);
         if (st.detail[0])
             printf(": %s", st.detail);
         printf("\n");

@@ -988,6 +988,8 @@ int burrow_vm_save(struct burrow_vm *vm, struct burrow_error *err)
                           st.st_mtim.tv_nsec != vm->mtime.tv_nsec)) {
         burrow_error_set(err, "%s changed since it was loaded (another program saved it); "
                          "reload and try again", vm->paths.def);
+        if (err)
+            snprintf(err->cls, sizeof(err->cls), "conflict");
         goto out;
     }
     if (vmdef_save(vm->paths.def, &vm->def, err) < 0)

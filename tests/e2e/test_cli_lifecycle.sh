@@ -127,6 +127,8 @@ started+=(lc)
 ok start lc --headless --timeout $HANG
 ok status lc --json
 [ "$(jq_py 'j["state"]')" = running ] || burrow_fail "status after start: $OUT"
+[ "$(jq_py '(j["display"], j.get("vnc_listen"))')" = "('headless', None)" ] ||
+    burrow_fail "status after start --headless does not say headless: $OUT"
 pid=$(jq_py 'j["pid"]')
 kill -0 "$pid" 2>/dev/null || burrow_fail "status names pid $pid, which does not exist"
 before=$(tree_sum)

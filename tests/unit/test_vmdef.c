@@ -501,9 +501,11 @@ static void test_create_load_save(void **state)
     burrow_vm_def(b)->memory_mib = 512;
     assert_int_equal(burrow_vm_save(b, &err), -1);
     assert_non_null(strstr(err.msg, "changed since it was loaded"));
+    assert_string_equal(err.cls, "conflict");
     /* An invalid edit is refused and the file stays as it was. */
     burrow_vm_def(a)->memory_mib = 1;
     assert_int_equal(burrow_vm_save(a, &err), -1);
+    assert_string_equal(err.cls, "");
     burrow_vm_free(a);
     burrow_vm_free(b);
     a = burrow_vm_load("alpha", &err);
