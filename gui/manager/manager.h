@@ -45,6 +45,8 @@ struct manager {
     GtkApplication *app;
     GtkWidget *window;
     GtkWidget *header;
+    GtkWidget *top;                  /* "welcome" (no VMs at all) | "vms" */
+    GtkWidget *search, *no_match;    /* filters the list by name; says when nothing matches */
     GtkWidget *list;                 /* GtkListBox of VMs */
     GtkWidget *stack;                /* "empty" | "details" */
     /* Details pane. */
@@ -69,6 +71,9 @@ void manager_select_name(struct manager *m, const char *name);
 void manager_entry_changed(struct manager *m, struct vm_entry *e);
 /* A modal error dialog with the library's message. */
 void manager_error(struct manager *m, GtkWindow *parent, const char *title, const char *msg);
+/* A VM's name for titles and messages: a long one keeps its start and end
+ * around an ellipsis (g_free it). */
+char *manager_short_name(const char *name);
 
 /* vmrow.c: the list entries and their live state. */
 struct vm_entry *vm_entry_new(struct manager *m, const char *name);

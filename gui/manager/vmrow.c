@@ -353,6 +353,7 @@ GtkWidget *vm_entry_row(struct vm_entry *e)
     e->name_label = gtk_label_new(e->name);
     gtk_label_set_xalign(GTK_LABEL(e->name_label), 0);
     gtk_label_set_ellipsize(GTK_LABEL(e->name_label), PANGO_ELLIPSIZE_END);
+    gtk_widget_set_tooltip_text(e->name_label, e->name);
     PangoAttrList *attrs = pango_attr_list_new();
     pango_attr_list_insert(attrs, pango_attr_weight_new(PANGO_WEIGHT_BOLD));
     gtk_label_set_attributes(GTK_LABEL(e->name_label), attrs);

@@ -24,6 +24,19 @@ void manager_error(struct manager *m, GtkWindow *parent, const char *title, cons
     gtk_widget_show(d);
 }
 
+#define SHORT_NAME_CHARS 32
+
+char *manager_short_name(const char *name)
+{
+    glong n = g_utf8_strlen(name, -1);
+    if (n <= SHORT_NAME_CHARS)
+        return g_strdup(name);
+    glong keep = (SHORT_NAME_CHARS - 1) / 2;
+    const char *head_end = g_utf8_offset_to_pointer(name, keep);
+    const char *tail = g_utf8_offset_to_pointer(name, n - keep);
+    return g_strdup_printf("%.*s…%s", (int)(head_end - name), name, tail);
+}
+
 static GtkWidget *icon_button(const char *icon, const char *action, const char *tooltip)
 {
     GtkWidget *b = gtk_button_new_from_icon_name(icon, GTK_ICON_SIZE_BUTTON);
@@ -74,6 +87,7 @@ static void update_details(struct manager *m)
     }
     gtk_stack_set_visible_child_name(GTK_STACK(m->stack), "details");
     gtk_label_set_text(GTK_LABEL(m->d_title), e->name);
+    gtk_widget_set_tooltip_text(m->d_title, e->name);
     char *state = e->pid ? g_strdup_printf("%s (process %d)%s", vm_entry_state_label(e), e->pid,
                                            e->busy ? ", working…" : "")
                          : g_strdup_printf("%s%s", vm_entry_state_label(e), e->busy ? ", working…" : "");
@@ -193,9 +207,87 @@ void manager_entry_changed(struct manager *m, struct vm_entry *e)
 
 /* ---- the list ------------------------------------------------------------------------------- */
 
+/* vm-2 before vm-10, as a file manager sorts; the keys are kept on the rows. */
+static const char *sort_key(GtkListBoxRow *row)
+{
+    const char *key = g_object_get_data(G_OBJECT(row), "sort-key");
+    if (!key) {
+        const char *name = g_object_get_data(G_OBJECT(row), "vm-name");
+        key = g_utf8_collate_key_for_filename(name ? name : "", -1);
+        g_object_set_data_full(G_OBJECT(row), "sort-key", (gpointer)key, g_free);
+    }
+    return key;
+}
+
 static int sort_rows(GtkListBoxRow *a, GtkListBoxRow *b, gpointer data)
 {
-    return g_strcmp0(g_object_get_data(G_OBJECT(a), "vm-name"), g_object_get_data(G_OBJECT(b), "vm-name"));
+    int c = strcmp(sort_key(a), sort_key(b));
+    return c ? c : g_strcmp0(g_object_get_data(G_OBJECT(a), "vm-name"), g_object_get_data(G_OBJECT(b), "vm-name"));
+}
+
+/* The search entry's text, casefolded, or NULL when empty. */
+static char *search_text(struct manager *m)
+{
+    const char *t = m->search ? gtk_entry_get_text(GTK_ENTRY(m->search)) : "";
+    if (!t[0])
+        return NULL;
+    char *norm = g_utf8_normalize(t, -1, G_NORMALIZE_ALL);
+    char *fold = g_utf8_casefold(norm ? norm : t, -1);
+    g_free(norm);
+    return fold;
+}
+
+static gboolean filter_rows(GtkListBoxRow *row, gpointer data)
+{
+    struct manager *m = data;
+    char *want = search_text(m);
+    if (!want)
+        return TRUE;
+    const char *name = g_object_get_data(G_OBJECT(row), "vm-name");
+    char *norm = g_utf8_normalize(name ? name : "", -1, G_NORMALIZE_ALL);
+    char *fold = g_utf8_casefold(norm ? norm : "", -1);
+    gboolean show = strstr(fold, want) != NULL;
+    g_free(norm);
+    g_free(fold);
+    g_free(want);
+    return show;
+}
+
+/* Says so when the search hides every row. */
+static void update_no_match(struct manager *m)
+{
+    char *want = search_text(m);
+    bool any = false;
+    GtkListBoxRow *r;
+    for (int i = 0; want && !any && (r = gtk_list_box_get_row_at_index(GTK_LIST_BOX(m->list), i)); i++)
+        any = filter_rows(r, m);
+    if (want && !any) {
+        char *text = g_strdup_printf("No virtual machine’s name contains “%s”.",
+                                     gtk_entry_get_text(GTK_ENTRY(m->search)));
+        gtk_label_set_text(GTK_LABEL(m->no_match), text);
+        g_free(text);
+    }
+    gtk_widget_set_visible(m->no_match, want && !any);
+    g_free(want);
+}
+
+static void search_changed(GtkSearchEntry *entry, gpointer data)
+{
+    struct manager *m = data;
+    gtk_list_box_invalidate_filter(GTK_LIST_BOX(m->list));
+    update_no_match(m);
+    /* Keep a visible row selected: the details follow the list. */
+    GtkListBoxRow *sel = gtk_list_box_get_selected_row(GTK_LIST_BOX(m->list));
+    if (!sel || !gtk_widget_get_child_visible(GTK_WIDGET(sel))) {
+        GtkListBoxRow *r;
+        for (int i = 0; (r = gtk_list_box_get_row_at_index(GTK_LIST_BOX(m->list), i)); i++)
+            if (filter_rows(r, m))
+                break;
+        if (r)
+            gtk_list_box_select_row(GTK_LIST_BOX(m->list), r);
+        else
+            gtk_list_box_unselect_all(GTK_LIST_BOX(m->list));
+    }
 }
 
 void manager_rescan(struct manager *m)
@@ -230,6 +322,9 @@ void manager_rescan(struct manager *m)
     }
     g_hash_table_destroy(seen);
     burrow_strv_free(names);
+    /* No VM at all: the whole window invites to create the first one. */
+    gtk_stack_set_visible_child_name(GTK_STACK(m->top), g_hash_table_size(m->vms) ? "vms" : "welcome");
+    update_no_match(m);
     if (!manager_selected(m)) {
         GtkListBoxRow *first = gtk_list_box_get_row_at_index(GTK_LIST_BOX(m->list), 0);
         if (first)
@@ -367,8 +462,10 @@ static void done_start(struct manager *m, void *data, int rc, const struct burro
     if (e)
         vm_entry_update_state(e);
     if (rc < 0) {
-        char *t = o->no_kvm ? g_strdup_printf("Cannot start “%s”: %s", o->name, err->msg)
-                            : g_strdup_printf("Cannot start “%s”", o->name);
+        char *n = manager_short_name(o->name);
+        char *t = o->no_kvm ? g_strdup_printf("Cannot start “%s”: %s", n, err->msg)
+                            : g_strdup_printf("Cannot start “%s”", n);
+        g_free(n);
         manager_error(m, NULL, t, o->no_kvm ? o->no_kvm : err->msg);
         g_free(t);
     }
@@ -413,7 +510,9 @@ static void done_simple(struct manager *m, void *data, int rc, const struct burr
     if (e)
         vm_entry_update_state(e);
     if (rc < 0) {
-        char *t = g_strdup_printf("“%s”: the operation failed", o->name);
+        char *n = manager_short_name(o->name);
+        char *t = g_strdup_printf("“%s”: the operation failed", n);
+        g_free(n);
         manager_error(m, NULL, t, err->msg);
         g_free(t);
     }
@@ -460,7 +559,9 @@ static void done_delete(struct manager *m, void *data, int rc, const struct burr
     mark_busy(m, o->name, false);
     manager_rescan(m);
     if (rc < 0) {
-        char *t = g_strdup_printf("Cannot delete “%s”", o->name);
+        char *n = manager_short_name(o->name);
+        char *t = g_strdup_printf("Cannot delete “%s”", n);
+        g_free(n);
         manager_error(m, NULL, t, err->msg);
         g_free(t);
     }
@@ -482,7 +583,9 @@ static void delete_response(GtkDialog *d, int r, gpointer data)
     o->keep_disks = keep_disks;
     e->busy = true;
     manager_entry_changed(m, e);
-    char *title = g_strdup_printf("Deleting “%s”", e->name);
+    char *n = manager_short_name(e->name);
+    char *title = g_strdup_printf("Deleting “%s”", n);
+    g_free(n);
     gtk_widget_destroy(GTK_WIDGET(d));
     op_run(m, GTK_WINDOW(m->window), title, work_delete, done_delete, o, vm_op_free);
     g_free(title);
@@ -490,9 +593,10 @@ static void delete_response(GtkDialog *d, int r, gpointer data)
 
 static void delete_vm(struct manager *m, struct vm_entry *e)
 {
+    g_autofree char *short_name = manager_short_name(e->name);
     GtkWidget *d = gtk_message_dialog_new(GTK_WINDOW(m->window), GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
                                           GTK_MESSAGE_QUESTION, GTK_BUTTONS_NONE,
-                                          "Delete “%s”?", e->name);
+                                          "Delete “%s”?", short_name);
     gtk_window_set_title(GTK_WINDOW(d), "Delete virtual machine");
     atk_object_set_name(gtk_widget_get_accessible(d), "Delete virtual machine");
     gtk_message_dialog_format_secondary_text(GTK_MESSAGE_DIALOG(d),
@@ -528,7 +632,9 @@ static void done_clone(struct manager *m, void *data, int rc, const struct burro
     mark_busy(m, o->name, false);
     manager_rescan(m);
     if (rc < 0) {
-        char *t = g_strdup_printf("Cannot clone “%s”", o->name);
+        char *n = manager_short_name(o->name);
+        char *t = g_strdup_printf("Cannot clone “%s”", n);
+        g_free(n);
         manager_error(m, NULL, t, err->msg);
         g_free(t);
     } else {
@@ -567,7 +673,10 @@ static void clone_response(GtkDialog *d, int response, gpointer data)
     o->new_name = new_name;
     e->busy = true;
     manager_entry_changed(m, e);
-    char *title = g_strdup_printf("Cloning “%s” as “%s”", e->name, new_name);
+    char *n = manager_short_name(e->name), *nn = manager_short_name(new_name);
+    char *title = g_strdup_printf("Cloning “%s” as “%s”", n, nn);
+    g_free(n);
+    g_free(nn);
     op_run(m, GTK_WINDOW(m->window), title, work_clone, done_clone, o, vm_op_free);
     g_free(title);
 }
@@ -627,6 +736,10 @@ static void act_dispatch(GSimpleAction *a, GVariant *param, gpointer data)
         manager_rescan(m);
         return;
     }
+    if (!strcmp(name, "find")) {
+        gtk_widget_grab_focus(m->search);
+        return;
+    }
     struct vm_entry *e = manager_selected(m);
     if (!e)
         return;
@@ -672,6 +785,7 @@ static const struct {
     { "clone", { "<Primary>d", NULL } },
     { "console", { "<Primary>o", NULL } },
     { "refresh", { "F5", NULL } },
+    { "find", { "<Primary>f", NULL } },
 };
 
 /* ---- building the window ------------------------------------------------------------------- */
@@ -715,10 +829,17 @@ static GtkWidget *build_details(struct manager *m)
     pango_attr_list_insert(attrs, pango_attr_weight_new(PANGO_WEIGHT_BOLD));
     gtk_label_set_attributes(GTK_LABEL(m->d_title), attrs);
     pango_attr_list_unref(attrs);
+    /* A long name must not widen the window past the screen: two lines
+     * at most, then an ellipsis (the tooltip has it whole). */
+    gtk_label_set_line_wrap(GTK_LABEL(m->d_title), TRUE);
+    gtk_label_set_line_wrap_mode(GTK_LABEL(m->d_title), PANGO_WRAP_WORD_CHAR);
+    gtk_label_set_lines(GTK_LABEL(m->d_title), 2);
+    gtk_label_set_ellipsize(GTK_LABEL(m->d_title), PANGO_ELLIPSIZE_END);
     atk_object_set_name(gtk_widget_get_accessible(m->d_title), "Selected VM");
     m->d_subtitle = gtk_label_new("");
     gtk_label_set_xalign(GTK_LABEL(m->d_subtitle), 0);
     gtk_label_set_line_wrap(GTK_LABEL(m->d_subtitle), TRUE);
+    gtk_label_set_line_wrap_mode(GTK_LABEL(m->d_subtitle), PANGO_WRAP_WORD_CHAR);
     gtk_style_context_add_class(gtk_widget_get_style_context(m->d_subtitle), "dim-label");
     m->d_state = gtk_label_new("");
     gtk_label_set_xalign(GTK_LABEL(m->d_state), 0);
@@ -767,6 +888,38 @@ static GtkWidget *build_empty(void)
     gtk_container_add(GTK_CONTAINER(box), img);
     gtk_container_add(GTK_CONTAINER(box), l1);
     gtk_container_add(GTK_CONTAINER(box), l2);
+    return box;
+}
+
+/* What the window shows before there is any VM, as GNOME Boxes does. */
+static GtkWidget *build_welcome(void)
+{
+    GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 12);
+    gtk_widget_set_valign(box, GTK_ALIGN_CENTER);
+    gtk_widget_set_halign(box, GTK_ALIGN_CENTER);
+    g_object_set(box, "margin", 24, NULL);
+    GtkWidget *img = gtk_image_new_from_icon_name("computer-symbolic", GTK_ICON_SIZE_DIALOG);
+    gtk_image_set_pixel_size(GTK_IMAGE(img), 128);
+    gtk_style_context_add_class(gtk_widget_get_style_context(img), "dim-label");
+    GtkWidget *title = gtk_label_new(NULL);
+    gtk_label_set_markup(GTK_LABEL(title), "<span size='xx-large' weight='bold'>No virtual machines yet</span>");
+    atk_object_set_name(gtk_widget_get_accessible(title), "Welcome");
+    GtkWidget *text = gtk_label_new("A virtual machine runs another operating system in a window: install "
+                                    "one from an ISO image, or start from a disk image you have.");
+    gtk_label_set_line_wrap(GTK_LABEL(text), TRUE);
+    gtk_label_set_max_width_chars(GTK_LABEL(text), 50);
+    gtk_label_set_justify(GTK_LABEL(text), GTK_JUSTIFY_CENTER);
+    gtk_style_context_add_class(gtk_widget_get_style_context(text), "dim-label");
+    GtkWidget *b = gtk_button_new_with_mnemonic("_New VM");
+    gtk_actionable_set_action_name(GTK_ACTIONABLE(b), "app.new");
+    gtk_widget_set_halign(b, GTK_ALIGN_CENTER);
+    gtk_widget_set_margin_top(b, 12);
+    gtk_style_context_add_class(gtk_widget_get_style_context(b), "suggested-action");
+    atk_object_set_name(gtk_widget_get_accessible(b), "New VM");
+    gtk_container_add(GTK_CONTAINER(box), img);
+    gtk_container_add(GTK_CONTAINER(box), title);
+    gtk_container_add(GTK_CONTAINER(box), text);
+    gtk_container_add(GTK_CONTAINER(box), b);
     return box;
 }
 
@@ -830,6 +983,16 @@ static void act_about(GSimpleAction *a, GVariant *p, gpointer data)
                           "license-type", GTK_LICENSE_UNKNOWN, NULL);
 }
 
+/* Plain keys go to a text entry first (the search entry), before the
+ * window's accelerators: Delete there deletes a character, not a VM. */
+static gboolean on_key_press(GtkWidget *w, GdkEventKey *ev, gpointer data)
+{
+    GtkWidget *focus = gtk_window_get_focus(GTK_WINDOW(w));
+    if (focus && GTK_IS_ENTRY(focus) && !(ev->state & (GDK_CONTROL_MASK | GDK_MOD1_MASK)))
+        return gtk_window_propagate_key_event(GTK_WINDOW(w), ev);
+    return FALSE;
+}
+
 static gboolean on_focus_in(GtkWidget *w, GdkEvent *ev, gpointer data)
 {
     /* Definitions edited elsewhere (the command line) show when the user
@@ -857,7 +1020,7 @@ static void add_shortcuts_window(struct manager *m)
         { "Pause or resume", "<Primary>p" }, { "Stop (ACPI power button)", "<Primary>h" },
         { "Force stop", "<Primary><Shift>h" }, { "Reset", "<Primary><Shift>r" },
         { "Delete", "Delete" }, { "Clone", "<Primary>d" }, { "Show console", "<Primary>o" },
-        { "Refresh", "F5" }, { "Quit", "<Primary>q" },
+        { "Refresh", "F5" }, { "Search the list", "<Primary>f" }, { "Quit", "<Primary>q" },
     };
     GtkWidget *sw = g_object_new(GTK_TYPE_SHORTCUTS_WINDOW, "modal", TRUE, NULL);
     GtkWidget *sec = g_object_new(GTK_TYPE_SHORTCUTS_SECTION, "visible", TRUE, "section-name", "main", NULL);
@@ -907,28 +1070,47 @@ struct manager *manager_new(GtkApplication *app)
     gtk_window_set_titlebar(GTK_WINDOW(m->window), m->header);
 
     GtkWidget *paned = gtk_paned_new(GTK_ORIENTATION_HORIZONTAL);
+    GtkWidget *left = gtk_box_new(GTK_ORIENTATION_VERTICAL, 0);
+    gtk_widget_set_size_request(left, 320, -1);
+    m->search = gtk_search_entry_new();
+    gtk_entry_set_placeholder_text(GTK_ENTRY(m->search), "Search virtual machines");
+    atk_object_set_name(gtk_widget_get_accessible(m->search), "Search VMs");
+    g_object_set(m->search, "margin", 6, NULL);
+    g_signal_connect(m->search, "search-changed", G_CALLBACK(search_changed), m);
+    gtk_container_add(GTK_CONTAINER(left), m->search);
     GtkWidget *sw = gtk_scrolled_window_new(NULL, NULL);
     gtk_scrolled_window_set_policy(GTK_SCROLLED_WINDOW(sw), GTK_POLICY_NEVER, GTK_POLICY_AUTOMATIC);
-    gtk_widget_set_size_request(sw, 320, -1);
+    gtk_widget_set_vexpand(sw, TRUE);
     m->list = gtk_list_box_new();
     gtk_style_context_add_class(gtk_widget_get_style_context(m->list), "vm-list");
     gtk_list_box_set_sort_func(GTK_LIST_BOX(m->list), sort_rows, NULL, NULL);
+    gtk_list_box_set_filter_func(GTK_LIST_BOX(m->list), filter_rows, m, NULL);
     atk_object_set_name(gtk_widget_get_accessible(m->list), "Virtual machines");
     g_signal_connect(m->list, "row-selected", G_CALLBACK(row_selected), m);
-    GtkWidget *placeholder = gtk_label_new("No virtual machines");
-    gtk_style_context_add_class(gtk_widget_get_style_context(placeholder), "dim-label");
-    gtk_widget_show(placeholder);
-    gtk_list_box_set_placeholder(GTK_LIST_BOX(m->list), placeholder);
+    m->no_match = gtk_label_new("");
+    gtk_label_set_line_wrap(GTK_LABEL(m->no_match), TRUE);
+    gtk_label_set_line_wrap_mode(GTK_LABEL(m->no_match), PANGO_WRAP_WORD_CHAR);
+    gtk_label_set_xalign(GTK_LABEL(m->no_match), 0);
+    g_object_set(m->no_match, "margin", 12, NULL);
+    gtk_style_context_add_class(gtk_widget_get_style_context(m->no_match), "dim-label");
+    atk_object_set_name(gtk_widget_get_accessible(m->no_match), "No match");
+    gtk_widget_set_no_show_all(m->no_match, TRUE);
+    gtk_container_add(GTK_CONTAINER(left), m->no_match);
     gtk_container_add(GTK_CONTAINER(sw), m->list);
-    gtk_paned_pack1(GTK_PANED(paned), sw, FALSE, FALSE);
+    gtk_container_add(GTK_CONTAINER(left), sw);
+    gtk_paned_pack1(GTK_PANED(paned), left, FALSE, FALSE);
 
     m->stack = gtk_stack_new();
     gtk_stack_add_named(GTK_STACK(m->stack), build_empty(), "empty");
     gtk_stack_add_named(GTK_STACK(m->stack), build_details(m), "details");
     gtk_paned_pack2(GTK_PANED(paned), m->stack, TRUE, FALSE);
-    gtk_container_add(GTK_CONTAINER(m->window), paned);
+    m->top = gtk_stack_new();
+    gtk_stack_add_named(GTK_STACK(m->top), paned, "vms");
+    gtk_stack_add_named(GTK_STACK(m->top), build_welcome(), "welcome");
+    gtk_container_add(GTK_CONTAINER(m->window), m->top);
     add_shortcuts_window(m);
     g_signal_connect(m->window, "focus-in-event", G_CALLBACK(on_focus_in), m);
+    g_signal_connect(m->window, "key-press-event", G_CALLBACK(on_key_press), m);
 
     char dir[BURROW_PATH_MAX];
     struct burrow_error err;
@@ -939,6 +1121,10 @@ struct manager *manager_new(GtkApplication *app)
 
     gtk_widget_show_all(m->window);
     manager_rescan(m);
+    /* Arrow keys move in the list from the start; Ctrl+F searches. */
+    GtkListBoxRow *sel = gtk_list_box_get_selected_row(GTK_LIST_BOX(m->list));
+    if (sel)
+        gtk_widget_grab_focus(GTK_WIDGET(sel));
     return m;
 }
 

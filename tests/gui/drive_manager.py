@@ -22,6 +22,8 @@ gi.require_version('Gdk', '3.0')
 from gi.repository import Atspi, Gdk  # noqa: E402
 
 SHOTS = sys.argv[1]
+# The command line, for VMs made or changed beside the manager.
+BURROW = os.environ.get('BURROW_CLI')
 CLI_VM = os.environ['CLI_VM']
 GUI_VM = os.environ['GUI_VM']
 SERIAL_VM = os.environ.get('SERIAL_VM')
@@ -198,12 +200,101 @@ def select_row(name):
     wait_for('"%s" selected' % name, lambda: find('Selected VM', 'label').get_text(0, -1) == name)
 
 
+def cli(*args):
+    """Runs the command line; its output, or the walk fails."""
+    r = subprocess.run([BURROW] + list(args), capture_output=True, text=True)
+    if r.returncode != 0:
+        fail('burrow %s: %s' % (' '.join(args), r.stderr.strip()))
+    return r.stdout
+
+
+def showing(node):
+    return node is not None and node.get_state_set().contains(Atspi.StateType.SHOWING)
+
+
+def extents(node):
+    return node.get_extents(Atspi.CoordType.SCREEN)
+
+
+def screen_width():
+    return Gdk.Screen.get_default().get_width()
+
+
 step('waiting for the main window')
 main = window('Burrow')
+if os.environ.get('START_EMPTY'):
+    step('no VM yet: the window invites to create the first one')
+    wait_for('the welcome page', lambda: find('Welcome', 'label', main))
+    new_vm = wait_for('the "New VM" button', lambda: find('New VM', 'push button', main))
+    if not new_vm.get_state_set().contains(Atspi.StateType.SENSITIVE):
+        fail('the welcome page\'s "New VM" button cannot be pressed')
+    screenshot(main, 'main-window-empty.png')
+    cli('create', CLI_VM, '--os', 'debian', '--no-disk', '--display', 'none')
+    if SERIAL_VM:
+        cli('create', SERIAL_VM, '--os', 'other', '--memory', '64', '--disk', os.environ['SERIAL_DISK'],
+            '--net', 'none', '--display', 'none')
+    wait_for('the welcome page gone', lambda: find('Welcome', 'label', main) is None)
 step('the VM made with the command line is listed')
 wait_for('row "%s"' % CLI_VM, lambda: find(CLI_VM, 'list item'))
 select_row(CLI_VM)
 screenshot(main, 'main-window.png')
+
+if BURROW and not os.environ.get('BURROW_KVM_DEVICE'):
+    # A name of the longest kind is cut short on screen: the window and its
+    # header bar's buttons stay within the screen.
+    step('a 64-character name')
+    long_name = ('a-virtual-machine-with-a-very-long-name-' + 'x' * 64)[:64]
+    cli('create', long_name, '--os', 'debian', '--no-disk', '--display', 'none')
+    wait_for('row "%s"' % long_name, lambda: find(long_name, 'list item'))
+    select_row(long_name)
+    menu = wait_for('the main menu button', lambda: find('Main menu', 'toggle button', main) or
+                    find('Main menu', 'push button', main))
+
+    def within_screen():
+        w, b = extents(main), extents(menu)
+        return w.x >= 0 and w.x + w.width <= screen_width() and b.x + b.width <= screen_width()
+    end = time.time() + 5   # the window settles on its new size
+    while not within_screen() and time.time() < end:
+        time.sleep(0.2)
+    if not within_screen():
+        fail('with a 64-character name the window spans x %d to %d and its menu button ends at %d, '
+             'on a screen %d px wide' % (extents(main).x, extents(main).x + extents(main).width,
+                                         extents(menu).x + extents(menu).width, screen_width()))
+    screenshot(main, 'long-name.png')
+
+    # vm-2 before vm-10; the search entry filters the list.
+    step('natural order and search')
+    many = ['vm-10', 'vm-2', 'vm-1', 'vm-11']
+    for n in many:
+        cli('create', n, '--no-disk', '--net', 'none')
+    for n in many:
+        wait_for('row "%s"' % n, lambda: find(n, 'list item'))
+
+    def order():
+        ys = {n: extents(find(n, 'list item')).y for n in many}
+        return sorted(many, key=lambda n: ys[n])
+    if order() != ['vm-1', 'vm-2', 'vm-10', 'vm-11']:
+        fail('the list is not in natural order: %s' % order())
+    search = wait_for('the search entry', lambda: find('Search VMs', None, main))
+    search.set_text_contents('VM-1')
+    wait_for('the list filtered', lambda: not showing(find('vm-2', 'list item', showing=False)))
+    for n in ('vm-1', 'vm-10', 'vm-11'):
+        if not showing(find(n, 'list item', showing=False)):
+            fail('searching "VM-1" hides %s' % n)
+    for n in ('vm-2', CLI_VM, long_name):
+        if showing(find(n, 'list item', showing=False)):
+            fail('searching "VM-1" shows %s' % n)
+    screenshot(main, 'search.png')
+    search.set_text_contents('no-such-vm')
+    wait_for('the "no match" placeholder', lambda: find('No match', 'label', main))
+    search.set_text_contents('')
+    wait_for('every row back', lambda: all(showing(find(n, 'list item', showing=False))
+                                            for n in many + [CLI_VM, long_name]))
+    for n in many + [long_name]:
+        cli('delete', n)
+    for n in many + [long_name]:
+        wait_for('row "%s" gone' % n, lambda: find(n, 'list item', showing=False) is None)
+    select_row(CLI_VM)
 
 
 def host_check_text(root):
