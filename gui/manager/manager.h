@@ -26,19 +26,20 @@ struct vm_entry {
     enum burrow_vm_state state;
     int pid;
     bool busy;                     /* an operation on it is under way */
+    const char *busy_text;         /* which, for people ("Stopping…"); NULL: unsaid */
     /* Control connection while the process runs: events come through it. */
     struct burrow_ctl *ctl;
     guint ctl_watch;
     guint settle_timer;            /* re-checks a process on its way out */
-    /* How the running VM shows its screen, as far as this program knows. */
+    /* How the running VM shows its screen, as its status says. */
     char display[16];              /* "sdl", "vnc", "headless", "none", "" */
-    char vnc_addr[64];
+    char vnc_addr[64];             /* its VNC server's HOST:PORT, "" without one */
     /* Screen thumbnail of a running VM. */
     GdkPixbuf *thumb;
     guint thumb_timer;
     bool thumb_busy;
     /* The row in the list. */
-    GtkWidget *row, *icon, *name_label, *state_label, *row_thumb;
+    GtkWidget *row, *icon, *pause_badge, *name_label, *state_label, *row_thumb;
 };
 
 struct manager {

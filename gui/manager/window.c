@@ -88,12 +88,23 @@ static void update_details(struct manager *m)
     gtk_stack_set_visible_child_name(GTK_STACK(m->stack), "details");
     gtk_label_set_text(GTK_LABEL(m->d_title), e->name);
     gtk_widget_set_tooltip_text(m->d_title, e->name);
-    char *state = e->pid ? g_strdup_printf("%s (process %d)%s", vm_entry_state_label(e), e->pid,
-                                           e->busy ? ", working…" : "")
-                         : g_strdup_printf("%s%s", vm_entry_state_label(e), e->busy ? ", working…" : "");
+    char *state = e->busy && e->busy_text ? g_strdup(e->busy_text)
+                  : e->pid ? g_strdup_printf("%s (process %d)%s", vm_entry_state_label(e), e->pid,
+                                             e->busy ? ", working…" : "")
+                           : g_strdup_printf("%s%s", vm_entry_state_label(e), e->busy ? ", working…" : "");
     gtk_label_set_text(GTK_LABEL(m->d_state), state);
     g_free(state);
-    if (e->thumb) {
+    GtkStyleContext *sc = gtk_widget_get_style_context(m->d_state);
+    if (e->state == BURROW_VM_PAUSED && !e->busy)
+        gtk_style_context_add_class(sc, "paused");
+    else
+        gtk_style_context_remove_class(sc, "paused");
+    if (e->thumb && e->state == BURROW_VM_PAUSED) {
+        GdkPixbuf *grey = gdk_pixbuf_copy(e->thumb);
+        gdk_pixbuf_saturate_and_pixelate(grey, grey, 0.0f, FALSE);
+        gtk_image_set_from_pixbuf(GTK_IMAGE(m->d_thumb), grey);
+        g_object_unref(grey);
+    } else if (e->thumb) {
         gtk_image_set_from_pixbuf(GTK_IMAGE(m->d_thumb), e->thumb);
     } else {
         gtk_image_set_from_icon_name(GTK_IMAGE(m->d_thumb),
@@ -151,21 +162,28 @@ static void update_details(struct manager *m)
     set_section(m->d_network, s);
 
     s = g_string_new(NULL);
-    const char *disp = vm_entry_is_running(e) && e->display[0] ? e->display : d->display;
-    if (!strcmp(disp, "vnc")) {
-        const char *addr = e->vnc_addr[0] ? e->vnc_addr : d->vnc_listen;
-        g_string_append_printf(s, "VNC server on %s", addr);
-        if (vm_entry_is_running(e))
-            g_string_append_printf(s, "\nConnect a VNC viewer to vnc://%s", addr);
-    } else if (!strcmp(disp, "sdl")) {
+    if (vm_entry_is_running(e) && e->display[0]) {
+        /* As the running VM says it was started, from here or elsewhere. */
+        if (!strcmp(e->display, "sdl"))
+            g_string_append(s, "Window on this desktop\n");
+        else if (!strcmp(e->display, "headless"))
+            g_string_append(s, "Headless: its screen shows in this program's console (Ctrl+O)\n");
+        else if (!strcmp(e->display, "none"))
+            g_string_append(s, "None (serial console only)\n");
+        if (e->vnc_addr[0])
+            g_string_append_printf(s, "VNC server on %s\nA VNC viewer connects to vnc://%s\n", e->vnc_addr,
+                                   e->vnc_addr);
+        if (s->len)
+            g_string_truncate(s, s->len - 1);
+    } else if (vm_entry_is_running(e)) {
+        g_string_append(s, "Not known yet");
+    } else if (!strcmp(d->display, "vnc")) {
+        g_string_append_printf(s, "VNC server on %s", d->vnc_listen);
+    } else if (!strcmp(d->display, "sdl")) {
         g_string_append(s, "Window on this desktop");
-    } else if (!strcmp(disp, "headless")) {
-        g_string_append(s, "Headless (screen seen in this window only)");
     } else {
         g_string_append(s, "None (serial console only)");
     }
-    if (vm_entry_is_running(e) && !e->display[0])
-        g_string_append(s, "\n(started outside this window)");
     set_section(m->d_display, s);
 }
 
@@ -423,8 +441,22 @@ static void mark_busy(struct manager *m, const char *name, bool busy)
     if (!e)
         return;
     e->busy = busy;
+    if (!busy)
+        e->busy_text = NULL;
+    vm_entry_update_row(e);
     manager_entry_changed(m, e);
 }
+
+static void set_busy(struct manager *m, struct vm_entry *e, const char *text)
+{
+    e->busy = true;
+    e->busy_text = text;
+    vm_entry_update_row(e);
+    manager_entry_changed(m, e);
+}
+
+/* How long Stop waits for the guest to power off. */
+#define STOP_TIMEOUT_MS 30000
 
 /* Every worker loads its own handle: handles are not shared between threads. */
 static int work_start(void *data, struct burrow_error *err, void (*progress)(void *, double), void *op)
@@ -450,15 +482,6 @@ static void done_start(struct manager *m, void *data, int rc, const struct burro
     struct vm_op *o = data;
     mark_busy(m, o->name, false);
     struct vm_entry *e = g_hash_table_lookup(m->vms, o->name);
-    if (e && rc == 0) {
-        snprintf(e->display, sizeof(e->display), "%s", o->display ? o->display : "");
-        snprintf(e->vnc_addr, sizeof(e->vnc_addr), "%s", o->vnc_listen ? o->vnc_listen : "");
-        if (!o->display && e->vm) {
-            const struct burrow_vmdef *d = burrow_vm_def(e->vm);
-            snprintf(e->display, sizeof(e->display), "%s", d->display);
-            snprintf(e->vnc_addr, sizeof(e->vnc_addr), "%s", d->vnc_listen);
-        }
-    }
     if (e)
         vm_entry_update_state(e);
     if (rc < 0) {
@@ -484,10 +507,8 @@ static void start_vm(struct manager *m, struct vm_entry *e, bool headless)
         if (vnc)
             o->vnc_listen = g_strdup(d->vnc_listen);
     }
-    e->busy = true;
     e->state = BURROW_VM_STARTING;
-    vm_entry_update_row(e);
-    manager_entry_changed(m, e);
+    set_busy(m, e, "Starting…");
     op_run(m, GTK_WINDOW(m->window), NULL, work_start, done_start, o, vm_op_free);
 }
 
@@ -497,7 +518,7 @@ static int work_stop(void *data, struct burrow_error *err, void (*progress)(void
     struct burrow_vm *vm = burrow_vm_load(o->name, err);
     if (!vm)
         return -1;
-    int rc = burrow_vm_stop(vm, o->force, o->force ? 1 : 30000, err);
+    int rc = burrow_vm_stop(vm, o->force, o->force ? 1 : STOP_TIMEOUT_MS, err);
     burrow_vm_free(vm);
     return rc;
 }
@@ -518,13 +539,99 @@ static void done_simple(struct manager *m, void *data, int rc, const struct burr
     }
 }
 
+static void stop_vm(struct manager *m, struct vm_entry *e, bool force);
+
+/* After a stop that did not end the VM (the guest ignored the power
+ * button, or could not see it): Force stop is one button away. */
+static void stop_failed_response(GtkDialog *d, int r, gpointer data)
+{
+    struct manager *m = data;
+    struct vm_entry *e = g_hash_table_lookup(m->vms, g_object_get_data(G_OBJECT(d), "vm-name"));
+    gtk_widget_destroy(GTK_WIDGET(d));
+    if (r == GTK_RESPONSE_ACCEPT && e && e->vm && !e->busy && vm_entry_is_running(e))
+        stop_vm(m, e, true);
+}
+
+static void done_stop(struct manager *m, void *data, int rc, const struct burrow_error *err)
+{
+    struct vm_op *o = data;
+    mark_busy(m, o->name, false);
+    struct vm_entry *e = g_hash_table_lookup(m->vms, o->name);
+    if (e)
+        vm_entry_update_state(e);
+    if (rc == 0)
+        return;
+    if (o->force || !e || !vm_entry_is_running(e)) {
+        char *n = manager_short_name(o->name);
+        char *t = g_strdup_printf("Cannot stop “%s”", n);
+        manager_error(m, NULL, t, err->msg);
+        g_free(t);
+        g_free(n);
+        return;
+    }
+    char *n = manager_short_name(o->name);
+    GtkWidget *d = gtk_message_dialog_new(GTK_WINDOW(m->window), GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
+                                          GTK_MESSAGE_WARNING, GTK_BUTTONS_NONE, "“%s” is still running", n);
+    g_free(n);
+    gtk_window_set_title(GTK_WINDOW(d), "Stop virtual machine");
+    atk_object_set_name(gtk_widget_get_accessible(d), "Stop virtual machine");
+    if (e->state == BURROW_VM_RUNNING)
+        gtk_message_dialog_format_secondary_text(GTK_MESSAGE_DIALOG(d),
+            "The guest did not power off within %d seconds after the power button: it may be busy, "
+            "waiting for an answer on its screen, or ignoring the button.\n\n"
+            "Force stop turns it off at once, as pulling its power cable would: what the guest has not "
+            "saved is lost.", STOP_TIMEOUT_MS / 1000);
+    else
+        gtk_message_dialog_format_secondary_text(GTK_MESSAGE_DIALOG(d),
+            "The guest cannot see the power button while the VM is %s.\n\n"
+            "Force stop turns it off at once, as pulling its power cable would: what the guest has not "
+            "saved is lost.", vm_entry_state_label(e));
+    gtk_dialog_add_button(GTK_DIALOG(d), "_Keep it running", GTK_RESPONSE_CANCEL);
+    GtkWidget *force = gtk_dialog_add_button(GTK_DIALOG(d), "_Force stop", GTK_RESPONSE_ACCEPT);
+    gtk_style_context_add_class(gtk_widget_get_style_context(force), "destructive-action");
+    gtk_dialog_set_default_response(GTK_DIALOG(d), GTK_RESPONSE_CANCEL);
+    g_object_set_data_full(G_OBJECT(d), "vm-name", g_strdup(o->name), g_free);
+    g_signal_connect(d, "response", G_CALLBACK(stop_failed_response), m);
+    gtk_widget_show(d);
+}
+
 static void stop_vm(struct manager *m, struct vm_entry *e, bool force)
 {
     struct vm_op *o = vm_op_new(e->name);
     o->force = force;
-    e->busy = true;
-    manager_entry_changed(m, e);
-    op_run(m, GTK_WINDOW(m->window), NULL, work_stop, done_simple, o, vm_op_free);
+    set_busy(m, e, force ? "Turning it off…" : "Stopping (waiting for the guest to power off)…");
+    op_run(m, GTK_WINDOW(m->window), NULL, work_stop, done_stop, o, vm_op_free);
+}
+
+/* Force stop loses what the guest has not saved: asked first. */
+static void force_stop_response(GtkDialog *d, int r, gpointer data)
+{
+    struct manager *m = data;
+    struct vm_entry *e = g_hash_table_lookup(m->vms, g_object_get_data(G_OBJECT(d), "vm-name"));
+    gtk_widget_destroy(GTK_WIDGET(d));
+    if (r == GTK_RESPONSE_ACCEPT && e && e->vm && !e->busy)
+        stop_vm(m, e, true);
+}
+
+static void confirm_force_stop(struct manager *m, struct vm_entry *e)
+{
+    char *n = manager_short_name(e->name);
+    GtkWidget *d = gtk_message_dialog_new(GTK_WINDOW(m->window), GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
+                                          GTK_MESSAGE_WARNING, GTK_BUTTONS_NONE, "Force “%s” off?", n);
+    g_free(n);
+    gtk_window_set_title(GTK_WINDOW(d), "Force stop");
+    atk_object_set_name(gtk_widget_get_accessible(d), "Force stop");
+    gtk_message_dialog_format_secondary_text(GTK_MESSAGE_DIALOG(d),
+        "The VM is turned off at once, as pulling its power cable would: what the guest has not saved "
+        "is lost, and its disks may need checking at the next start. Stop (Ctrl+H) asks the guest to "
+        "shut down instead.");
+    gtk_dialog_add_button(GTK_DIALOG(d), "_Cancel", GTK_RESPONSE_CANCEL);
+    GtkWidget *force = gtk_dialog_add_button(GTK_DIALOG(d), "_Force stop", GTK_RESPONSE_ACCEPT);
+    gtk_style_context_add_class(gtk_widget_get_style_context(force), "destructive-action");
+    gtk_dialog_set_default_response(GTK_DIALOG(d), GTK_RESPONSE_CANCEL);
+    g_object_set_data_full(G_OBJECT(d), "vm-name", g_strdup(e->name), g_free);
+    g_signal_connect(d, "response", G_CALLBACK(force_stop_response), m);
+    gtk_widget_show(d);
 }
 
 static int work_command(void *data, struct burrow_error *err, void (*progress)(void *, double), void *op)
@@ -542,8 +649,8 @@ static void command_vm(struct manager *m, struct vm_entry *e, const char *comman
 {
     struct vm_op *o = vm_op_new(e->name);
     o->command = g_strdup(command);
-    e->busy = true;
-    manager_entry_changed(m, e);
+    set_busy(m, e, !strcmp(command, "pause") ? "Pausing…" : !strcmp(command, "resume") ? "Resuming…"
+                                                                                      : "Resetting…");
     op_run(m, GTK_WINDOW(m->window), NULL, work_command, done_simple, o, vm_op_free);
 }
 
@@ -760,7 +867,7 @@ static void act_dispatch(GSimpleAction *a, GVariant *param, gpointer data)
     else if (!strcmp(name, "stop"))
         stop_vm(m, e, false);
     else if (!strcmp(name, "force-stop"))
-        stop_vm(m, e, true);
+        confirm_force_stop(m, e);
     else if (!strcmp(name, "reset"))
         command_vm(m, e, "reset");
     else if (!strcmp(name, "clone"))
@@ -1006,6 +1113,11 @@ static void load_css(void)
     GtkCssProvider *p = gtk_css_provider_new();
     gtk_css_provider_load_from_data(p,
         "list.vm-list row { border-bottom: 1px solid alpha(@borders, 0.5); }\n"
+        ".row-thumb { background: alpha(@borders, 0.25); border-radius: 3px; }\n"
+        ".pause-badge { background: @theme_selected_bg_color; color: @theme_selected_fg_color;"
+        " border-radius: 50%; padding: 2px; }\n"
+        "label.paused { color: @theme_selected_bg_color; font-weight: bold; }\n"
+        "list.vm-list row:selected label.paused { color: inherit; }\n"
         ".details-thumb { background: #1e1e1e; }\n", -1, NULL);
     gtk_style_context_add_provider_for_screen(gdk_screen_get_default(), GTK_STYLE_PROVIDER(p),
                                               GTK_STYLE_PROVIDER_PRIORITY_APPLICATION);

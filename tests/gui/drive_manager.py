@@ -12,6 +12,7 @@ argument.  Every step waits for what it needs (a window, a state, the
 screen's content); the limits only bound a hang.  Exit status: 0 passed,
 1 failed."""
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -376,6 +377,22 @@ if not state.startswith('Running'):
 # The firmware's banner in the thumbnail, for the screenshot.
 wait_for("the firmware's text in the thumbnail", lambda: thumb_shows_text(GUI_VM))
 screenshot(main, 'main-window-running.png')
+# Rows keep one height, with a thumbnail or without.
+h_running, h_off = extents(find(GUI_VM, 'list item')).height, extents(find(CLI_VM, 'list item')).height
+if h_running != h_off:
+    fail('a row with a thumbnail is %d px high, one without %d px' % (h_running, h_off))
+
+step('pause: shown apart from running')
+click('Pause', root=main)
+wait_for('the paused state', lambda: row_state(GUI_VM) == 'Paused')
+wait_for('the pause badge on the row', lambda: find('Paused', 'icon', find(GUI_VM, 'list item')))
+state = find('State', 'label', main).get_text(0, -1)
+if not state.startswith('Paused'):
+    fail('details of the paused VM say "%s"' % state)
+screenshot(main, 'paused.png')
+click('Resume', root=main)
+wait_for('the running state again', lambda: row_state(GUI_VM) == 'Running')
+wait_for('the pause badge gone', lambda: find('Paused', 'icon', find(GUI_VM, 'list item')) is None)
 
 
 def tcp_listeners():
@@ -482,4 +499,55 @@ click('Delete', root=main)
 alert = window('Delete virtual machine')
 click('Delete', root=alert)
 wait_for('row "%s" gone' % GUI_VM, lambda: find(GUI_VM, 'list item') is None)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+# A VM started by the command line with a VNC server: the details say so,
+# with the address.  Its firmware finds nothing to boot and ignores the
+# power button, so Stop times out and offers Force stop.
+step('a VM started with --vnc by the command line')
+VNC_VM = 'vnc from cli'
+vnc_addr = '127.0.0.1:%d' % free_port()
+cli('create', VNC_VM, '--os', 'debian', '--no-disk', '--net', 'none', '--memory', '64')
+wait_for('row "%s"' % VNC_VM, lambda: find(VNC_VM, 'list item'))
+cli('start', VNC_VM, '--vnc', vnc_addr)
+select_row(VNC_VM)
+wait_for('the running state', lambda: row_state(VNC_VM) == 'Running')
+
+
+def display_text():
+    return find('Display', 'label', main).get_text(0, -1)
+wait_for('the details to say VNC', lambda: 'VNC' in display_text() and vnc_addr in display_text())
+if 'Window on this desktop' in display_text():
+    fail('a VM started with --vnc shows as a window: ' + display_text())
+screenshot(main, 'vnc-started-elsewhere.png')
+
+step('force stop asks first')
+click('Force stop', root=main)
+alert = window('Force stop')
+screenshot(alert, 'force-stop-confirm.png')
+click('Cancel', root=alert)
+wait_for('the question gone', lambda: find('Force stop', 'alert') is None and find('Force stop', 'dialog') is None)
+if row_state(VNC_VM) != 'Running':
+    fail('cancelling force stop left the VM "%s"' % row_state(VNC_VM))
+
+step('stop: the guest ignores the power button, Force stop is offered')
+click('Stop', root=main)
+wait_for('the stopping text', lambda: 'waiting for the guest to power off' in
+         find('State', 'label', main).get_text(0, -1))
+screenshot(main, 'stopping.png')
+alert = window('Stop virtual machine')
+screenshot(alert, 'stop-timed-out.png')
+said = ' '.join(n.get_text(0, -1) for n in walk(alert) if n.get_role_name() == 'label')
+if '--force' in said:
+    fail('the stop dialog gives command-line advice: ' + said)
+click('Force stop', root=alert)
+wait_for('the powered-off state', lambda: row_state(VNC_VM) == 'Powered off')
+cli('delete', VNC_VM)
+wait_for('row "%s" gone' % VNC_VM, lambda: find(VNC_VM, 'list item', showing=False) is None)
 print('PASS', flush=True)
