@@ -163,6 +163,10 @@ int burrow_vm_disk_path(const struct burrow_vm *vm, unsigned i, char *buf, size_
  * program saved first), with err->cls "conflict": reload and apply the
  * change again; the other program's change is never overwritten. */
 int burrow_vm_save(struct burrow_vm *vm, struct burrow_error *err);
+/* True when burrow_vm_save() would find the definition changed (or gone)
+ * since this handle loaded it: a check before work that a refused save
+ * would have to undo. */
+bool burrow_vm_stale(const struct burrow_vm *vm);
 
 /* Read-modify-write under the VM's lock: loads the current definition,
  * calls edit() on it (return -1 with err set to abort), validates, saves.

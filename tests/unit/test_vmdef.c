@@ -497,7 +497,10 @@ static void test_create_load_save(void **state)
     assert_non_null(a);
     assert_non_null(b);
     burrow_vm_def(a)->cpus = 3;
+    assert_false(burrow_vm_stale(a));
     assert_int_equal(burrow_vm_save(a, &err), 0);
+    assert_false(burrow_vm_stale(a));
+    assert_true(burrow_vm_stale(b));
     burrow_vm_def(b)->memory_mib = 512;
     assert_int_equal(burrow_vm_save(b, &err), -1);
     assert_non_null(strstr(err.msg, "changed since it was loaded"));
