@@ -221,6 +221,32 @@ def screen_width():
     return Gdk.Screen.get_default().get_width()
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def vm_ini(name):
+    with open(os.path.join(os.environ['XDG_DATA_HOME'], 'burrow', 'vms', name, 'vm.ini')) as f:
+        return f.read()
+
+
+def spin_value(root, name):
+    return find(name, 'spin button', root).get_value_iface().get_current_value()
+
+
+def settings_section(dlg, title):
+    """Shows a section of the Settings dialog, as a click in its sidebar does."""
+    side = wait_for('the sections', lambda: find('Sections', None, dlg))
+    lst = next(n for n in walk(side) if n.get_role_name() == 'list box')
+    for i in range(lst.get_child_count()):
+        if any(n.get_role_name() == 'label' and n.get_name() == title for n in walk(lst.get_child_at_index(i))):
+            lst.get_selection_iface().select_child(i)
+            return
+    fail('no section "%s" in the Settings dialog' % title)
+
+
 step('waiting for the main window')
 main = window('Burrow')
 if os.environ.get('START_EMPTY'):
@@ -296,6 +322,40 @@ if BURROW and not os.environ.get('BURROW_KVM_DEVICE'):
     for n in many + [long_name]:
         wait_for('row "%s" gone' % n, lambda: find(n, 'list item', showing=False) is None)
     select_row(CLI_VM)
+
+    # Settings open while the command line changes the VM: Save refuses to
+    # overwrite that change and offers to reload.
+    step('Settings: a change made elsewhere is not overwritten')
+    click('Settings', root=main)
+    dlg = window('%s — Settings' % CLI_VM)
+    cli('modify', CLI_VM, '--memory', '1234')
+    click('Save', root=dlg)
+    alert = window('Changed elsewhere')
+    screenshot(alert, 'settings-changed-elsewhere.png')
+    if 'memory=1234' not in vm_ini(CLI_VM):
+        fail('Save overwrote the change made elsewhere: ' + vm_ini(CLI_VM))
+    click('Reload', root=alert)
+    wait_for('the question gone', lambda: find('Changed elsewhere', 'alert') is None)
+    dlg = window('%s — Settings' % CLI_VM)
+    settings_section(dlg, 'System')
+    wait_for('the settings reloaded', lambda: spin_value(dlg, 'Memory (MiB)') == 1234)
+
+    # A CD/DVD image named by a relative path, or one that does not exist,
+    # is refused as it is typed and on Save.
+    step('Settings: a bogus CD/DVD path is refused')
+    settings_section(dlg, 'Storage')
+    set_text('CD/DVD image', 'bogus.iso')
+    wait_for('the CD/DVD check', lambda: 'full path' in find('CD/DVD check', 'label', dlg).get_text(0, -1))
+    click('Save', root=dlg)
+    wait_for('the refusal under the sections',
+             lambda: 'full path' in find('Settings check', 'label', dlg).get_text(0, -1))
+    screenshot(dlg, 'settings-cdrom-refused.png')
+    if 'bogus.iso' in vm_ini(CLI_VM):
+        fail('the relative CD/DVD path was saved: ' + vm_ini(CLI_VM))
+    if not showing(dlg):
+        fail('Settings closed although its CD/DVD path is refused')
+    click('Cancel', root=dlg)
+    wait_for('Settings closed', lambda: find('%s — Settings' % CLI_VM, 'dialog') is None)
 
 
 def host_check_text(root):
@@ -488,6 +548,56 @@ wait_for('"%s" powered off from its serial console' % SERIAL_VM,
 click('Close', root=scon)
 select_row(GUI_VM)
 
+# A port forward added to the running VM's table: burrow-vm listens on the
+# host port at once, and the definition keeps it.
+step('port forwards of the running VM')
+fwd_port = free_port()
+click('Settings', root=main)
+dlg = window('%s — Settings' % GUI_VM)
+settings_section(dlg, 'Network')
+click('Add forward', root=dlg)
+fwd = window('Port forward')
+set_text('Host port', '70000')
+wait_for('the port refused as typed', lambda: '65535' in find('Forward check', 'label', fwd).get_text(0, -1))
+if find('OK', 'push button', fwd).get_state_set().contains(Atspi.StateType.SENSITIVE):
+    fail('OK can be pressed with host port 70000')
+set_text('Host port', str(fwd_port))
+set_text('Guest port', '22')
+wait_for('the forward accepted', lambda: 'reach port 22' in find('Forward check', 'label', fwd).get_text(0, -1))
+click('OK', root=fwd)
+table = wait_for('the forwards table', lambda: find('Port forwards', 'table', dlg) or
+                 find('Port forwards', 'tree table', dlg))
+wait_for('the forward in the table', lambda: any(n.get_name() == str(fwd_port) for n in walk(table)))
+click('Add forward', root=dlg)
+fwd = window('Port forward')
+set_text('Host port', str(fwd_port))
+set_text('Guest port', '80')
+wait_for('a second forward of the port refused',
+         lambda: 'already' in find('Forward check', 'label', fwd).get_text(0, -1))
+screenshot(fwd, 'port-forward-duplicate.png')
+click('Cancel', root=fwd)
+screenshot(dlg, 'settings-port-forwards.png')
+click('Save', root=dlg)
+wait_for('Settings closed', lambda: find('%s — Settings' % GUI_VM, 'dialog') is None)
+wait_for('burrow-vm listening on host port %d' % fwd_port,
+         lambda: any(':%d ' % fwd_port in line for line in tcp_listeners()))
+if 'tcp:127.0.0.1:%d-:22' % fwd_port not in vm_ini(GUI_VM):
+    fail('the forward is not in the definition: ' + vm_ini(GUI_VM))
+step('remove the forward: the port closes')
+click('Settings', root=main)
+dlg = window('%s — Settings' % GUI_VM)
+settings_section(dlg, 'Network')
+table = wait_for('the forwards table', lambda: find('Port forwards', 'table', dlg) or
+                 find('Port forwards', 'tree table', dlg))
+table.get_table_iface().add_row_selection(0)
+click('Remove forward', root=dlg)
+wait_for('the forward gone from the table', lambda: not any(n.get_name() == str(fwd_port) for n in walk(table)))
+click('Save', root=dlg)
+wait_for('Settings closed', lambda: find('%s — Settings' % GUI_VM, 'dialog') is None)
+wait_for('host port %d closed' % fwd_port, lambda: not any(':%d ' % fwd_port in line for line in tcp_listeners()))
+if ':%d-' % fwd_port in vm_ini(GUI_VM):
+    fail('the removed forward stayed in the definition: ' + vm_ini(GUI_VM))
+
 step('stop (ACPI power button)')
 click('Stop', root=main)
 wait_for('the powered-off state', lambda: row_state(GUI_VM) == 'Powered off')
@@ -499,12 +609,6 @@ click('Delete', root=main)
 alert = window('Delete virtual machine')
 click('Delete', root=alert)
 wait_for('row "%s" gone' % GUI_VM, lambda: find(GUI_VM, 'list item') is None)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 # A VM started by the command line with a VNC server: the details say so,
