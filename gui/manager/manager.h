@@ -119,5 +119,7 @@ char *hostinfo_kvm_problems(void);
 /* Host limits for the sliders. */
 unsigned host_memory_mib(void);
 unsigned host_cpus(void);
+/* Memory the host could give a new VM now (MemAvailable), MiB; 0 unknown. */
+unsigned host_free_memory_mib(void);
 
 #endif

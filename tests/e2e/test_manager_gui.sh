@@ -41,7 +41,8 @@ export XDG_DATA_HOME=$T/data XDG_RUNTIME_DIR=$T/run XDG_STATE_HOME=$T/state XDG_
 export XDG_CACHE_HOME=$T/cache HOME=$T/home
 mkdir -p "$XDG_RUNTIME_DIR" "$HOME" && chmod 700 "$XDG_RUNTIME_DIR"
 export BURROW_VM=$B/burrow-vm
-export CLI_VM=from-cli GUI_VM=from-gui GUI_DISK=$T/guest.img SERIAL_VM=serial-only BURROW_CLI=$B/burrow
+# The VM made in the assistant has a name with spaces and an accented letter.
+export CLI_VM=from-cli GUI_VM="Guest VM été" GUI_DISK=$T/guest.img SERIAL_VM=serial-only BURROW_CLI=$B/burrow
 cp "$B/tests/guests/demo.img" "$GUI_DISK"
 # A VM with no display whose guest (the demo boot sector) echoes what is
 # typed on its serial port, through SeaBIOS's serial console.

@@ -403,18 +403,34 @@ if not verdict.startswith(('PASS', 'WARN')):
     fail('the assistant says this host cannot run VMs: ' + verdict)
 screenshot(asst, 'new-vm-assistant.png')
 click('Next', root=asst)
+# The slider and the number beside it are one; beyond the host's free
+# memory a warning says what it means.
 mem = wait_for('the memory slider', lambda: find('Memory', 'slider', asst))
-mem.get_value_iface().set_current_value(64)
+mem_spin = wait_for('the memory in MiB', lambda: find('Memory in MiB', 'spin button', asst))
+top = mem.get_value_iface().get_maximum_value()
+mem_spin.get_value_iface().set_current_value(top)
+wait_for('the slider to follow the number', lambda: mem.get_value_iface().get_current_value() == top)
+wait_for('the free-memory warning', lambda: 'free memory' in find('Memory check', 'label', asst).get_text(0, -1) and
+         '⚠' in find('Memory check', 'label', asst).get_text(0, -1))
+screenshot(asst, 'new-vm-memory-warning.png')
+mem_spin.get_value_iface().set_current_value(64)
+wait_for('the slider at 64 MiB', lambda: mem.get_value_iface().get_current_value() == 64)
+wait_for('the warning gone', lambda: '⚠' not in find('Memory check', 'label', asst).get_text(0, -1))
 click('Next', root=asst)
 click('Use an existing disk image', 'radio button', asst)
 set_text('Existing disk image', DISK)
 wait_for('the disk accepted', lambda: 'attached' in find('Disk check', 'label').get_text(0, -1))
 click('Next', root=asst)
-click('Next', root=asst)
+# The media page keeps a Finish button, as the pages before it.
+wait_for('the media page', lambda: find('Installation ISO', 'text', asst))
+click('Finish', root=asst)
 summary = wait_for('the summary', lambda: find('Summary', 'label', asst))
 if GUI_VM not in summary.get_text(0, -1):
     fail('summary does not name the VM: ' + summary.get_text(0, -1))
-click('Apply', root=asst)
+if summary.get_state_set().contains(Atspi.StateType.SELECTABLE_TEXT):
+    fail('the summary is selectable text (it shows as all selected)')
+screenshot(asst, 'new-vm-summary.png')
+click('Create', root=asst)
 wait_for('row "%s"' % GUI_VM, lambda: find(GUI_VM, 'list item'))
 select_row(GUI_VM)
 system = find('System', 'label', main).get_text(0, -1)
