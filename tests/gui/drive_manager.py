@@ -471,10 +471,27 @@ wait_for('the running state again', lambda: row_state(GUI_VM) == 'Running')
 wait_for('the pause badge gone', lambda: find('Paused', 'icon', find(GUI_VM, 'list item')) is None)
 
 
+def our_vm_pids():
+    """The burrow-vm processes of this test's VMs (their pid files): other
+    programs on the machine may run VMs of their own meanwhile."""
+    pids = set()
+    run = os.path.join(os.environ['XDG_RUNTIME_DIR'], 'burrow')
+    for f in os.listdir(run) if os.path.isdir(run) else []:
+        if f.endswith('.pid'):
+            try:
+                with open(os.path.join(run, f)) as fh:
+                    pids.add(int(fh.read().strip()))
+            except (OSError, ValueError):
+                pass
+    return pids
+
+
 def tcp_listeners():
-    """Listening TCP sockets of burrow-vm processes, from ss."""
+    """Listening TCP sockets of this test's burrow-vm processes, from ss."""
     out = subprocess.run(['ss', '-Hltnp'], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if '"burrow-vm"' in line]
+    pids = our_vm_pids()
+    return [line for line in out.splitlines() if '"burrow-vm"' in line and
+            any('pid=%d,' % p in line for p in pids)]
 
 
 def open_console():
