@@ -153,7 +153,7 @@ static void update_details(struct manager *m)
     s = g_string_new(NULL);
     for (unsigned i = 0; i < d->nnics; i++) {
         const struct burrow_nic *n = &d->nics[i];
-        g_string_append_printf(s, "%sAdapter %u: %s (NAT), %s", i ? "\n" : "", i, n->model, n->mac);
+        g_string_append_printf(s, "%sAdapter %u: %s (NAT), %s", i ? "\n" : "", i + 1, n->model, n->mac);
         for (unsigned j = 0; j < n->nhostfwd; j++)
             g_string_append_printf(s, "\n    forward %s", n->hostfwd[j]);
     }

@@ -1,13 +1,18 @@
 #!/bin/bash
-# burrow-manager under Xvfb, driven through AT-SPI: a VM created with the
-# command line is listed; the New VM assistant creates a VM; Settings shows
-# it; the VM starts headless, shows running and a thumbnail, its console
-# shows the guest's screen (with no TCP port open), closes with the VM
-# running and opens again; it stops and is deleted.  A VM with no display
-# is used through the console's serial page: the guest's greeting shows,
-# typed text echoes, and 'q' powers it off.  With BURROW_SCREENSHOTS_DIR set, the windows' screenshots are
-# copied there (docs/screenshots/ holds the documentation's).  Every step
-# waits for what it needs; the limits only bound a hang.
+# burrow-manager under Xvfb, driven through AT-SPI (tests/gui/drive_manager.py
+# says what it checks): it starts with no VM and offers to create one; VMs
+# created and changed with the command line show in it (long names, natural
+# order, search, Settings that never overwrite a change made elsewhere);
+# the New VM assistant creates a VM, which starts headless, shows running,
+# paused and a thumbnail; its console shows the guest's screen (with no TCP
+# port open), closes with the VM running and opens again; it gets a port
+# forward the running VM listens on, stops and is deleted.  A VM with no
+# display is used through the console's serial page: typed text echoes,
+# and 'q' powers it off.  A VM started with --vnc from the command line
+# shows its VNC address, and Stop offers Force stop when its guest ignores
+# it.  With BURROW_SCREENSHOTS_DIR set, the windows' screenshots are copied
+# there (docs/screenshots/ holds the documentation's).  Every step waits for
+# what it needs; the limits only bound a hang.
 # needs: kvm
 # timeout: 1500
 set -u

@@ -1,11 +1,28 @@
 #!/usr/bin/python3
 """Drives burrow-manager through AT-SPI (the accessible names its controls
-carry): checks a VM made with the command line is listed, walks the New VM
-assistant (its host check passes), opens Settings, and, with KVM, starts the
-new VM headless, waits for the running state and its screen thumbnail,
-opens its console (the guest's screen in gtk-vnc, over the control socket,
-while burrow-vm listens on no TCP port), closes it with the VM still running
-and opens it again, stops the VM and deletes it.  With BURROW_KVM_DEVICE set (to a missing path), checks
+carry).  With START_EMPTY set the manager starts with no VM: its window
+offers a New VM button; the walk then makes VMs with the command line
+(BURROW_CLI) and checks they are listed, that a 64-character name leaves
+the window within the screen, that the list sorts naturally (vm-2 before
+vm-10) and that its search entry filters it; that Settings never
+overwrites a change made by `burrow modify` while it is open (it offers
+to reload), refuses a relative CD/DVD path with a visible message, and
+adds a second network adapter.  It checks the About dialog shows
+Burrow's icon, walks the New VM assistant (its host check passes; a name
+with spaces and an accent; memory as a number beside the slider, with a
+warning beyond the host's free memory; Finish on the media page; a plain
+summary; Create), and, with KVM, starts the new VM headless, waits for
+the running state and its screen thumbnail (rows keep one height), pauses
+it (a badge and the state say so), opens its console (the guest's screen
+in gtk-vnc, over the control socket, while burrow-vm listens on no TCP
+port; Send key's Ctrl+Alt+Del resets the guest; full screen and back),
+closes it with the VM still running and opens it again; uses a VM without
+a display through the console's serial page (typed text echoes, 'q' powers
+it off); adds a port forward in Settings' table (validated as typed) that
+the running VM listens on at once, removes it, stops the VM and deletes
+it; a VM started by the command line with --vnc shows VNC and its
+address, Force stop asks first, and Stop, which its guest ignores, offers
+Force stop.  With BURROW_KVM_DEVICE set (to a missing path), checks
 instead that the assistant's host check fails and that Start shows why.
 Writes screenshots of the windows into the folder given as the first
 argument.  Every step waits for what it needs (a window, a state, the
@@ -382,6 +399,23 @@ if BURROW and not os.environ.get('BURROW_KVM_DEVICE'):
         fail('Settings closed although its CD/DVD path is refused')
     click('Cancel', root=dlg)
     wait_for('Settings closed', lambda: find('%s — Settings' % CLI_VM, 'dialog') is None)
+
+    # A second network adapter, on its own page.
+    step('Settings: a second network adapter')
+    click('Settings', root=main)
+    dlg = window('%s — Settings' % CLI_VM)
+    settings_section(dlg, 'Network')
+    tabs = wait_for('the adapters', lambda: find('Network adapters', 'page tab list', dlg))
+    tabs.get_selection_iface().select_child(1)
+    switch = wait_for("adapter 2's switch", lambda: find('Enabled (NAT)', 'toggle button', dlg))
+    switch.do_action(0)
+    wait_for('adapter 2 enabled', lambda: find('Adapter model', 'combo box', dlg).get_state_set().contains(
+        Atspi.StateType.SENSITIVE))
+    screenshot(dlg, 'settings-adapter-2.png')
+    click('Save', root=dlg)
+    wait_for('Settings closed', lambda: find('%s — Settings' % CLI_VM, 'dialog') is None)
+    if '[nic 1]' not in vm_ini(CLI_VM):
+        fail('the second adapter is not in the definition: ' + vm_ini(CLI_VM))
 
 
 def host_check_text(root):
