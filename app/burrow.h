@@ -27,7 +27,8 @@
 struct burrow_error {
     char msg[512];
     /* When the error was an answer of the VM's control socket: its class
-     * ("unknown-command", "failed", ...); "" otherwise. */
+     * ("unknown-command", "failed", ...); "conflict" when burrow_vm_save()
+     * found the definition saved by someone else; "" otherwise. */
     char cls[32];
 };
 
@@ -38,7 +39,9 @@ void burrow_error_set(struct burrow_error *err, const char *fmt, ...)
 
 #define BURROW_NAME_MAX 64
 
-/* 1..64 characters from [A-Za-z0-9._+-], not starting with '.' or '-'. */
+/* 1..64 bytes of UTF-8: letters and digits of any script, spaces, '.', '_',
+ * '+', '-'; not starting with '.' or '-', nor starting or ending with a
+ * space. */
 bool burrow_name_valid(const char *name, struct burrow_error *err);
 
 /* ---- OS types --------------------------------------------------------------- */
@@ -157,8 +160,13 @@ int burrow_vm_disk_path(const struct burrow_vm *vm, unsigned i, char *buf, size_
 
 /* Validates and writes the definition atomically under the VM's lock.
  * Fails if the file changed on disk since this handle loaded it (another
- * program saved first): reload and apply the change again. */
+ * program saved first), with err->cls "conflict": reload and apply the
+ * change again; the other program's change is never overwritten. */
 int burrow_vm_save(struct burrow_vm *vm, struct burrow_error *err);
+/* True when burrow_vm_save() would find the definition changed (or gone)
+ * since this handle loaded it: a check before work that a refused save
+ * would have to undo. */
+bool burrow_vm_stale(const struct burrow_vm *vm);
 
 /* Read-modify-write under the VM's lock: loads the current definition,
  * calls edit() on it (return -1 with err set to abort), validates, saves.
@@ -214,6 +222,13 @@ struct burrow_vm_status {
     enum burrow_vm_state state;
     int pid;                     /* 0 when not running */
     char detail[256];            /* e.g. why it is considered crashed */
+    /* How the running process shows its screen, as its control socket's
+     * status says: "sdl" (a window, maybe with a VNC server too), "vnc",
+     * "headless" (seen over the control socket only), "none"; "" when not
+     * known (not running, not answering).  vnc_listen: the VNC server's
+     * HOST:PORT, "" without one. */
+    char display[16];
+    char vnc_listen[64];
 };
 /* The live state: the process (pid file, run lock, /proc) and the control
  * socket's answer.  Stale runtime files are reported as CRASHED (and left

@@ -508,11 +508,12 @@ static void print_rows(GPtrArray *rows)
     int w[L_NCOLS];
     for (int i = 0; i < L_NCOLS; i++)
         w[i] = (int)strlen(head[i]);
+    /* Widths in characters: names may hold letters beyond ASCII. */
     for (guint r = 0; r < rows->len; r++) {
         const struct list_row *row = g_ptr_array_index(rows, r);
         for (int i = 0; i < L_NCOLS; i++)
-            if ((int)strlen(row->col[i]) > w[i])
-                w[i] = (int)strlen(row->col[i]);
+            if ((int)g_utf8_strlen(row->col[i], -1) > w[i])
+                w[i] = (int)g_utf8_strlen(row->col[i], -1);
     }
     for (guint r = 0; r <= rows->len; r++) {
         const char *const *cols = r == 0 ? head
@@ -522,7 +523,11 @@ static void print_rows(GPtrArray *rows)
         for (int i = 0; i < L_NCOLS; i++) {
             if (i)
                 g_string_append(line, "  ");
-            g_string_append_printf(line, right[i] ? "%*s" : "%-*s", w[i], cols[i]);
+            int pad = w[i] - (int)g_utf8_strlen(cols[i], -1);
+            if (right[i])
+                g_string_append_printf(line, "%*s%s", pad, "", cols[i]);
+            else
+                g_string_append_printf(line, "%s%*s", cols[i], pad, "");
         }
         while (line->len && line->str[line->len - 1] == ' ')
             g_string_truncate(line, line->len - 1);
@@ -690,7 +695,10 @@ static const char help_status[] =
 "paused, guest-error, stopping, or crashed (its process died without\n"
 "cleaning up; 'burrow start' runs it again).\n"
 "\n"
-"  --json     {\"state\":..., \"pid\":..., \"detail\":...}\n"
+"A VM started with a VNC server says where it listens.\n"
+"\n"
+"  --json     {\"state\":..., \"pid\":..., \"detail\":..., \"display\": how it was\n"
+"             started (sdl, vnc, headless, none), \"vnc_listen\": HOST:PORT}\n"
 "  --help     this text\n";
 
 static int cmd_status(int argc, char **argv)
@@ -719,12 +727,18 @@ static int cmd_status(int argc, char **argv)
             json_object_set_new(j, "pid", json_integer(st.pid));
         if (st.detail[0])
             json_object_set_new(j, "detail", json_string(st.detail));
+        if (st.display[0])
+            json_object_set_new(j, "display", json_string(st.display));
+        if (st.vnc_listen[0])
+            json_object_set_new(j, "vnc_listen", json_string(st.vnc_listen));
         print_json(j);
         json_decref(j);
     } else {
         printf("%s", burrow_vm_state_name(st.state));
         if (st.pid)
             printf(" (pid %d)", st.pid);
+        if (st.vnc_listen[0])
+            printf(", VNC server on %s", st.vnc_listen);
         if (st.detail[0])
             printf(": %s", st.detail);
         printf("\n");

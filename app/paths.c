@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <glib.h>
+
 #include "app/paths.h"
 
 void burrow_error_set(struct burrow_error *err, const char *fmt, ...)
@@ -37,37 +39,62 @@ int path_join(char *buf, size_t len, struct burrow_error *err, const char *fmt, 
     return 0;
 }
 
+/* Names become folder and socket names: any letter or digit (of any
+ * script), spaces inside, and . _ + -.  Refused: '/', NUL and control
+ * characters (never in a file name), a leading '.' (hidden, or "..") or
+ * '-' (an option to every command), spaces at either end (vm.ini drops
+ * them), and other punctuation (',' and ':' separate the fields of
+ * burrow-vm's options, where the VM's folder appears). */
 bool burrow_name_valid(const char *name, struct burrow_error *err)
 {
+    static const char allowed[] = "letters, digits, spaces, '.', '_', '-', '+'";
     if (!name || !*name) {
         burrow_error_set(err, "a VM name cannot be empty");
         return false;
     }
     size_t n = strlen(name);
     if (n > BURROW_NAME_MAX) {
-        burrow_error_set(err, "VM name '%.70s...' is too long (at most %d characters)", name,
-                         BURROW_NAME_MAX);
+        burrow_error_set(err, "VM name '%.70s...' is too long (at most %d bytes: %d letters "
+                         "without accents, fewer with)", name, BURROW_NAME_MAX, BURROW_NAME_MAX);
+        return false;
+    }
+    if (!g_utf8_validate(name, (gssize)n, NULL)) {
+        burrow_error_set(err, "VM name is not valid UTF-8 text");
         return false;
     }
     if (name[0] == '.' || name[0] == '-') {
         burrow_error_set(err, "VM name '%s' cannot start with '%c'", name, name[0]);
         return false;
     }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)name[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == '-' || c == '+';
-        if (!ok) {
+    if (name[0] == ' ' || name[n - 1] == ' ') {
+        burrow_error_set(err, "VM name '%s' cannot start or end with a space", name);
+        return false;
+    }
+    for (const char *p = name; *p; p = g_utf8_next_char(p)) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x80) {
+            if (g_ascii_isalnum((char)c) || strchr("._-+ ", (char)c))
+                continue;
             if (c == '/')
                 burrow_error_set(err, "VM name '%s' cannot contain '/'", name);
             else if (c > 0x20 && c < 0x7f)
-                burrow_error_set(err, "VM name '%s' cannot contain '%c' (use letters, digits, "
-                                 "'.', '_', '-', '+')", name, c);
+                burrow_error_set(err, "VM name '%s' cannot contain '%c' (use %s)", name, c, allowed);
             else
-                burrow_error_set(err, "VM name cannot contain spaces or control characters "
-                                 "(use letters, digits, '.', '_', '-', '+')");
+                burrow_error_set(err, "VM name cannot contain tabs, line breaks or control characters "
+                                 "(use %s)", allowed);
             return false;
         }
+        gunichar u = g_utf8_get_char(p);
+        if (g_unichar_isalnum(u) || g_unichar_ismark(u))
+            continue;
+        char ch[8] = "";
+        g_unichar_to_utf8(u, ch);
+        if (g_unichar_iscntrl(u) || !g_unichar_isprint(u) || g_unichar_isspace(u))
+            burrow_error_set(err, "VM name cannot contain invisible or control characters (use %s)",
+                             allowed);
+        else
+            burrow_error_set(err, "VM name '%s' cannot contain '%s' (use %s)", name, ch, allowed);
+        return false;
     }
     return true;
 }

@@ -311,6 +311,10 @@ enum burrow_vm_state supervise_state(struct burrow_vm *vm, struct burrow_vm_stat
     } else {
         const char *s = json_string_value(json_object_get(reply, "state"));
         st->state = state_from_name(s ? s : "");
+        const char *disp = json_string_value(json_object_get(reply, "display"));
+        const char *vnc = json_string_value(json_object_get(reply, "vnc"));
+        snprintf(st->display, sizeof(st->display), "%s", disp ? disp : "");
+        snprintf(st->vnc_listen, sizeof(st->vnc_listen), "%s", vnc ? vnc : "");
     }
     json_decref(reply);
     burrow_ctl_close(ctl);

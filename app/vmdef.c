@@ -966,6 +966,18 @@ fail:
     return NULL;
 }
 
+static bool stat_differs(const struct burrow_vm *vm, const struct stat *st)
+{
+    return vm->have_stat && (st->st_dev != vm->dev || st->st_ino != vm->ino || st->st_size != vm->size ||
+                             st->st_mtim.tv_sec != vm->mtime.tv_sec || st->st_mtim.tv_nsec != vm->mtime.tv_nsec);
+}
+
+bool burrow_vm_stale(const struct burrow_vm *vm)
+{
+    struct stat st;
+    return stat(vm->paths.def, &st) < 0 || stat_differs(vm, &st);
+}
+
 int burrow_vm_save(struct burrow_vm *vm, struct burrow_error *err)
 {
     if (burrow_vmdef_validate(&vm->def, err) < 0)
@@ -983,11 +995,11 @@ int burrow_vm_save(struct burrow_vm *vm, struct burrow_error *err)
         burrow_error_set(err, "%s: %s (was the VM deleted?)", vm->paths.def, strerror(errno));
         goto out;
     }
-    if (vm->have_stat && (st.st_dev != vm->dev || st.st_ino != vm->ino || st.st_size != vm->size ||
-                          st.st_mtim.tv_sec != vm->mtime.tv_sec ||
-                          st.st_mtim.tv_nsec != vm->mtime.tv_nsec)) {
+    if (stat_differs(vm, &st)) {
         burrow_error_set(err, "%s changed since it was loaded (another program saved it); "
                          "reload and try again", vm->paths.def);
+        if (err)
+            snprintf(err->cls, sizeof(err->cls), "conflict");
         goto out;
     }
     if (vmdef_save(vm->paths.def, &vm->def, err) < 0)

@@ -1,5 +1,6 @@
 /* The control socket's commands: run control, media, network, screen and
  * keyboard.  Each runs on the I/O thread with the device lock held. */
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -18,9 +19,20 @@
 static json_t *cmd_status(void *opaque, json_t *args, struct control_error *err)
 {
     struct machine *m = opaque;
-    return json_pack("{s:s,s:s,s:i,s:I}", "state", machine_state_name(m),
-                     "name", m->opts.name ? m->opts.name : "", "cpus", m->opts.cpus,
-                     "memory-mib", (json_int_t)m->opts.memory_mib);
+    /* How the screen is shown: a window (maybe with a VNC server too), a
+     * VNC server, or only to viewers the control socket hands it to. */
+    const char *display = m->opts.sdl ? "sdl" : m->opts.vnc_host ? "vnc" : m->opts.vga ? "headless" : "none";
+    json_t *r = json_pack("{s:s,s:s,s:i,s:I,s:s}", "state", machine_state_name(m),
+                          "name", m->opts.name ? m->opts.name : "", "cpus", m->opts.cpus,
+                          "memory-mib", (json_int_t)m->opts.memory_mib, "display", display);
+    if (m->opts.vnc_host) {
+        bool v6 = strchr(m->opts.vnc_host, ':') != NULL;
+        char vnc[300];
+        snprintf(vnc, sizeof(vnc), "%s%.256s%s:%d", v6 ? "[" : "", m->opts.vnc_host, v6 ? "]" : "",
+                 m->opts.vnc_port);
+        json_object_set_new(r, "vnc", json_string(vnc));
+    }
+    return r;
 }
 
 /* pause and resume: only between the running and paused states. */
@@ -327,7 +339,7 @@ int machine_control_setup(struct machine *m, char *err, size_t errlen)
     m->control = control_server_new(m->loop, m->opts.control, err, errlen);
     if (!m->control)
         return -1;
-    control_register(m->control, "status", cmd_status, m, "run state, name, CPUs and memory of the VM");
+    control_register(m->control, "status", cmd_status, m, "run state, name, CPUs, memory and display (with the VNC server's HOST:PORT) of the VM");
     control_register(m->control, "pause", cmd_pause, m, "stop the vCPUs");
     control_register(m->control, "resume", cmd_resume, m, "let paused vCPUs run again");
     control_register(m->control, "reset", cmd_reset, m, "hard reset, as the reset button");

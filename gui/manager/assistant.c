@@ -12,10 +12,11 @@ struct assistant {
     GtkWidget *window;
     GtkWidget *page_name, *page_hw, *page_disk, *page_media, *page_summary;
     GtkWidget *name, *name_msg, *os;
-    GtkWidget *memory, *cpus, *hw_msg;
+    GtkWidget *memory, *memory_spin, *cpus, *hw_msg, *mem_msg;
     GtkWidget *disk_new, *disk_existing, *disk_none, *disk_size, *disk_path, *disk_browse, *disk_msg;
     GtkWidget *iso, *iso_msg;
     GtkWidget *summary;
+    GtkWidget *finish;           /* Finish on the media page (GTK shows its own on the earlier ones) */
     bool creating;
 };
 
@@ -91,7 +92,7 @@ static void check_name(struct assistant *a)
     } else if (g_hash_table_contains(a->m->vms, name)) {
         set_message(a->name_msg, "A virtual machine of that name exists already.", true);
     } else {
-        set_message(a->name_msg, "Letters, digits and . _ + - are allowed.", false);
+        set_message(a->name_msg, "Letters (of any language), digits, spaces and . _ + - are allowed.", false);
         ok = true;
     }
     gtk_assistant_set_page_complete(GTK_ASSISTANT(a->window), a->page_name, ok);
@@ -123,10 +124,13 @@ static void check_disk(struct assistant *a)
 static void check_iso(struct assistant *a)
 {
     const char *p = gtk_entry_get_text(GTK_ENTRY(a->iso));
-    bool ok = !p[0] || readable_file(p);
+    bool ok = !p[0] || (p[0] == '/' && readable_file(p));
     set_message(a->iso_msg, ok ? (p[0] ? "Inserted in the CD/DVD drive." : "Optional: the drive stays empty.")
-                               : "That file does not exist or cannot be read.", !ok);
+                               : p[0] != '/' ? "Give the image's full path, starting with / (or choose it with Browse)."
+                                             : "That file does not exist or cannot be read.", !ok);
     gtk_assistant_set_page_complete(GTK_ASSISTANT(a->window), a->page_media, ok);
+    if (a->finish)
+        gtk_widget_set_sensitive(a->finish, ok);
 }
 
 static void on_name_changed(GtkEditable *e, gpointer data) { check_name(data); }
@@ -145,9 +149,31 @@ static void on_os_changed(GtkComboBox *c, gpointer data)
     gtk_spin_button_set_value(GTK_SPIN_BUTTON(a->disk_size), t->disk_gib);
 }
 
-static char *format_mib(GtkScale *s, gdouble v, gpointer data)
+/* More memory than the host has free now works only if the host swaps
+ * or other programs give some back: said under the slider. */
+static void check_memory(struct assistant *a)
 {
-    return v >= 1024 ? g_strdup_printf("%.1f GiB", v / 1024) : g_strdup_printf("%.0f MiB", v);
+    unsigned mib = (unsigned)gtk_range_get_value(GTK_RANGE(a->memory));
+    unsigned free_mib = host_free_memory_mib();
+    char *text;
+    bool warn = free_mib && mib > free_mib;
+    if (warn)
+        text = g_strdup_printf("⚠ %u MiB is more than this computer's free memory (%u MiB now): it may swap "
+                               "and slow down, or other programs may have to close.", mib, free_mib);
+    else if (free_mib)
+        text = g_strdup_printf("This computer has %u MiB of free memory now.", free_mib);
+    else
+        text = g_strdup("");
+    char *markup = warn ? g_markup_printf_escaped("<span foreground='#c64600'>%s</span>", text)
+                        : g_markup_printf_escaped("<span alpha='70%%'>%s</span>", text);
+    gtk_label_set_markup(GTK_LABEL(a->mem_msg), markup);
+    g_free(markup);
+    g_free(text);
+}
+
+static void on_memory_changed(GtkRange *r, gpointer data)
+{
+    check_memory(data);
 }
 
 static void browse(GtkWidget *button, GtkWidget *entry, const char *title, bool iso)
@@ -229,14 +255,41 @@ static GtkWidget *build_hw_page(struct assistant *a)
 {
     GtkWidget *box = page_box();
     unsigned mem_max = MAX(host_memory_mib(), BURROW_MEMORY_MIN + 16);
-    a->memory = gtk_scale_new_with_range(GTK_ORIENTATION_HORIZONTAL, BURROW_MEMORY_MIN, mem_max, 16);
+    /* One adjustment for the slider and the number beside it. */
+    GtkAdjustment *adj = gtk_adjustment_new(BURROW_MEMORY_MIN, BURROW_MEMORY_MIN, mem_max, 16, 256, 0);
+    a->memory = gtk_scale_new(GTK_ORIENTATION_HORIZONTAL, adj);
     gtk_scale_set_digits(GTK_SCALE(a->memory), 0);
-    gtk_scale_set_value_pos(GTK_SCALE(a->memory), GTK_POS_RIGHT);
-    g_signal_connect(a->memory, "format-value", G_CALLBACK(format_mib), NULL);
+    gtk_scale_set_draw_value(GTK_SCALE(a->memory), FALSE);
+    gtk_widget_set_hexpand(a->memory, TRUE);
     gtk_scale_add_mark(GTK_SCALE(a->memory), mem_max, GTK_POS_BOTTOM, "host");
+    /* The trough fills up to the host's free memory: beyond it is the
+     * zone the warning below is about. */
+    unsigned free_mib = host_free_memory_mib();
+    if (free_mib && free_mib < mem_max) {
+        gtk_range_set_show_fill_level(GTK_RANGE(a->memory), TRUE);
+        gtk_range_set_restrict_to_fill_level(GTK_RANGE(a->memory), FALSE);
+        gtk_range_set_fill_level(GTK_RANGE(a->memory), free_mib);
+        /* Labelled unless it would run into the "host" label. */
+        gtk_scale_add_mark(GTK_SCALE(a->memory), free_mib, GTK_POS_BOTTOM,
+                           free_mib < mem_max / 100 * 85 ? "free" : NULL);
+    }
     atk_object_set_name(gtk_widget_get_accessible(a->memory), "Memory");
-    field_label(box, "_Memory", a->memory);
-    gtk_container_add(GTK_CONTAINER(box), a->memory);
+    a->memory_spin = gtk_spin_button_new(adj, 16, 0);
+    gtk_spin_button_set_numeric(GTK_SPIN_BUTTON(a->memory_spin), TRUE);
+    gtk_widget_set_valign(a->memory_spin, GTK_ALIGN_START);
+    atk_object_set_name(gtk_widget_get_accessible(a->memory_spin), "Memory in MiB");
+    field_label(box, "_Memory", a->memory_spin);
+    GtkWidget *row = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 8);
+    gtk_container_add(GTK_CONTAINER(row), a->memory);
+    gtk_container_add(GTK_CONTAINER(row), a->memory_spin);
+    GtkWidget *unit = gtk_label_new("MiB");
+    gtk_widget_set_valign(unit, GTK_ALIGN_START);
+    gtk_widget_set_margin_top(unit, 8);
+    gtk_container_add(GTK_CONTAINER(row), unit);
+    gtk_container_add(GTK_CONTAINER(box), row);
+    a->mem_msg = message_label("Memory check");
+    gtk_container_add(GTK_CONTAINER(box), a->mem_msg);
+    g_signal_connect(a->memory, "value-changed", G_CALLBACK(on_memory_changed), a);
 
     unsigned cpu_max = MAX(host_cpus(), 2u);
     a->cpus = gtk_scale_new_with_range(GTK_ORIENTATION_HORIZONTAL, 1, cpu_max, 1);
@@ -357,6 +410,19 @@ static void on_prepare(GtkAssistant *as, GtkWidget *page, gpointer data)
         check_disk(a);
     else if (page == a->page_media)
         check_iso(a);
+    else if (page == a->page_hw)
+        check_memory(a);
+    gtk_widget_set_visible(a->finish, page == a->page_media);
+}
+
+/* Finish on the last page before the summary, as on the pages before it. */
+static void on_finish(GtkWidget *b, gpointer data)
+{
+    struct assistant *a = data;
+    int n = gtk_assistant_get_n_pages(GTK_ASSISTANT(a->window));
+    for (int i = 0; i < n; i++)
+        if (gtk_assistant_get_nth_page(GTK_ASSISTANT(a->window), i) == a->page_summary)
+            gtk_assistant_set_current_page(GTK_ASSISTANT(a->window), i);
 }
 
 /* ---- creating ------------------------------------------------------------------------- */
@@ -454,7 +520,6 @@ void assistant_show(struct manager *m)
     a->page_summary = page_box();
     a->summary = gtk_label_new("");
     gtk_label_set_xalign(GTK_LABEL(a->summary), 0);
-    gtk_label_set_selectable(GTK_LABEL(a->summary), TRUE);
     atk_object_set_name(gtk_widget_get_accessible(a->summary), "Summary");
     GtkWidget *intro = gtk_label_new("The virtual machine will be created with these settings. "
                                      "Everything can be changed later in Settings.");
@@ -468,6 +533,17 @@ void assistant_show(struct manager *m)
     add_page(a, a->page_disk, "Hard disk", GTK_ASSISTANT_PAGE_CONTENT, true);
     add_page(a, a->page_media, "Installation media", GTK_ASSISTANT_PAGE_CONTENT, true);
     add_page(a, a->page_summary, "Summary", GTK_ASSISTANT_PAGE_CONFIRM, true);
+    /* The summary's button says what it does. */
+    GObject *apply = gtk_widget_get_template_child(a->window, GTK_TYPE_ASSISTANT, "apply");
+    if (GTK_IS_BUTTON(apply)) {
+        gtk_button_set_label(GTK_BUTTON(apply), "C_reate");
+        atk_object_set_name(gtk_widget_get_accessible(GTK_WIDGET(apply)), "Create");
+    }
+    a->finish = gtk_button_new_with_mnemonic("_Finish");
+    atk_object_set_name(gtk_widget_get_accessible(a->finish), "Finish");
+    gtk_widget_set_no_show_all(a->finish, TRUE);
+    g_signal_connect(a->finish, "clicked", G_CALLBACK(on_finish), a);
+    gtk_assistant_add_action_widget(GTK_ASSISTANT(a->window), a->finish);
 
     g_signal_connect(a->os, "changed", G_CALLBACK(on_os_changed), a);
     gtk_combo_box_set_active_id(GTK_COMBO_BOX(a->os), burrow_ostype_default()->id);

@@ -3,6 +3,8 @@
  * work, before burrow-vm is spawned only to die.  The checks create a test
  * VM, which is quick on a desktop's KVM but can take seconds on a slow one,
  * so they run off the main thread. */
+#include <string.h>
+
 #include "app/hostcheck.h"
 #include "gui/manager/manager.h"
 
@@ -66,4 +68,19 @@ char *hostinfo_kvm_problems(void)
     char *why = hostcheck_kvm_ok(r) ? NULL : hostcheck_problems_text(r, HOSTCHECK_FAIL, true);
     g_free(r);
     return why;
+}
+
+unsigned host_free_memory_mib(void)
+{
+    char *text = NULL;
+    unsigned mib = 0;
+    if (!g_file_get_contents("/proc/meminfo", &text, NULL, NULL))
+        return 0;
+    const char *p = strstr(text, "MemAvailable:");
+    if (p) {
+        unsigned long long kib = g_ascii_strtoull(p + strlen("MemAvailable:"), NULL, 10);
+        mib = (unsigned)MIN(kib / 1024, (unsigned long long)BURROW_MEMORY_MAX);
+    }
+    g_free(text);
+    return mib;
 }

@@ -32,6 +32,25 @@ static void quit(GSimpleAction *a, GVariant *p, gpointer data)
     g_application_quit(G_APPLICATION(data));
 }
 
+/* Installed, the icon is in the icon theme; run from the build tree it is
+ * in icons/ next to this program. */
+static void find_icon(void)
+{
+    GtkIconTheme *theme = gtk_icon_theme_get_default();
+    if (gtk_icon_theme_has_icon(theme, MANAGER_APP_ID))
+        return;
+    char *exe = g_file_read_link("/proc/self/exe", NULL);
+    if (!exe)
+        return;
+    char *dir = g_path_get_dirname(exe);
+    char *icons = g_build_filename(dir, "icons", NULL);
+    if (g_file_test(icons, G_FILE_TEST_IS_DIR))
+        gtk_icon_theme_append_search_path(theme, icons);
+    g_free(icons);
+    g_free(dir);
+    g_free(exe);
+}
+
 static void startup(GApplication *app, gpointer data)
 {
     GSimpleAction *q = g_simple_action_new("quit", NULL);
@@ -41,6 +60,7 @@ static void startup(GApplication *app, gpointer data)
     const char *accels[] = { "<Primary>q", NULL };
     gtk_application_set_accels_for_action(GTK_APPLICATION(app), "app.quit", accels);
     g_set_application_name("Burrow");
+    find_icon();
     gtk_window_set_default_icon_name(MANAGER_APP_ID);
 }
 

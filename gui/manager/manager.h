@@ -26,25 +26,28 @@ struct vm_entry {
     enum burrow_vm_state state;
     int pid;
     bool busy;                     /* an operation on it is under way */
+    const char *busy_text;         /* which, for people ("Stopping…"); NULL: unsaid */
     /* Control connection while the process runs: events come through it. */
     struct burrow_ctl *ctl;
     guint ctl_watch;
     guint settle_timer;            /* re-checks a process on its way out */
-    /* How the running VM shows its screen, as far as this program knows. */
+    /* How the running VM shows its screen, as its status says. */
     char display[16];              /* "sdl", "vnc", "headless", "none", "" */
-    char vnc_addr[64];
+    char vnc_addr[64];             /* its VNC server's HOST:PORT, "" without one */
     /* Screen thumbnail of a running VM. */
     GdkPixbuf *thumb;
     guint thumb_timer;
     bool thumb_busy;
     /* The row in the list. */
-    GtkWidget *row, *icon, *name_label, *state_label, *row_thumb;
+    GtkWidget *row, *icon, *pause_badge, *name_label, *state_label, *row_thumb;
 };
 
 struct manager {
     GtkApplication *app;
     GtkWidget *window;
     GtkWidget *header;
+    GtkWidget *top;                  /* "welcome" (no VMs at all) | "vms" */
+    GtkWidget *search, *no_match;    /* filters the list by name; says when nothing matches */
     GtkWidget *list;                 /* GtkListBox of VMs */
     GtkWidget *stack;                /* "empty" | "details" */
     /* Details pane. */
@@ -69,6 +72,9 @@ void manager_select_name(struct manager *m, const char *name);
 void manager_entry_changed(struct manager *m, struct vm_entry *e);
 /* A modal error dialog with the library's message. */
 void manager_error(struct manager *m, GtkWindow *parent, const char *title, const char *msg);
+/* A VM's name for titles and messages: a long one keeps its start and end
+ * around an ellipsis (g_free it). */
+char *manager_short_name(const char *name);
 
 /* vmrow.c: the list entries and their live state. */
 struct vm_entry *vm_entry_new(struct manager *m, const char *name);
@@ -113,5 +119,7 @@ char *hostinfo_kvm_problems(void);
 /* Host limits for the sliders. */
 unsigned host_memory_mib(void);
 unsigned host_cpus(void);
+/* Memory the host could give a new VM now (MemAvailable), MiB; 0 unknown. */
+unsigned host_free_memory_mib(void);
 
 #endif

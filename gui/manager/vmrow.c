@@ -292,6 +292,12 @@ void vm_entry_update_state(struct vm_entry *e)
         struct burrow_vm_status st;
         e->state = burrow_vm_state(e->vm, &st);
         e->pid = st.pid;
+        /* The VM says how it was started (a window, VNC, headless), however
+         * it was: from here or from the command line. */
+        if (st.display[0]) {
+            snprintf(e->display, sizeof(e->display), "%s", st.display);
+            snprintf(e->vnc_addr, sizeof(e->vnc_addr), "%s", st.vnc_listen);
+        }
         if (e->state == BURROW_VM_STOPPED || e->state == BURROW_VM_CRASHED) {
             disconnect_ctl(e);
             stop_thumbs(e);
@@ -344,28 +350,43 @@ GtkWidget *vm_entry_row(struct vm_entry *e)
     g_object_set_data(G_OBJECT(e->row), "vm-name", e->name);
     GtkWidget *box = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 12);
     g_object_set(box, "margin-start", 12, "margin-end", 12, "margin-top", 8, "margin-bottom", 8, NULL);
+    /* The OS badge, with a pause sign on it while the VM is paused. */
+    GtkWidget *overlay = gtk_overlay_new();
+    gtk_widget_set_valign(overlay, GTK_ALIGN_CENTER);
     e->icon = gtk_image_new();
-    gtk_widget_set_valign(e->icon, GTK_ALIGN_CENTER);
-    gtk_container_add(GTK_CONTAINER(box), e->icon);
+    gtk_container_add(GTK_CONTAINER(overlay), e->icon);
+    e->pause_badge = gtk_image_new_from_icon_name("media-playback-pause-symbolic", GTK_ICON_SIZE_MENU);
+    gtk_widget_set_halign(e->pause_badge, GTK_ALIGN_END);
+    gtk_widget_set_valign(e->pause_badge, GTK_ALIGN_END);
+    gtk_style_context_add_class(gtk_widget_get_style_context(e->pause_badge), "pause-badge");
+    gtk_widget_set_no_show_all(e->pause_badge, TRUE);
+    atk_object_set_name(gtk_widget_get_accessible(e->pause_badge), "Paused");
+    gtk_overlay_add_overlay(GTK_OVERLAY(overlay), e->pause_badge);
+    gtk_container_add(GTK_CONTAINER(box), overlay);
     GtkWidget *text = gtk_box_new(GTK_ORIENTATION_VERTICAL, 2);
     gtk_widget_set_valign(text, GTK_ALIGN_CENTER);
     gtk_widget_set_hexpand(text, TRUE);
     e->name_label = gtk_label_new(e->name);
     gtk_label_set_xalign(GTK_LABEL(e->name_label), 0);
     gtk_label_set_ellipsize(GTK_LABEL(e->name_label), PANGO_ELLIPSIZE_END);
+    gtk_widget_set_tooltip_text(e->name_label, e->name);
     PangoAttrList *attrs = pango_attr_list_new();
     pango_attr_list_insert(attrs, pango_attr_weight_new(PANGO_WEIGHT_BOLD));
     gtk_label_set_attributes(GTK_LABEL(e->name_label), attrs);
     pango_attr_list_unref(attrs);
     e->state_label = gtk_label_new("");
     gtk_label_set_xalign(GTK_LABEL(e->state_label), 0);
+    gtk_label_set_ellipsize(GTK_LABEL(e->state_label), PANGO_ELLIPSIZE_END);
     gtk_style_context_add_class(gtk_widget_get_style_context(e->state_label), "dim-label");
     gtk_container_add(GTK_CONTAINER(text), e->name_label);
     gtk_container_add(GTK_CONTAINER(text), e->state_label);
     gtk_container_add(GTK_CONTAINER(box), text);
+    /* The same room for the thumbnail in every row, with a screen or not,
+     * so rows are of one height. */
     e->row_thumb = gtk_image_new();
-    gtk_widget_set_size_request(e->row_thumb, ROW_THUMB_W, -1);
+    gtk_widget_set_size_request(e->row_thumb, ROW_THUMB_W, ROW_THUMB_H);
     gtk_widget_set_valign(e->row_thumb, GTK_ALIGN_CENTER);
+    gtk_style_context_add_class(gtk_widget_get_style_context(e->row_thumb), "row-thumb");
     gtk_container_add(GTK_CONTAINER(box), e->row_thumb);
     gtk_container_add(GTK_CONTAINER(e->row), box);
     /* The tests (and screen readers) find a VM's row by its name. */
@@ -380,13 +401,28 @@ void vm_entry_update_row(struct vm_entry *e)
 {
     if (!e->row)
         return;
-    gtk_label_set_text(GTK_LABEL(e->state_label), vm_entry_state_label(e));
+    gtk_label_set_text(GTK_LABEL(e->state_label), e->busy && e->busy_text ? e->busy_text : vm_entry_state_label(e));
     atk_object_set_description(gtk_widget_get_accessible(e->row), vm_entry_state_label(e));
+    /* Paused shows apart from running: the badge, the state in the accent
+     * colour, and a grey screen. */
+    bool paused = e->state == BURROW_VM_PAUSED;
+    gtk_widget_set_visible(e->pause_badge, paused);
+    GtkStyleContext *sc = gtk_widget_get_style_context(e->state_label);
+    if (paused)
+        gtk_style_context_add_class(sc, "paused");
+    else
+        gtk_style_context_remove_class(sc, "paused");
     if (e->thumb) {
-        GdkPixbuf *small = gdk_pixbuf_scale_simple(e->thumb, ROW_THUMB_W,
-                                                   MAX(1, ROW_THUMB_W * gdk_pixbuf_get_height(e->thumb) /
-                                                              gdk_pixbuf_get_width(e->thumb)),
-                                                   GDK_INTERP_BILINEAR);
+        int w = gdk_pixbuf_get_width(e->thumb), h = gdk_pixbuf_get_height(e->thumb);
+        /* Within the thumbnail's room, keeping the screen's shape. */
+        int tw = ROW_THUMB_W, th = MAX(1, ROW_THUMB_W * h / w);
+        if (th > ROW_THUMB_H) {
+            th = ROW_THUMB_H;
+            tw = MAX(1, ROW_THUMB_H * w / h);
+        }
+        GdkPixbuf *small = gdk_pixbuf_scale_simple(e->thumb, tw, th, GDK_INTERP_BILINEAR);
+        if (paused)
+            gdk_pixbuf_saturate_and_pixelate(small, small, 0.0f, FALSE);
         gtk_image_set_from_pixbuf(GTK_IMAGE(e->row_thumb), small);
         g_object_unref(small);
         atk_object_set_description(gtk_widget_get_accessible(e->row_thumb), "The VM's screen");

@@ -24,6 +24,19 @@ void manager_error(struct manager *m, GtkWindow *parent, const char *title, cons
     gtk_widget_show(d);
 }
 
+#define SHORT_NAME_CHARS 32
+
+char *manager_short_name(const char *name)
+{
+    glong n = g_utf8_strlen(name, -1);
+    if (n <= SHORT_NAME_CHARS)
+        return g_strdup(name);
+    glong keep = (SHORT_NAME_CHARS - 1) / 2;
+    const char *head_end = g_utf8_offset_to_pointer(name, keep);
+    const char *tail = g_utf8_offset_to_pointer(name, n - keep);
+    return g_strdup_printf("%.*s…%s", (int)(head_end - name), name, tail);
+}
+
 static GtkWidget *icon_button(const char *icon, const char *action, const char *tooltip)
 {
     GtkWidget *b = gtk_button_new_from_icon_name(icon, GTK_ICON_SIZE_BUTTON);
@@ -74,12 +87,24 @@ static void update_details(struct manager *m)
     }
     gtk_stack_set_visible_child_name(GTK_STACK(m->stack), "details");
     gtk_label_set_text(GTK_LABEL(m->d_title), e->name);
-    char *state = e->pid ? g_strdup_printf("%s (process %d)%s", vm_entry_state_label(e), e->pid,
-                                           e->busy ? ", working…" : "")
-                         : g_strdup_printf("%s%s", vm_entry_state_label(e), e->busy ? ", working…" : "");
+    gtk_widget_set_tooltip_text(m->d_title, e->name);
+    char *state = e->busy && e->busy_text ? g_strdup(e->busy_text)
+                  : e->pid ? g_strdup_printf("%s (process %d)%s", vm_entry_state_label(e), e->pid,
+                                             e->busy ? ", working…" : "")
+                           : g_strdup_printf("%s%s", vm_entry_state_label(e), e->busy ? ", working…" : "");
     gtk_label_set_text(GTK_LABEL(m->d_state), state);
     g_free(state);
-    if (e->thumb) {
+    GtkStyleContext *sc = gtk_widget_get_style_context(m->d_state);
+    if (e->state == BURROW_VM_PAUSED && !e->busy)
+        gtk_style_context_add_class(sc, "paused");
+    else
+        gtk_style_context_remove_class(sc, "paused");
+    if (e->thumb && e->state == BURROW_VM_PAUSED) {
+        GdkPixbuf *grey = gdk_pixbuf_copy(e->thumb);
+        gdk_pixbuf_saturate_and_pixelate(grey, grey, 0.0f, FALSE);
+        gtk_image_set_from_pixbuf(GTK_IMAGE(m->d_thumb), grey);
+        g_object_unref(grey);
+    } else if (e->thumb) {
         gtk_image_set_from_pixbuf(GTK_IMAGE(m->d_thumb), e->thumb);
     } else {
         gtk_image_set_from_icon_name(GTK_IMAGE(m->d_thumb),
@@ -128,7 +153,7 @@ static void update_details(struct manager *m)
     s = g_string_new(NULL);
     for (unsigned i = 0; i < d->nnics; i++) {
         const struct burrow_nic *n = &d->nics[i];
-        g_string_append_printf(s, "%sAdapter %u: %s (NAT), %s", i ? "\n" : "", i, n->model, n->mac);
+        g_string_append_printf(s, "%sAdapter %u: %s (NAT), %s", i ? "\n" : "", i + 1, n->model, n->mac);
         for (unsigned j = 0; j < n->nhostfwd; j++)
             g_string_append_printf(s, "\n    forward %s", n->hostfwd[j]);
     }
@@ -137,21 +162,28 @@ static void update_details(struct manager *m)
     set_section(m->d_network, s);
 
     s = g_string_new(NULL);
-    const char *disp = vm_entry_is_running(e) && e->display[0] ? e->display : d->display;
-    if (!strcmp(disp, "vnc")) {
-        const char *addr = e->vnc_addr[0] ? e->vnc_addr : d->vnc_listen;
-        g_string_append_printf(s, "VNC server on %s", addr);
-        if (vm_entry_is_running(e))
-            g_string_append_printf(s, "\nConnect a VNC viewer to vnc://%s", addr);
-    } else if (!strcmp(disp, "sdl")) {
+    if (vm_entry_is_running(e) && e->display[0]) {
+        /* As the running VM says it was started, from here or elsewhere. */
+        if (!strcmp(e->display, "sdl"))
+            g_string_append(s, "Window on this desktop\n");
+        else if (!strcmp(e->display, "headless"))
+            g_string_append(s, "Headless: its screen shows in this program's console (Ctrl+O)\n");
+        else if (!strcmp(e->display, "none"))
+            g_string_append(s, "None (serial console only)\n");
+        if (e->vnc_addr[0])
+            g_string_append_printf(s, "VNC server on %s\nA VNC viewer connects to vnc://%s\n", e->vnc_addr,
+                                   e->vnc_addr);
+        if (s->len)
+            g_string_truncate(s, s->len - 1);
+    } else if (vm_entry_is_running(e)) {
+        g_string_append(s, "Not known yet");
+    } else if (!strcmp(d->display, "vnc")) {
+        g_string_append_printf(s, "VNC server on %s", d->vnc_listen);
+    } else if (!strcmp(d->display, "sdl")) {
         g_string_append(s, "Window on this desktop");
-    } else if (!strcmp(disp, "headless")) {
-        g_string_append(s, "Headless (screen seen in this window only)");
     } else {
         g_string_append(s, "None (serial console only)");
     }
-    if (vm_entry_is_running(e) && !e->display[0])
-        g_string_append(s, "\n(started outside this window)");
     set_section(m->d_display, s);
 }
 
@@ -193,9 +225,87 @@ void manager_entry_changed(struct manager *m, struct vm_entry *e)
 
 /* ---- the list ------------------------------------------------------------------------------- */
 
+/* vm-2 before vm-10, as a file manager sorts; the keys are kept on the rows. */
+static const char *sort_key(GtkListBoxRow *row)
+{
+    const char *key = g_object_get_data(G_OBJECT(row), "sort-key");
+    if (!key) {
+        const char *name = g_object_get_data(G_OBJECT(row), "vm-name");
+        key = g_utf8_collate_key_for_filename(name ? name : "", -1);
+        g_object_set_data_full(G_OBJECT(row), "sort-key", (gpointer)key, g_free);
+    }
+    return key;
+}
+
 static int sort_rows(GtkListBoxRow *a, GtkListBoxRow *b, gpointer data)
 {
-    return g_strcmp0(g_object_get_data(G_OBJECT(a), "vm-name"), g_object_get_data(G_OBJECT(b), "vm-name"));
+    int c = strcmp(sort_key(a), sort_key(b));
+    return c ? c : g_strcmp0(g_object_get_data(G_OBJECT(a), "vm-name"), g_object_get_data(G_OBJECT(b), "vm-name"));
+}
+
+/* The search entry's text, casefolded, or NULL when empty. */
+static char *search_text(struct manager *m)
+{
+    const char *t = m->search ? gtk_entry_get_text(GTK_ENTRY(m->search)) : "";
+    if (!t[0])
+        return NULL;
+    char *norm = g_utf8_normalize(t, -1, G_NORMALIZE_ALL);
+    char *fold = g_utf8_casefold(norm ? norm : t, -1);
+    g_free(norm);
+    return fold;
+}
+
+static gboolean filter_rows(GtkListBoxRow *row, gpointer data)
+{
+    struct manager *m = data;
+    char *want = search_text(m);
+    if (!want)
+        return TRUE;
+    const char *name = g_object_get_data(G_OBJECT(row), "vm-name");
+    char *norm = g_utf8_normalize(name ? name : "", -1, G_NORMALIZE_ALL);
+    char *fold = g_utf8_casefold(norm ? norm : "", -1);
+    gboolean show = strstr(fold, want) != NULL;
+    g_free(norm);
+    g_free(fold);
+    g_free(want);
+    return show;
+}
+
+/* Says so when the search hides every row. */
+static void update_no_match(struct manager *m)
+{
+    char *want = search_text(m);
+    bool any = false;
+    GtkListBoxRow *r;
+    for (int i = 0; want && !any && (r = gtk_list_box_get_row_at_index(GTK_LIST_BOX(m->list), i)); i++)
+        any = filter_rows(r, m);
+    if (want && !any) {
+        char *text = g_strdup_printf("No virtual machine’s name contains “%s”.",
+                                     gtk_entry_get_text(GTK_ENTRY(m->search)));
+        gtk_label_set_text(GTK_LABEL(m->no_match), text);
+        g_free(text);
+    }
+    gtk_widget_set_visible(m->no_match, want && !any);
+    g_free(want);
+}
+
+static void search_changed(GtkSearchEntry *entry, gpointer data)
+{
+    struct manager *m = data;
+    gtk_list_box_invalidate_filter(GTK_LIST_BOX(m->list));
+    update_no_match(m);
+    /* Keep a visible row selected: the details follow the list. */
+    GtkListBoxRow *sel = gtk_list_box_get_selected_row(GTK_LIST_BOX(m->list));
+    if (!sel || !gtk_widget_get_child_visible(GTK_WIDGET(sel))) {
+        GtkListBoxRow *r;
+        for (int i = 0; (r = gtk_list_box_get_row_at_index(GTK_LIST_BOX(m->list), i)); i++)
+            if (filter_rows(r, m))
+                break;
+        if (r)
+            gtk_list_box_select_row(GTK_LIST_BOX(m->list), r);
+        else
+            gtk_list_box_unselect_all(GTK_LIST_BOX(m->list));
+    }
 }
 
 void manager_rescan(struct manager *m)
@@ -230,6 +340,9 @@ void manager_rescan(struct manager *m)
     }
     g_hash_table_destroy(seen);
     burrow_strv_free(names);
+    /* No VM at all: the whole window invites to create the first one. */
+    gtk_stack_set_visible_child_name(GTK_STACK(m->top), g_hash_table_size(m->vms) ? "vms" : "welcome");
+    update_no_match(m);
     if (!manager_selected(m)) {
         GtkListBoxRow *first = gtk_list_box_get_row_at_index(GTK_LIST_BOX(m->list), 0);
         if (first)
@@ -328,8 +441,22 @@ static void mark_busy(struct manager *m, const char *name, bool busy)
     if (!e)
         return;
     e->busy = busy;
+    if (!busy)
+        e->busy_text = NULL;
+    vm_entry_update_row(e);
     manager_entry_changed(m, e);
 }
+
+static void set_busy(struct manager *m, struct vm_entry *e, const char *text)
+{
+    e->busy = true;
+    e->busy_text = text;
+    vm_entry_update_row(e);
+    manager_entry_changed(m, e);
+}
+
+/* How long Stop waits for the guest to power off. */
+#define STOP_TIMEOUT_MS 30000
 
 /* Every worker loads its own handle: handles are not shared between threads. */
 static int work_start(void *data, struct burrow_error *err, void (*progress)(void *, double), void *op)
@@ -355,20 +482,13 @@ static void done_start(struct manager *m, void *data, int rc, const struct burro
     struct vm_op *o = data;
     mark_busy(m, o->name, false);
     struct vm_entry *e = g_hash_table_lookup(m->vms, o->name);
-    if (e && rc == 0) {
-        snprintf(e->display, sizeof(e->display), "%s", o->display ? o->display : "");
-        snprintf(e->vnc_addr, sizeof(e->vnc_addr), "%s", o->vnc_listen ? o->vnc_listen : "");
-        if (!o->display && e->vm) {
-            const struct burrow_vmdef *d = burrow_vm_def(e->vm);
-            snprintf(e->display, sizeof(e->display), "%s", d->display);
-            snprintf(e->vnc_addr, sizeof(e->vnc_addr), "%s", d->vnc_listen);
-        }
-    }
     if (e)
         vm_entry_update_state(e);
     if (rc < 0) {
-        char *t = o->no_kvm ? g_strdup_printf("Cannot start “%s”: %s", o->name, err->msg)
-                            : g_strdup_printf("Cannot start “%s”", o->name);
+        char *n = manager_short_name(o->name);
+        char *t = o->no_kvm ? g_strdup_printf("Cannot start “%s”: %s", n, err->msg)
+                            : g_strdup_printf("Cannot start “%s”", n);
+        g_free(n);
         manager_error(m, NULL, t, o->no_kvm ? o->no_kvm : err->msg);
         g_free(t);
     }
@@ -387,10 +507,8 @@ static void start_vm(struct manager *m, struct vm_entry *e, bool headless)
         if (vnc)
             o->vnc_listen = g_strdup(d->vnc_listen);
     }
-    e->busy = true;
     e->state = BURROW_VM_STARTING;
-    vm_entry_update_row(e);
-    manager_entry_changed(m, e);
+    set_busy(m, e, "Starting…");
     op_run(m, GTK_WINDOW(m->window), NULL, work_start, done_start, o, vm_op_free);
 }
 
@@ -400,7 +518,7 @@ static int work_stop(void *data, struct burrow_error *err, void (*progress)(void
     struct burrow_vm *vm = burrow_vm_load(o->name, err);
     if (!vm)
         return -1;
-    int rc = burrow_vm_stop(vm, o->force, o->force ? 1 : 30000, err);
+    int rc = burrow_vm_stop(vm, o->force, o->force ? 1 : STOP_TIMEOUT_MS, err);
     burrow_vm_free(vm);
     return rc;
 }
@@ -413,19 +531,107 @@ static void done_simple(struct manager *m, void *data, int rc, const struct burr
     if (e)
         vm_entry_update_state(e);
     if (rc < 0) {
-        char *t = g_strdup_printf("“%s”: the operation failed", o->name);
+        char *n = manager_short_name(o->name);
+        char *t = g_strdup_printf("“%s”: the operation failed", n);
+        g_free(n);
         manager_error(m, NULL, t, err->msg);
         g_free(t);
     }
+}
+
+static void stop_vm(struct manager *m, struct vm_entry *e, bool force);
+
+/* After a stop that did not end the VM (the guest ignored the power
+ * button, or could not see it): Force stop is one button away. */
+static void stop_failed_response(GtkDialog *d, int r, gpointer data)
+{
+    struct manager *m = data;
+    struct vm_entry *e = g_hash_table_lookup(m->vms, g_object_get_data(G_OBJECT(d), "vm-name"));
+    gtk_widget_destroy(GTK_WIDGET(d));
+    if (r == GTK_RESPONSE_ACCEPT && e && e->vm && !e->busy && vm_entry_is_running(e))
+        stop_vm(m, e, true);
+}
+
+static void done_stop(struct manager *m, void *data, int rc, const struct burrow_error *err)
+{
+    struct vm_op *o = data;
+    mark_busy(m, o->name, false);
+    struct vm_entry *e = g_hash_table_lookup(m->vms, o->name);
+    if (e)
+        vm_entry_update_state(e);
+    if (rc == 0)
+        return;
+    if (o->force || !e || !vm_entry_is_running(e)) {
+        char *n = manager_short_name(o->name);
+        char *t = g_strdup_printf("Cannot stop “%s”", n);
+        manager_error(m, NULL, t, err->msg);
+        g_free(t);
+        g_free(n);
+        return;
+    }
+    char *n = manager_short_name(o->name);
+    GtkWidget *d = gtk_message_dialog_new(GTK_WINDOW(m->window), GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
+                                          GTK_MESSAGE_WARNING, GTK_BUTTONS_NONE, "“%s” is still running", n);
+    g_free(n);
+    gtk_window_set_title(GTK_WINDOW(d), "Stop virtual machine");
+    atk_object_set_name(gtk_widget_get_accessible(d), "Stop virtual machine");
+    if (e->state == BURROW_VM_RUNNING)
+        gtk_message_dialog_format_secondary_text(GTK_MESSAGE_DIALOG(d),
+            "The guest did not power off within %d seconds after the power button: it may be busy, "
+            "waiting for an answer on its screen, or ignoring the button.\n\n"
+            "Force stop turns it off at once, as pulling its power cable would: what the guest has not "
+            "saved is lost.", STOP_TIMEOUT_MS / 1000);
+    else
+        gtk_message_dialog_format_secondary_text(GTK_MESSAGE_DIALOG(d),
+            "The guest cannot see the power button while the VM is %s.\n\n"
+            "Force stop turns it off at once, as pulling its power cable would: what the guest has not "
+            "saved is lost.", vm_entry_state_label(e));
+    gtk_dialog_add_button(GTK_DIALOG(d), "_Keep it running", GTK_RESPONSE_CANCEL);
+    GtkWidget *force = gtk_dialog_add_button(GTK_DIALOG(d), "_Force stop", GTK_RESPONSE_ACCEPT);
+    gtk_style_context_add_class(gtk_widget_get_style_context(force), "destructive-action");
+    gtk_dialog_set_default_response(GTK_DIALOG(d), GTK_RESPONSE_CANCEL);
+    g_object_set_data_full(G_OBJECT(d), "vm-name", g_strdup(o->name), g_free);
+    g_signal_connect(d, "response", G_CALLBACK(stop_failed_response), m);
+    gtk_widget_show(d);
 }
 
 static void stop_vm(struct manager *m, struct vm_entry *e, bool force)
 {
     struct vm_op *o = vm_op_new(e->name);
     o->force = force;
-    e->busy = true;
-    manager_entry_changed(m, e);
-    op_run(m, GTK_WINDOW(m->window), NULL, work_stop, done_simple, o, vm_op_free);
+    set_busy(m, e, force ? "Turning it off…" : "Stopping (waiting for the guest to power off)…");
+    op_run(m, GTK_WINDOW(m->window), NULL, work_stop, done_stop, o, vm_op_free);
+}
+
+/* Force stop loses what the guest has not saved: asked first. */
+static void force_stop_response(GtkDialog *d, int r, gpointer data)
+{
+    struct manager *m = data;
+    struct vm_entry *e = g_hash_table_lookup(m->vms, g_object_get_data(G_OBJECT(d), "vm-name"));
+    gtk_widget_destroy(GTK_WIDGET(d));
+    if (r == GTK_RESPONSE_ACCEPT && e && e->vm && !e->busy)
+        stop_vm(m, e, true);
+}
+
+static void confirm_force_stop(struct manager *m, struct vm_entry *e)
+{
+    char *n = manager_short_name(e->name);
+    GtkWidget *d = gtk_message_dialog_new(GTK_WINDOW(m->window), GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
+                                          GTK_MESSAGE_WARNING, GTK_BUTTONS_NONE, "Force “%s” off?", n);
+    g_free(n);
+    gtk_window_set_title(GTK_WINDOW(d), "Force stop");
+    atk_object_set_name(gtk_widget_get_accessible(d), "Force stop");
+    gtk_message_dialog_format_secondary_text(GTK_MESSAGE_DIALOG(d),
+        "The VM is turned off at once, as pulling its power cable would: what the guest has not saved "
+        "is lost, and its disks may need checking at the next start. Stop (Ctrl+H) asks the guest to "
+        "shut down instead.");
+    gtk_dialog_add_button(GTK_DIALOG(d), "_Cancel", GTK_RESPONSE_CANCEL);
+    GtkWidget *force = gtk_dialog_add_button(GTK_DIALOG(d), "_Force stop", GTK_RESPONSE_ACCEPT);
+    gtk_style_context_add_class(gtk_widget_get_style_context(force), "destructive-action");
+    gtk_dialog_set_default_response(GTK_DIALOG(d), GTK_RESPONSE_CANCEL);
+    g_object_set_data_full(G_OBJECT(d), "vm-name", g_strdup(e->name), g_free);
+    g_signal_connect(d, "response", G_CALLBACK(force_stop_response), m);
+    gtk_widget_show(d);
 }
 
 static int work_command(void *data, struct burrow_error *err, void (*progress)(void *, double), void *op)
@@ -443,8 +649,8 @@ static void command_vm(struct manager *m, struct vm_entry *e, const char *comman
 {
     struct vm_op *o = vm_op_new(e->name);
     o->command = g_strdup(command);
-    e->busy = true;
-    manager_entry_changed(m, e);
+    set_busy(m, e, !strcmp(command, "pause") ? "Pausing…" : !strcmp(command, "resume") ? "Resuming…"
+                                                                                      : "Resetting…");
     op_run(m, GTK_WINDOW(m->window), NULL, work_command, done_simple, o, vm_op_free);
 }
 
@@ -460,7 +666,9 @@ static void done_delete(struct manager *m, void *data, int rc, const struct burr
     mark_busy(m, o->name, false);
     manager_rescan(m);
     if (rc < 0) {
-        char *t = g_strdup_printf("Cannot delete “%s”", o->name);
+        char *n = manager_short_name(o->name);
+        char *t = g_strdup_printf("Cannot delete “%s”", n);
+        g_free(n);
         manager_error(m, NULL, t, err->msg);
         g_free(t);
     }
@@ -482,7 +690,9 @@ static void delete_response(GtkDialog *d, int r, gpointer data)
     o->keep_disks = keep_disks;
     e->busy = true;
     manager_entry_changed(m, e);
-    char *title = g_strdup_printf("Deleting “%s”", e->name);
+    char *n = manager_short_name(e->name);
+    char *title = g_strdup_printf("Deleting “%s”", n);
+    g_free(n);
     gtk_widget_destroy(GTK_WIDGET(d));
     op_run(m, GTK_WINDOW(m->window), title, work_delete, done_delete, o, vm_op_free);
     g_free(title);
@@ -490,9 +700,10 @@ static void delete_response(GtkDialog *d, int r, gpointer data)
 
 static void delete_vm(struct manager *m, struct vm_entry *e)
 {
+    g_autofree char *short_name = manager_short_name(e->name);
     GtkWidget *d = gtk_message_dialog_new(GTK_WINDOW(m->window), GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
                                           GTK_MESSAGE_QUESTION, GTK_BUTTONS_NONE,
-                                          "Delete “%s”?", e->name);
+                                          "Delete “%s”?", short_name);
     gtk_window_set_title(GTK_WINDOW(d), "Delete virtual machine");
     atk_object_set_name(gtk_widget_get_accessible(d), "Delete virtual machine");
     gtk_message_dialog_format_secondary_text(GTK_MESSAGE_DIALOG(d),
@@ -528,7 +739,9 @@ static void done_clone(struct manager *m, void *data, int rc, const struct burro
     mark_busy(m, o->name, false);
     manager_rescan(m);
     if (rc < 0) {
-        char *t = g_strdup_printf("Cannot clone “%s”", o->name);
+        char *n = manager_short_name(o->name);
+        char *t = g_strdup_printf("Cannot clone “%s”", n);
+        g_free(n);
         manager_error(m, NULL, t, err->msg);
         g_free(t);
     } else {
@@ -567,7 +780,10 @@ static void clone_response(GtkDialog *d, int response, gpointer data)
     o->new_name = new_name;
     e->busy = true;
     manager_entry_changed(m, e);
-    char *title = g_strdup_printf("Cloning “%s” as “%s”", e->name, new_name);
+    char *n = manager_short_name(e->name), *nn = manager_short_name(new_name);
+    char *title = g_strdup_printf("Cloning “%s” as “%s”", n, nn);
+    g_free(n);
+    g_free(nn);
     op_run(m, GTK_WINDOW(m->window), title, work_clone, done_clone, o, vm_op_free);
     g_free(title);
 }
@@ -627,6 +843,10 @@ static void act_dispatch(GSimpleAction *a, GVariant *param, gpointer data)
         manager_rescan(m);
         return;
     }
+    if (!strcmp(name, "find")) {
+        gtk_widget_grab_focus(m->search);
+        return;
+    }
     struct vm_entry *e = manager_selected(m);
     if (!e)
         return;
@@ -647,7 +867,7 @@ static void act_dispatch(GSimpleAction *a, GVariant *param, gpointer data)
     else if (!strcmp(name, "stop"))
         stop_vm(m, e, false);
     else if (!strcmp(name, "force-stop"))
-        stop_vm(m, e, true);
+        confirm_force_stop(m, e);
     else if (!strcmp(name, "reset"))
         command_vm(m, e, "reset");
     else if (!strcmp(name, "clone"))
@@ -672,6 +892,7 @@ static const struct {
     { "clone", { "<Primary>d", NULL } },
     { "console", { "<Primary>o", NULL } },
     { "refresh", { "F5", NULL } },
+    { "find", { "<Primary>f", NULL } },
 };
 
 /* ---- building the window ------------------------------------------------------------------- */
@@ -715,10 +936,17 @@ static GtkWidget *build_details(struct manager *m)
     pango_attr_list_insert(attrs, pango_attr_weight_new(PANGO_WEIGHT_BOLD));
     gtk_label_set_attributes(GTK_LABEL(m->d_title), attrs);
     pango_attr_list_unref(attrs);
+    /* A long name must not widen the window past the screen: two lines
+     * at most, then an ellipsis (the tooltip has it whole). */
+    gtk_label_set_line_wrap(GTK_LABEL(m->d_title), TRUE);
+    gtk_label_set_line_wrap_mode(GTK_LABEL(m->d_title), PANGO_WRAP_WORD_CHAR);
+    gtk_label_set_lines(GTK_LABEL(m->d_title), 2);
+    gtk_label_set_ellipsize(GTK_LABEL(m->d_title), PANGO_ELLIPSIZE_END);
     atk_object_set_name(gtk_widget_get_accessible(m->d_title), "Selected VM");
     m->d_subtitle = gtk_label_new("");
     gtk_label_set_xalign(GTK_LABEL(m->d_subtitle), 0);
     gtk_label_set_line_wrap(GTK_LABEL(m->d_subtitle), TRUE);
+    gtk_label_set_line_wrap_mode(GTK_LABEL(m->d_subtitle), PANGO_WRAP_WORD_CHAR);
     gtk_style_context_add_class(gtk_widget_get_style_context(m->d_subtitle), "dim-label");
     m->d_state = gtk_label_new("");
     gtk_label_set_xalign(GTK_LABEL(m->d_state), 0);
@@ -767,6 +995,38 @@ static GtkWidget *build_empty(void)
     gtk_container_add(GTK_CONTAINER(box), img);
     gtk_container_add(GTK_CONTAINER(box), l1);
     gtk_container_add(GTK_CONTAINER(box), l2);
+    return box;
+}
+
+/* What the window shows before there is any VM, as GNOME Boxes does. */
+static GtkWidget *build_welcome(void)
+{
+    GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 12);
+    gtk_widget_set_valign(box, GTK_ALIGN_CENTER);
+    gtk_widget_set_halign(box, GTK_ALIGN_CENTER);
+    g_object_set(box, "margin", 24, NULL);
+    GtkWidget *img = gtk_image_new_from_icon_name("computer-symbolic", GTK_ICON_SIZE_DIALOG);
+    gtk_image_set_pixel_size(GTK_IMAGE(img), 128);
+    gtk_style_context_add_class(gtk_widget_get_style_context(img), "dim-label");
+    GtkWidget *title = gtk_label_new(NULL);
+    gtk_label_set_markup(GTK_LABEL(title), "<span size='xx-large' weight='bold'>No virtual machines yet</span>");
+    atk_object_set_name(gtk_widget_get_accessible(title), "Welcome");
+    GtkWidget *text = gtk_label_new("A virtual machine runs another operating system in a window: install "
+                                    "one from an ISO image, or start from a disk image you have.");
+    gtk_label_set_line_wrap(GTK_LABEL(text), TRUE);
+    gtk_label_set_max_width_chars(GTK_LABEL(text), 50);
+    gtk_label_set_justify(GTK_LABEL(text), GTK_JUSTIFY_CENTER);
+    gtk_style_context_add_class(gtk_widget_get_style_context(text), "dim-label");
+    GtkWidget *b = gtk_button_new_with_mnemonic("_New VM");
+    gtk_actionable_set_action_name(GTK_ACTIONABLE(b), "app.new");
+    gtk_widget_set_halign(b, GTK_ALIGN_CENTER);
+    gtk_widget_set_margin_top(b, 12);
+    gtk_style_context_add_class(gtk_widget_get_style_context(b), "suggested-action");
+    atk_object_set_name(gtk_widget_get_accessible(b), "New VM");
+    gtk_container_add(GTK_CONTAINER(box), img);
+    gtk_container_add(GTK_CONTAINER(box), title);
+    gtk_container_add(GTK_CONTAINER(box), text);
+    gtk_container_add(GTK_CONTAINER(box), b);
     return box;
 }
 
@@ -830,6 +1090,16 @@ static void act_about(GSimpleAction *a, GVariant *p, gpointer data)
                           "license-type", GTK_LICENSE_UNKNOWN, NULL);
 }
 
+/* Plain keys go to a text entry first (the search entry), before the
+ * window's accelerators: Delete there deletes a character, not a VM. */
+static gboolean on_key_press(GtkWidget *w, GdkEventKey *ev, gpointer data)
+{
+    GtkWidget *focus = gtk_window_get_focus(GTK_WINDOW(w));
+    if (focus && GTK_IS_ENTRY(focus) && !(ev->state & (GDK_CONTROL_MASK | GDK_MOD1_MASK)))
+        return gtk_window_propagate_key_event(GTK_WINDOW(w), ev);
+    return FALSE;
+}
+
 static gboolean on_focus_in(GtkWidget *w, GdkEvent *ev, gpointer data)
 {
     /* Definitions edited elsewhere (the command line) show when the user
@@ -843,6 +1113,11 @@ static void load_css(void)
     GtkCssProvider *p = gtk_css_provider_new();
     gtk_css_provider_load_from_data(p,
         "list.vm-list row { border-bottom: 1px solid alpha(@borders, 0.5); }\n"
+        ".row-thumb { background: alpha(@borders, 0.25); border-radius: 3px; }\n"
+        ".pause-badge { background: @theme_selected_bg_color; color: @theme_selected_fg_color;"
+        " border-radius: 50%; padding: 2px; }\n"
+        "label.paused { color: @theme_selected_bg_color; font-weight: bold; }\n"
+        "list.vm-list row:selected label.paused { color: inherit; }\n"
         ".details-thumb { background: #1e1e1e; }\n", -1, NULL);
     gtk_style_context_add_provider_for_screen(gdk_screen_get_default(), GTK_STYLE_PROVIDER(p),
                                               GTK_STYLE_PROVIDER_PRIORITY_APPLICATION);
@@ -857,7 +1132,7 @@ static void add_shortcuts_window(struct manager *m)
         { "Pause or resume", "<Primary>p" }, { "Stop (ACPI power button)", "<Primary>h" },
         { "Force stop", "<Primary><Shift>h" }, { "Reset", "<Primary><Shift>r" },
         { "Delete", "Delete" }, { "Clone", "<Primary>d" }, { "Show console", "<Primary>o" },
-        { "Refresh", "F5" }, { "Quit", "<Primary>q" },
+        { "Refresh", "F5" }, { "Search the list", "<Primary>f" }, { "Quit", "<Primary>q" },
     };
     GtkWidget *sw = g_object_new(GTK_TYPE_SHORTCUTS_WINDOW, "modal", TRUE, NULL);
     GtkWidget *sec = g_object_new(GTK_TYPE_SHORTCUTS_SECTION, "visible", TRUE, "section-name", "main", NULL);
@@ -907,28 +1182,47 @@ struct manager *manager_new(GtkApplication *app)
     gtk_window_set_titlebar(GTK_WINDOW(m->window), m->header);
 
     GtkWidget *paned = gtk_paned_new(GTK_ORIENTATION_HORIZONTAL);
+    GtkWidget *left = gtk_box_new(GTK_ORIENTATION_VERTICAL, 0);
+    gtk_widget_set_size_request(left, 320, -1);
+    m->search = gtk_search_entry_new();
+    gtk_entry_set_placeholder_text(GTK_ENTRY(m->search), "Search virtual machines");
+    atk_object_set_name(gtk_widget_get_accessible(m->search), "Search VMs");
+    g_object_set(m->search, "margin", 6, NULL);
+    g_signal_connect(m->search, "search-changed", G_CALLBACK(search_changed), m);
+    gtk_container_add(GTK_CONTAINER(left), m->search);
     GtkWidget *sw = gtk_scrolled_window_new(NULL, NULL);
     gtk_scrolled_window_set_policy(GTK_SCROLLED_WINDOW(sw), GTK_POLICY_NEVER, GTK_POLICY_AUTOMATIC);
-    gtk_widget_set_size_request(sw, 320, -1);
+    gtk_widget_set_vexpand(sw, TRUE);
     m->list = gtk_list_box_new();
     gtk_style_context_add_class(gtk_widget_get_style_context(m->list), "vm-list");
     gtk_list_box_set_sort_func(GTK_LIST_BOX(m->list), sort_rows, NULL, NULL);
+    gtk_list_box_set_filter_func(GTK_LIST_BOX(m->list), filter_rows, m, NULL);
     atk_object_set_name(gtk_widget_get_accessible(m->list), "Virtual machines");
     g_signal_connect(m->list, "row-selected", G_CALLBACK(row_selected), m);
-    GtkWidget *placeholder = gtk_label_new("No virtual machines");
-    gtk_style_context_add_class(gtk_widget_get_style_context(placeholder), "dim-label");
-    gtk_widget_show(placeholder);
-    gtk_list_box_set_placeholder(GTK_LIST_BOX(m->list), placeholder);
+    m->no_match = gtk_label_new("");
+    gtk_label_set_line_wrap(GTK_LABEL(m->no_match), TRUE);
+    gtk_label_set_line_wrap_mode(GTK_LABEL(m->no_match), PANGO_WRAP_WORD_CHAR);
+    gtk_label_set_xalign(GTK_LABEL(m->no_match), 0);
+    g_object_set(m->no_match, "margin", 12, NULL);
+    gtk_style_context_add_class(gtk_widget_get_style_context(m->no_match), "dim-label");
+    atk_object_set_name(gtk_widget_get_accessible(m->no_match), "No match");
+    gtk_widget_set_no_show_all(m->no_match, TRUE);
+    gtk_container_add(GTK_CONTAINER(left), m->no_match);
     gtk_container_add(GTK_CONTAINER(sw), m->list);
-    gtk_paned_pack1(GTK_PANED(paned), sw, FALSE, FALSE);
+    gtk_container_add(GTK_CONTAINER(left), sw);
+    gtk_paned_pack1(GTK_PANED(paned), left, FALSE, FALSE);
 
     m->stack = gtk_stack_new();
     gtk_stack_add_named(GTK_STACK(m->stack), build_empty(), "empty");
     gtk_stack_add_named(GTK_STACK(m->stack), build_details(m), "details");
     gtk_paned_pack2(GTK_PANED(paned), m->stack, TRUE, FALSE);
-    gtk_container_add(GTK_CONTAINER(m->window), paned);
+    m->top = gtk_stack_new();
+    gtk_stack_add_named(GTK_STACK(m->top), paned, "vms");
+    gtk_stack_add_named(GTK_STACK(m->top), build_welcome(), "welcome");
+    gtk_container_add(GTK_CONTAINER(m->window), m->top);
     add_shortcuts_window(m);
     g_signal_connect(m->window, "focus-in-event", G_CALLBACK(on_focus_in), m);
+    g_signal_connect(m->window, "key-press-event", G_CALLBACK(on_key_press), m);
 
     char dir[BURROW_PATH_MAX];
     struct burrow_error err;
@@ -939,6 +1233,10 @@ struct manager *manager_new(GtkApplication *app)
 
     gtk_widget_show_all(m->window);
     manager_rescan(m);
+    /* Arrow keys move in the list from the start; Ctrl+F searches. */
+    GtkListBoxRow *sel = gtk_list_box_get_selected_row(GTK_LIST_BOX(m->list));
+    if (sel)
+        gtk_widget_grab_focus(GTK_WIDGET(sel));
     return m;
 }
 

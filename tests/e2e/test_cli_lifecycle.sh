@@ -1,7 +1,9 @@
 #!/bin/bash
 # The `burrow` VM commands end to end, in a scratch XDG tree: --help for
 # every command; create, list --json, show; refusals (duplicate name, '/',
-# leading '.', negative memory, unknown OS type) that change nothing; then,
+# leading '.', negative memory, unknown OS type) that change nothing; a name
+# with spaces and accented letters through create, list, modify, show,
+# status, delete; then,
 # with KVM: start --headless, status running, start again refused, pause and
 # resume, the serial console, screenshot, stop through the ACPI power button
 # (tests/guests/powerbtn.img powers off when it is pressed), stop --force of
@@ -99,6 +101,23 @@ ok list --json
 [ "$(jq_py 'len(j)')" = 1 ] || burrow_fail "refusals left VMs behind: $OUT"
 burrow_note "ok: refusals changed nothing"
 
+# --- a name with spaces and accented letters, quoted like any argument
+SPACED="My Windows VM été"
+ok create "$SPACED" --os win11 --no-disk --net none
+[ -f "$VMS/$SPACED/vm.ini" ] || burrow_fail "no definition at $VMS/$SPACED/vm.ini"
+ok list
+grep -q "^$SPACED  " <<<"$OUT" || burrow_fail "list does not show '$SPACED': $OUT"
+ok modify "$SPACED" --memory 96
+ok show "$SPACED" --json
+[ "$(jq_py '(j["name"], j["memory_mib"])')" = "('$SPACED', 96)" ] || burrow_fail "show --json: $OUT"
+ok status "$SPACED"
+[ "$OUT" = stopped ] || burrow_fail "status of '$SPACED': '$OUT'"
+refuse "cannot start or end with a space" create " lead" --no-disk
+refuse "cannot contain ','" create "a,b" --no-disk
+ok delete "$SPACED"
+[ ! -e "$VMS/$SPACED" ] || burrow_fail "delete left $VMS/$SPACED"
+burrow_note "ok: a name with spaces and accents: create, list, modify, show, status, delete"
+
 burrow_require_kvm
 burrow_require_vm
 burrow_require_file /usr/share/seabios/bios-256k.bin "install Debian's seabios"
@@ -108,6 +127,8 @@ started+=(lc)
 ok start lc --headless --timeout $HANG
 ok status lc --json
 [ "$(jq_py 'j["state"]')" = running ] || burrow_fail "status after start: $OUT"
+[ "$(jq_py '(j["display"], j.get("vnc_listen"))')" = "('headless', None)" ] ||
+    burrow_fail "status after start --headless does not say headless: $OUT"
 pid=$(jq_py 'j["pid"]')
 kill -0 "$pid" 2>/dev/null || burrow_fail "status names pid $pid, which does not exist"
 before=$(tree_sum)

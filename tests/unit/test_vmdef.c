@@ -59,7 +59,9 @@ static int teardown_xdg(void **state)
 static void test_names(void **state)
 {
     struct burrow_error err;
-    const char *good[] = { "a", "debian-12", "Win_11", "x.y+z", "0", NULL };
+    const char *good[] = { "a", "debian-12", "Win_11", "x.y+z", "0", "My Windows VM", "two  spaces",
+                           "caf\xc3\xa9", "\xd0\x94\xd0\xb5\xd0\xb1\xd0\xb8\xd0\xb0\xd0\xbd",
+                           "\xe6\xb5\x8b\xe8\xaf\x95 1", "e\xcc\x81t\xc3\xa9", NULL };
     for (const char **n = good; *n; n++)
         assert_true(burrow_name_valid(*n, &err));
     char longest[BURROW_NAME_MAX + 2];
@@ -79,11 +81,35 @@ static void test_names(void **state)
     assert_false(burrow_name_valid("..", &err));
     assert_false(burrow_name_valid("", &err));
     assert_false(burrow_name_valid(NULL, &err));
-    assert_false(burrow_name_valid("two words", &err));
     assert_false(burrow_name_valid("tab\there", &err));
+    assert_non_null(strstr(err.msg, "control characters"));
+    assert_false(burrow_name_valid("line\nbreak", &err));
+    assert_false(burrow_name_valid("bell\a", &err));
     assert_false(burrow_name_valid("a*b", &err));
     assert_non_null(strstr(err.msg, "'*'"));
-    assert_false(burrow_name_valid("caf\xc3\xa9", &err));
+    /* ',' and ':' separate burrow-vm's option fields, where the folder shows */
+    assert_false(burrow_name_valid("a,b", &err));
+    assert_false(burrow_name_valid("a:b", &err));
+    /* vm.ini keeps no spaces at the ends of a value */
+    assert_false(burrow_name_valid(" lead", &err));
+    assert_non_null(strstr(err.msg, "space"));
+    assert_false(burrow_name_valid("trail ", &err));
+    assert_false(burrow_name_valid(" ", &err));
+    /* not UTF-8; a C1 control; a no-break space; a symbol */
+    assert_false(burrow_name_valid("caf\xe9", &err));
+    assert_non_null(strstr(err.msg, "UTF-8"));
+    assert_false(burrow_name_valid("a\xc2\x85" "b", &err));
+    assert_false(burrow_name_valid("a\xc2\xa0" "b", &err));
+    assert_false(burrow_name_valid("a\xe2\x98\x83", &err));
+    assert_non_null(strstr(err.msg, "\xe2\x98\x83"));
+    /* the limit counts bytes: 32 two-byte letters fit, 33 do not */
+    char wide[2 * 33 + 1] = "";
+    for (int i = 0; i < 32; i++)
+        strcat(wide, "\xc3\xa9");
+    assert_true(burrow_name_valid(wide, &err));
+    strcat(wide, "\xc3\xa9");
+    assert_false(burrow_name_valid(wide, &err));
+    assert_non_null(strstr(err.msg, "too long"));
 }
 
 /* ---- round trip ---- */
@@ -471,13 +497,18 @@ static void test_create_load_save(void **state)
     assert_non_null(a);
     assert_non_null(b);
     burrow_vm_def(a)->cpus = 3;
+    assert_false(burrow_vm_stale(a));
     assert_int_equal(burrow_vm_save(a, &err), 0);
+    assert_false(burrow_vm_stale(a));
+    assert_true(burrow_vm_stale(b));
     burrow_vm_def(b)->memory_mib = 512;
     assert_int_equal(burrow_vm_save(b, &err), -1);
     assert_non_null(strstr(err.msg, "changed since it was loaded"));
+    assert_string_equal(err.cls, "conflict");
     /* An invalid edit is refused and the file stays as it was. */
     burrow_vm_def(a)->memory_mib = 1;
     assert_int_equal(burrow_vm_save(a, &err), -1);
+    assert_string_equal(err.cls, "");
     burrow_vm_free(a);
     burrow_vm_free(b);
     a = burrow_vm_load("alpha", &err);
@@ -670,6 +701,54 @@ static void test_argv(void **state)
     free(d);
 }
 
+/* Names with spaces and letters beyond ASCII: their folder, definition,
+ * list, clone and delete, and burrow-vm's command line with the folder in
+ * a disk's path. */
+static void test_spaced_names(void **state)
+{
+    struct burrow_error err = { .msg = "" };
+    const char *name = "My Windows VM \xc3\xa9t\xc3\xa9";
+    struct burrow_vm_config cfg = { .name = name, .os = "win11", .disk_size = 1 << 20 };
+    struct burrow_vm *vm = burrow_vm_create(&cfg, &err);
+    if (!vm)
+        fail_msg("create: %s", err.msg);
+    char dir[PATH_MAX + 64];
+    snprintf(dir, sizeof(dir), "%s/data/burrow/vms/%s", scratch, name);
+    assert_string_equal(burrow_vm_dir(vm), dir);
+    char **argv = supervise_build_argv("vm", burrow_vm_def(vm), &vm->paths, NULL, &err);
+    assert_non_null(argv);
+    assert_string_equal(arg_after(argv, "--name", 0), name);
+    char *want = g_strdup_printf("%s/%s,if=%s", dir, burrow_vm_def(vm)->disks[0].path,
+                                 burrow_vm_def(vm)->disks[0].interface);
+    assert_memory_equal(arg_after(argv, "--disk", 0), want, strlen(want));
+    g_free(want);
+    g_strfreev(argv);
+    burrow_vm_def(vm)->cpus = 2;
+    assert_int_equal(burrow_vm_save(vm, &err), 0);
+    burrow_vm_free(vm);
+
+    vm = burrow_vm_load(name, &err);
+    if (!vm)
+        fail_msg("load: %s", err.msg);
+    assert_string_equal(burrow_vm_def(vm)->name, name);
+    assert_int_equal(burrow_vm_def(vm)->cpus, 2);
+    burrow_vm_free(vm);
+    const char *copy = "\xd0\x9a\xd0\xbe\xd0\xbf\xd0\xb8\xd1\x8f 2";
+    struct burrow_vm *cl = burrow_vm_clone(name, copy, &err);
+    if (!cl)
+        fail_msg("clone: %s", err.msg);
+    burrow_vm_free(cl);
+    char **names = burrow_vm_list(&err);
+    assert_non_null(names);
+    assert_string_equal(names[0], name);
+    assert_string_equal(names[1], copy);
+    assert_null(names[2]);
+    burrow_strv_free(names);
+    assert_int_equal(burrow_vm_delete(name, false, NULL, 0, &err), 0);
+    assert_int_equal(burrow_vm_delete(copy, false, NULL, 0, &err), 0);
+    assert_int_equal(access(dir, F_OK), -1);
+}
+
 /* ---- the run lock: probes never make a start fail ---- */
 
 struct prober {
@@ -748,6 +827,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_load_save, setup_xdg, teardown_xdg),
         cmocka_unit_test_setup_teardown(test_modify_clone_delete, setup_xdg, teardown_xdg),
         cmocka_unit_test(test_argv),
+        cmocka_unit_test_setup_teardown(test_spaced_names, setup_xdg, teardown_xdg),
         cmocka_unit_test(test_state_names),
         cmocka_unit_test_setup_teardown(test_run_lock_probe, setup_xdg, teardown_xdg),
     };
