@@ -44,6 +44,7 @@ struct control_client {
     int fd;
     bool dead;                /* fd closed; struct freed when no callback runs */
     bool eof;                 /* peer shut down its side: drain output, then close */
+    bool stalled;             /* a wait for it to read timed out; not waited on again until it drains */
     unsigned interest;        /* EVLOOP_* currently asked of the loop */
 
     char *in;                 /* the line being received, without its newline */
@@ -161,8 +162,10 @@ static void client_write(struct control_client *c)
     }
     if (c->dead)
         return;
-    if (c->out_head == c->out_len)
+    if (c->out_head == c->out_len) {
         c->out_head = c->out_len = 0;
+        c->stalled = false;
+    }
     client_set_interest(c);
 }
 
@@ -245,6 +248,41 @@ static struct control_cmd *find_cmd(struct control_server *srv, const char *name
     return NULL;
 }
 
+/* Sends queued output to every client (only == NULL) or to one, waiting
+ * at most timeout_ms for slow readers; a client still not drained then is
+ * marked stalled. */
+static void flush_clients(struct control_server *srv, struct control_client *only, int timeout_ms)
+{
+    uint64_t deadline = evloop_now_ns() + (uint64_t)MAX(timeout_ms, 0) * 1000000u;
+    srv->depth++;
+    for (;;) {
+        struct pollfd pfd[CONTROL_MAX_CLIENTS];
+        struct control_client *who[CONTROL_MAX_CLIENTS];
+        unsigned n = 0;
+        for (struct control_client *c = srv->clients; c && n < ARRAY_SIZE(pfd); c = c->next) {
+            if ((!only || c == only) && !c->dead && c->out_len > c->out_head) {
+                pfd[n] = (struct pollfd){ .fd = c->fd, .events = POLLOUT };
+                who[n++] = c;
+            }
+        }
+        uint64_t now = evloop_now_ns();
+        if (n && now >= deadline)
+            for (unsigned i = 0; i < n; i++)
+                who[i]->stalled = true;
+        if (!n || now >= deadline)
+            break;
+        int ms = (int)((deadline - now + 999999) / 1000000);
+        int r = poll(pfd, n, ms);
+        if (r < 0 && errno != EINTR)
+            break;
+        for (unsigned i = 0; i < n && r > 0; i++)
+            if (pfd[i].revents)
+                client_write(who[i]);
+    }
+    srv->depth--;
+    reap_clients(srv);
+}
+
 static void run_command(struct control_client *c, json_t *id, struct control_cmd *cmd,
                         json_t *args)
 {
@@ -282,7 +320,11 @@ static void run_command(struct control_client *c, json_t *id, struct control_cmd
         void (*fn)(void *) = srv->after_fn;
         void *opaque = srv->after_opaque;
         srv->after_fn = NULL;
-        control_flush(srv, AFTER_REPLY_MS);
+        /* Only this client's reply is waited for, and not at all from a
+         * client that already let a wait run out: one that sends commands
+         * and never reads must not hold the loop a second per command. */
+        if (!c->stalled)
+            flush_clients(srv, c, AFTER_REPLY_MS);
         fn(opaque);
     }
 }
@@ -768,31 +810,7 @@ void control_broadcast(struct control_server *srv, const char *event, json_t *da
 
 void control_flush(struct control_server *srv, int timeout_ms)
 {
-    uint64_t deadline = evloop_now_ns() + (uint64_t)MAX(timeout_ms, 0) * 1000000u;
-    srv->depth++;
-    for (;;) {
-        struct pollfd pfd[CONTROL_MAX_CLIENTS];
-        struct control_client *who[CONTROL_MAX_CLIENTS];
-        unsigned n = 0;
-        for (struct control_client *c = srv->clients; c && n < ARRAY_SIZE(pfd); c = c->next) {
-            if (!c->dead && c->out_len > c->out_head) {
-                pfd[n] = (struct pollfd){ .fd = c->fd, .events = POLLOUT };
-                who[n++] = c;
-            }
-        }
-        uint64_t now = evloop_now_ns();
-        if (!n || now >= deadline)
-            break;
-        int ms = (int)((deadline - now + 999999) / 1000000);
-        int r = poll(pfd, n, ms);
-        if (r < 0 && errno != EINTR)
-            break;
-        for (unsigned i = 0; i < n && r > 0; i++)
-            if (pfd[i].revents)
-                client_write(who[i]);
-    }
-    srv->depth--;
-    reap_clients(srv);
+    flush_clients(srv, NULL, timeout_ms);
 }
 
 void control_after_reply(struct control_server *srv, void (*fn)(void *opaque), void *opaque)

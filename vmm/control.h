@@ -75,8 +75,9 @@ void control_flush(struct control_server *srv, int timeout_ms);
 
 /* For commands whose effect would cut the reply off (quit, reset of the
  * process): from inside a handler, fn(opaque) runs once that handler's reply
- * is queued and flushed (control_flush, 1 s bound).  Outside a handler it
- * flushes and runs fn at once. */
+ * is queued and sent to that client (1 s bound; no wait for a client that
+ * let an earlier wait run out and has not read since).  Outside a handler
+ * it flushes every client and runs fn at once. */
 void control_after_reply(struct control_server *srv, void (*fn)(void *opaque), void *opaque);
 
 /* From inside a handler: the oldest descriptor its client sent and no
