@@ -300,6 +300,21 @@ unsigned usb_kbd_leds(const struct usb_kbd *k)
     return k->h.leds;
 }
 
+bool usb_kbd_active(const struct usb_kbd *k)
+{
+    return usb_device_active(&k->h.dev);
+}
+
+unsigned usb_kbd_queued(const struct usb_kbd *k)
+{
+    return k->h.count;
+}
+
+bool usb_tablet_active(const struct usb_tablet *t)
+{
+    return usb_device_active(&t->h.dev);
+}
+
 /* --- USB side --------------------------------------------------------- */
 
 static enum usb_status hid_control(struct usb_device *d, struct usb_xfer *x)

@@ -47,6 +47,12 @@ void usb_tablet_buttons(struct usb_tablet *t, unsigned buttons);
 /* Wheel clicks, positive away from the user; at most 127 a report. */
 void usb_tablet_wheel(struct usb_tablet *t, int clicks);
 
+/* Whether the guest takes the tablet's reports: it configured the device
+ * and its host controller runs with the device's port enabled (see
+ * usb_device_active()).  A machine sends pointer input elsewhere (a PS/2
+ * mouse) while it is not. */
+bool usb_tablet_active(const struct usb_tablet *t);
+
 struct usb_kbd *usb_kbd_new(void);
 void usb_kbd_free(struct usb_kbd *k);
 struct usb_device *usb_kbd_device(struct usb_kbd *k);
@@ -57,5 +63,10 @@ struct usb_device *usb_kbd_device(struct usb_kbd *k);
 void usb_kbd_key(struct usb_kbd *k, unsigned usage, bool down);
 /* USB_KBD_LED_* bits the guest last set. */
 unsigned usb_kbd_leds(const struct usb_kbd *k);
+/* As usb_tablet_active(), for the keyboard. */
+bool usb_kbd_active(const struct usb_kbd *k);
+/* Reports queued and not yet taken by the guest: who types a list of keys
+ * waits for 0 between keys, so none is merged away in a full queue. */
+unsigned usb_kbd_queued(const struct usb_kbd *k);
 
 #endif
