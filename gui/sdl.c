@@ -167,15 +167,11 @@ static void toggle_fullscreen(struct sdl_window *w)
 
 static void send_key(struct sdl_window *w, keymap_key key, bool down)
 {
-    uint8_t seq[KEYMAP_MAX_SEQ];
-    size_t n = keymap_key_set2(key, down, seq);
-
     if (down)
         w->down[key / 8] |= (uint8_t)(1u << (key % 8));
     else
         w->down[key / 8] &= (uint8_t)~(1u << (key % 8));
-    if (n)
-        ui_input_key(w->input, seq, n);
+    ui_input_key(w->input, key, down);
 }
 
 /* Keys held when the window loses focus would stay down in the guest. */

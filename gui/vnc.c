@@ -196,10 +196,7 @@ static void wake(void *opaque)
 
 static void send_key(struct vnc_server *v, keymap_key key, bool down)
 {
-    uint8_t seq[KEYMAP_MAX_SEQ];
-    size_t n = keymap_key_set2(key, down, seq);
-    if (n)
-        ui_input_key(v->input, seq, n);
+    ui_input_key(v->input, key, down);
 }
 
 static void kbd_event(rfbBool down, rfbKeySym keysym, rfbClientPtr cl)

@@ -9,6 +9,7 @@
 #include "devices/display.h"
 #include "devices/i8042.h"
 #include "devices/net/net.h"
+#include "devices/util.h"
 #include "gui/keymap.h"
 #include "gui/screenshot.h"
 #include "vmm/control.h"
@@ -254,8 +255,10 @@ static json_t *cmd_display_connect(void *opaque, json_t *args, struct control_er
     return json_pack("{s:s}", "protocol", "rfb");
 }
 
-/* One key event (make or break codes of one key) every 10 ms, so a long
- * list never overruns the keyboard's queue. */
+/* One key event (the presses or the releases of one combination) every
+ * 10 ms, so a long list never overruns the keyboard's buffer; to the USB
+ * keyboard only once the guest has taken the reports of the one before,
+ * since its queue keeps only the newest state when full. */
 #define SEND_KEYS_INTERVAL_NS 10000000ULL
 
 static void send_keys_tick(void *opaque)
@@ -265,22 +268,30 @@ static void send_keys_tick(void *opaque)
     d->keys.timer = 0;
     if (d->keys.pos >= d->keys.len)
         return;
-    size_t n = d->keys.buf[d->keys.pos];
-    i8042_kbd_put(d->kbc, &d->keys.buf[d->keys.pos + 1], n);
-    d->keys.pos += 1 + n;
+    if (!input_route_kbd_idle(&d->route)) {
+        d->keys.timer = evloop_add_timer(m->loop, SEND_KEYS_INTERVAL_NS, send_keys_tick, m);
+        return;
+    }
+    for (;;) {
+        size_t i = d->keys.pos++;
+        input_route_key(&d->route, d->keys.ev[i].key, d->keys.ev[i].down);
+        if (d->keys.ev[i].last || d->keys.pos >= d->keys.len)
+            break;
+    }
     if (d->keys.pos < d->keys.len)
         d->keys.timer = evloop_add_timer(m->loop, SEND_KEYS_INTERVAL_NS, send_keys_tick, m);
 }
 
-/* Appends one length-prefixed event to the queue; false when it is full. */
-static bool queue_key_event(struct machine_devices *d, const uint8_t *codes, size_t n)
+/* Appends a combination's presses (in order) or releases (in reverse
+ * order) as one event; the caller made sure they fit. */
+static void queue_key_event(struct machine_devices *d, const keymap_key *keys, int n, bool down)
 {
-    if (d->keys.len + 1 + n > sizeof(d->keys.buf))
-        return false;
-    d->keys.buf[d->keys.len] = (uint8_t)n;
-    memcpy(&d->keys.buf[d->keys.len + 1], codes, n);
-    d->keys.len += 1 + n;
-    return true;
+    for (int i = 0; i < n; i++) {
+        size_t at = d->keys.len++;
+        d->keys.ev[at].key = keys[down ? i : n - 1 - i];
+        d->keys.ev[at].down = down;
+        d->keys.ev[at].last = i == n - 1;
+    }
 }
 
 static json_t *cmd_send_keys(void *opaque, json_t *args, struct control_error *err)
@@ -296,10 +307,9 @@ static json_t *cmd_send_keys(void *opaque, json_t *args, struct control_error *e
     /* Check every name before queueing any, so a typo sends nothing. */
     size_t i;
     json_t *k;
+    keymap_key combo[KEYMAP_MAX_COMBO];
     json_array_foreach(keys, i, k) {
-        uint8_t make[32], brk[32];
-        size_t ml = sizeof(make), bl = sizeof(brk);
-        if (!json_is_string(k) || keymap_name_to_set2(json_string_value(k), make, &ml, brk, &bl) < 0) {
+        if (!json_is_string(k) || keymap_name_to_keys(json_string_value(k), combo, ARRAY_SIZE(combo)) < 0) {
             control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "unknown key name %s%s%s",
                               json_is_string(k) ? "'" : "", json_is_string(k) ? json_string_value(k) : "(not a string)",
                               json_is_string(k) ? "'" : "");
@@ -308,14 +318,17 @@ static json_t *cmd_send_keys(void *opaque, json_t *args, struct control_error *e
     }
     if (d->keys.pos >= d->keys.len)
         d->keys.pos = d->keys.len = 0;
+    size_t need = 0;
+    json_array_foreach(keys, i, k)
+        need += 2 * (size_t)keymap_name_to_keys(json_string_value(k), combo, ARRAY_SIZE(combo));
+    if (d->keys.len + need > ARRAY_SIZE(d->keys.ev)) {
+        control_error_set(err, CONTROL_ERR_FAILED, "too many keys queued; try again shortly");
+        return NULL;
+    }
     json_array_foreach(keys, i, k) {
-        uint8_t make[32], brk[32];
-        size_t ml = sizeof(make), bl = sizeof(brk);
-        keymap_name_to_set2(json_string_value(k), make, &ml, brk, &bl);
-        if (!queue_key_event(d, make, ml) || !queue_key_event(d, brk, bl)) {
-            control_error_set(err, CONTROL_ERR_FAILED, "too many keys queued; try again shortly");
-            return NULL;
-        }
+        int n = keymap_name_to_keys(json_string_value(k), combo, ARRAY_SIZE(combo));
+        queue_key_event(d, combo, n, true);
+        queue_key_event(d, combo, n, false);
     }
     if (!d->keys.timer)
         d->keys.timer = evloop_add_timer(m->loop, 0, send_keys_tick, m);

@@ -453,16 +453,23 @@ static int create_ahci(struct machine *m, char *err, size_t errlen)
 }
 
 /* Input from the front-ends (I/O thread, device lock held). */
-static void ui_key(void *opaque, const uint8_t *set2, size_t n)
+static void ui_key(void *opaque, keymap_key key, bool down)
 {
     struct machine *m = opaque;
-    i8042_kbd_put(m->dev->kbc, set2, n);
+    input_route_key(&m->dev->route, key, down);
 }
 
 static void ui_pointer(void *opaque, int dx, int dy, int dz, unsigned buttons)
 {
     struct machine *m = opaque;
-    i8042_mouse_move(m->dev->kbc, dx, dy, dz, buttons);
+    input_route_pointer(&m->dev->route, dx, dy, dz, buttons);
+}
+
+static void ui_pointer_abs(void *opaque, int x, int y, int width, int height, int dz,
+                           unsigned buttons)
+{
+    struct machine *m = opaque;
+    input_route_pointer_abs(&m->dev->route, x, y, width, height, dz, buttons);
 }
 
 static void ui_close(void *opaque)
@@ -470,7 +477,7 @@ static void ui_close(void *opaque)
     machine_powerdown(opaque);
 }
 
-static const struct ui_input_ops ui_input = { ui_key, ui_pointer, ui_close };
+static const struct ui_input_ops ui_input = { ui_key, ui_pointer, ui_pointer_abs, ui_close };
 
 static int create_frontends(struct machine *m, char *err, size_t errlen)
 {
@@ -566,6 +573,7 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
         return -1;
     }
     rtc_cmos_set_memory(d->rtc, m->low_ram, m->high_ram, (unsigned)m->opts.cpus);
+    input_route_init(&d->route, d->kbc, NULL, NULL);
     if (d->display && create_frontends(m, err, errlen) < 0)
         return -1;
 

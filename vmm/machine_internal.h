@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "gui/input_route.h"
 #include "vmm/machine.h"
 
 struct acpi_pm;
@@ -50,8 +51,13 @@ struct machine_devices {
     struct vga *vga;
     struct vnc_server *vnc;
     struct sdl_window *sdl;
-    struct {                        /* send-keys: bytes paced out by a timer */
-        uint8_t buf[4096];
+    struct input_route route;       /* front-end input to the PS/2 or USB devices */
+    struct {                        /* send-keys: key events paced out by a timer */
+        struct {
+            keymap_key key;
+            bool down;
+            bool last;              /* the last of one combination's presses or releases */
+        } ev[1024];
         size_t len, pos;
         int timer;
     } keys;
