@@ -8,7 +8,9 @@
  * lock (from the I/O thread).  Reports are queued only while the guest has
  * the device configured; the queue is bounded, and when it is full the
  * newest report replaces the last one queued, so the guest always ends up
- * with the current state. */
+ * with the current state.  The keyboard first keeps up to 256 key events
+ * in order behind a full queue, so that keys typed faster than the guest
+ * polls are not lost. */
 #ifndef BURROW_USB_HID_H
 #define BURROW_USB_HID_H
 
@@ -65,8 +67,7 @@ void usb_kbd_key(struct usb_kbd *k, unsigned usage, bool down);
 unsigned usb_kbd_leds(const struct usb_kbd *k);
 /* As usb_tablet_active(), for the keyboard. */
 bool usb_kbd_active(const struct usb_kbd *k);
-/* Reports queued and not yet taken by the guest: who types a list of keys
- * waits for 0 between keys, so none is merged away in a full queue. */
+/* Reports and key events queued and not yet taken by the guest. */
 unsigned usb_kbd_queued(const struct usb_kbd *k);
 
 #endif

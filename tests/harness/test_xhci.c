@@ -498,6 +498,18 @@ static void press(struct fx *f, unsigned usage, bool down, const uint8_t want[8]
     assert_memory_equal(r, want, 8);
 }
 
+/* The next keyboard report, which must be want. */
+static void press_expect(struct fx *f, const uint8_t want[8])
+{
+    uint64_t buf;
+    queue_report(f, f->kbd_slot, &buf);
+    uint8_t r[8];
+    uint32_t len = 0;
+    assert_int_equal(wait_report(f, f->kbd_slot, buf, r, &len), XD_CC_SUCCESS);
+    assert_int_equal(len, 8);
+    assert_memory_equal(r, want, 8);
+}
+
 static void test_keyboard(void **state)
 {
     struct fx *f = *state;
@@ -540,6 +552,41 @@ static void test_keyboard(void **state)
     assert_int_equal(usb_kbd_leds(f->kbd), USB_KBD_LED_CAPS | USB_KBD_LED_NUM);
     /* The tablet has no protocols to switch. */
     assert_int_equal(xd_control(d, f->tablet_slot, 0x21, 0x0b, 0, 0, NULL, 0, NULL), XD_CC_STALL);
+}
+
+/* Keys typed much faster than the guest polls (a paste through a VNC
+ * viewer, SeaBIOS polling once a timer tick) all arrive, in order, each in
+ * a report of its own. */
+static void test_keyboard_burst(void **state)
+{
+    struct fx *f = *state;
+    start(f, 0, false);
+    enumerate_all(f);
+    unsigned n = 0;
+    for (unsigned k = 0x04; k < 0x04 + 40; k++) {
+        usb_kbd_key(f->kbd, k, true);
+        usb_kbd_key(f->kbd, k, false);
+        n += 2;
+    }
+    usb_kbd_key(f->kbd, 0x1000, true);                 /* not a usage: nothing */
+    assert_int_equal(usb_kbd_queued(f->kbd), n);
+    for (unsigned k = 0x04; k < 0x04 + 40; k++) {
+        press_expect(f, (const uint8_t[8]){ 0, 0, (uint8_t)k });
+        press_expect(f, (const uint8_t[8]){ 0 });
+    }
+    assert_int_equal(usb_kbd_queued(f->kbd), 0);
+    /* Events still waiting when the guest resets the port only change the
+     * state: the keys held then come in the next report. */
+    for (unsigned k = 0x04; k < 0x04 + 20; k++)
+        usb_kbd_key(f->kbd, k, true);
+    for (unsigned k = 0x05; k < 0x04 + 20; k++)
+        usb_kbd_key(f->kbd, k, false);
+    assert_int_equal(usb_kbd_queued(f->kbd), 39);
+    start(f, 0, false);
+    assert_int_equal(usb_kbd_queued(f->kbd), 0);
+    enumerate_all(f);
+    usb_kbd_key(f->kbd, 0xe1, true);
+    press_expect(f, (const uint8_t[8]){ 0x02, 0, 0x04 });
 }
 
 /* What the machine routes input by: a device is active only while the
@@ -1265,6 +1312,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tablet_reports, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keyboard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_active, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keyboard_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(test_msix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_intx, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk, setup, teardown),
