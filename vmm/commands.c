@@ -16,12 +16,25 @@
 #include "vmm/machine.h"
 #include "vmm/machine_internal.h"
 
+/* Where keys and the pointer go now, and how many events went where. */
+static json_t *input_status(struct machine *m)
+{
+    const struct input_route *r = &m->dev->route;
+    return json_pack("{s:b,s:s,s:s,s:I,s:I,s:I,s:I}", "usb", m->dev->xhci != NULL,
+                     "keyboard", input_route_kbd_usb(r) ? "usb" : "ps2",
+                     "pointer", input_route_pointer_usb(r) ? "usb-tablet" : "ps2",
+                     "usb-key-events", (json_int_t)r->counts.usb_keys,
+                     "ps2-key-events", (json_int_t)r->counts.ps2_keys,
+                     "usb-pointer-events", (json_int_t)r->counts.usb_pointer,
+                     "ps2-pointer-events", (json_int_t)r->counts.ps2_pointer);
+}
+
 static json_t *cmd_status(void *opaque, json_t *args, struct control_error *err)
 {
     struct machine *m = opaque;
-    return json_pack("{s:s,s:s,s:i,s:I}", "state", machine_state_name(m),
+    return json_pack("{s:s,s:s,s:i,s:I,s:o}", "state", machine_state_name(m),
                      "name", m->opts.name ? m->opts.name : "", "cpus", m->opts.cpus,
-                     "memory-mib", (json_int_t)m->opts.memory_mib);
+                     "memory-mib", (json_int_t)m->opts.memory_mib, "input", input_status(m));
 }
 
 /* pause and resume: only between the running and paused states. */
@@ -340,7 +353,7 @@ int machine_control_setup(struct machine *m, char *err, size_t errlen)
     m->control = control_server_new(m->loop, m->opts.control, err, errlen);
     if (!m->control)
         return -1;
-    control_register(m->control, "status", cmd_status, m, "run state, name, CPUs and memory of the VM");
+    control_register(m->control, "status", cmd_status, m, "run state, name, CPUs, memory, and where keys and the pointer go (input)");
     control_register(m->control, "pause", cmd_pause, m, "stop the vCPUs");
     control_register(m->control, "resume", cmd_resume, m, "let paused vCPUs run again");
     control_register(m->control, "reset", cmd_reset, m, "hard reset, as the reset button");

@@ -45,6 +45,8 @@
 #include "devices/display.h"
 #include "devices/e1000.h"
 #include "devices/virtio_net.h"
+#include "devices/usb/hid.h"
+#include "devices/usb/xhci.h"
 #include "vmm/acpi.h"
 #include "vmm/boot_linux.h"
 #include "vmm/control.h"
@@ -518,6 +520,40 @@ int machine_vnc_connect(struct machine *m, int fd, char *err, size_t errlen)
     return vnc_server_add_client(d->vnc, fd, err, errlen);
 }
 
+/* The guest started or stopped using a USB input device. */
+static void usb_input_changed(void *opaque, struct usb_device *dev)
+{
+    struct machine *m = opaque;
+    struct machine_devices *d = m->dev;
+    log_debug("input: keys to the %s keyboard, the pointer to the %s",
+              input_route_kbd_usb(&d->route) ? "USB" : "PS/2",
+              input_route_pointer_usb(&d->route) ? "USB tablet" : "PS/2 mouse");
+}
+
+/* An xHCI controller (after every other PCI device, so that their slots
+ * stay where they were without it) with the tablet on port 1 and the
+ * keyboard on port 2. */
+static int create_usb(struct machine *m, char *err, size_t errlen)
+{
+    struct machine_devices *d = m->dev;
+    d->xhci = xhci_create(&m->plat, &m->pci, -1, err, errlen);
+    if (!d->xhci)
+        return -1;
+    d->usb_tablet = usb_tablet_new();
+    d->usb_kbd = usb_kbd_new();
+    if (!d->usb_tablet || !d->usb_kbd) {
+        snprintf(err, errlen, "out of memory for the USB devices");
+        return -1;
+    }
+    if (xhci_attach(d->xhci, usb_tablet_device(d->usb_tablet), 0, err, errlen) < 0 ||
+        xhci_attach(d->xhci, usb_kbd_device(d->usb_kbd), 0, err, errlen) < 0)
+        return -1;
+    usb_watch_active(usb_tablet_device(d->usb_tablet), usb_input_changed, m);
+    usb_watch_active(usb_kbd_device(d->usb_kbd), usb_input_changed, m);
+    input_route_init(&d->route, d->kbc, d->usb_kbd, d->usb_tablet);
+    return 0;
+}
+
 /* iPXE's ROM only boots from the network: without the ipxe-qemu package a
  * NIC still works, so go on without it. */
 static const char *nic_rom(const char *path)
@@ -643,6 +679,8 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
         if (!d->rng)
             return -1;
     }
+    if (m->opts.usb && create_usb(m, err, errlen) < 0)
+        return -1;
     return setup_fw_cfg(m, err, errlen);
 }
 
@@ -879,6 +917,10 @@ void machine_destroy(struct machine *m)
     }
     if (m->dev) {
         struct machine_devices *d = m->dev;
+        if (d->xhci)
+            xhci_destroy(d->xhci);
+        usb_tablet_free(d->usb_tablet);
+        usb_kbd_free(d->usb_kbd);
         for (int i = 0; i < d->nblk; i++)
             virtio_blk_destroy(d->blk[i]);
         if (d->ahci)

@@ -29,6 +29,9 @@ struct virtio_blk;
 struct virtio_net;
 struct virtio_rng;
 struct vnc_server;
+struct usb_kbd;
+struct usb_tablet;
+struct xhci;
 
 struct machine_devices {
     struct i440fx *host;
@@ -51,6 +54,9 @@ struct machine_devices {
     struct vga *vga;
     struct vnc_server *vnc;
     struct sdl_window *sdl;
+    struct xhci *xhci;              /* NULL: started with --usb off */
+    struct usb_tablet *usb_tablet;
+    struct usb_kbd *usb_kbd;
     struct input_route route;       /* front-end input to the PS/2 or USB devices */
     struct {                        /* send-keys: key events paced out by a timer */
         struct {
