@@ -525,9 +525,11 @@ static void usb_input_changed(void *opaque, struct usb_device *dev)
 {
     struct machine *m = opaque;
     struct machine_devices *d = m->dev;
+    bool tablet = input_route_pointer_usb(&d->route);
     log_debug("input: keys to the %s keyboard, the pointer to the %s",
-              input_route_kbd_usb(&d->route) ? "USB" : "PS/2",
-              input_route_pointer_usb(&d->route) ? "USB tablet" : "PS/2 mouse");
+              input_route_kbd_usb(&d->route) ? "USB" : "PS/2", tablet ? "USB tablet" : "PS/2 mouse");
+    if (d->sdl)
+        sdl_window_set_absolute(d->sdl, tablet);
 }
 
 /* An xHCI controller (after every other PCI device, so that their slots
