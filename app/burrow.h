@@ -102,6 +102,7 @@ struct burrow_vmdef {
     char display[8];             /* "sdl" | "vnc" | "none" */
     char vnc_listen[64];         /* "HOST:PORT" when display is vnc */
     char vnc_password_file[BURROW_PATH_MAX];
+    bool usb;                    /* USB tablet and keyboard (xHCI) */
     char cdrom[BURROW_PATH_MAX]; /* "" = no medium */
     unsigned ndisks;
     struct burrow_disk disks[BURROW_MAX_DISKS];
@@ -141,6 +142,7 @@ struct burrow_vm_config {
     const char *net;             /* "user" (default) or "none" */
     const char *nic_model;       /* NULL: the OS type's */
     const char *display;         /* NULL: the OS type's */
+    const char *usb;             /* "on" or "off"; NULL: on */
 };
 
 /* Creates the VM's directory, its disk (if any) and vm.ini.  Refuses an

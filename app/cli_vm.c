@@ -300,6 +300,9 @@ static const char help_create[] =
 "  --net user|none        user-mode network adapter (default user) or none\n"
 "  --nic-model MODEL      virtio or e1000\n"
 "  --display DISPLAY      sdl, vnc or none\n"
+"  --usb on|off           a USB tablet and keyboard (default on): the pointer\n"
+"                         follows the host's without capturing it, in guests\n"
+"                         with USB drivers\n"
 "  --help                 this text\n"
 "\n"
 "OS types (memory, CPUs, disk, disk interface, NIC):\n";
@@ -316,7 +319,7 @@ static void print_create_help(void)
 static int cmd_create(int argc, char **argv)
 {
     enum { O_OS = 256, O_MEMORY, O_CPUS, O_DISK, O_DISK_SIZE, O_NO_DISK, O_DISK_IF, O_CDROM,
-           O_NET, O_NIC_MODEL, O_DISPLAY };
+           O_NET, O_NIC_MODEL, O_DISPLAY, O_USB };
     static const struct option opts[] = {
         { "os", required_argument, NULL, O_OS },
         { "memory", required_argument, NULL, O_MEMORY },
@@ -329,6 +332,7 @@ static int cmd_create(int argc, char **argv)
         { "net", required_argument, NULL, O_NET },
         { "nic-model", required_argument, NULL, O_NIC_MODEL },
         { "display", required_argument, NULL, O_DISPLAY },
+        { "usb", required_argument, NULL, O_USB },
         HELP_OPT, { NULL, 0, NULL, 0 },
     };
     struct burrow_vm_config cfg = { 0 };
@@ -383,6 +387,11 @@ static int cmd_create(int argc, char **argv)
                 return usage_error("create", "--display vnc: set the address with "
                                    "'burrow modify NAME --vnc HOST:PORT'");
             cfg.display = optarg;
+            break;
+        case O_USB:
+            if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+                return usage_error("create", "--usb: '%s' is not on or off", optarg);
+            cfg.usb = optarg;
             break;
         default: return bad_option("create", c, argv);
         }
@@ -439,6 +448,7 @@ static json_t *vm_json(struct burrow_vm *vm, const struct burrow_vm_status *st)
                           "boot", d->boot, "display", d->display, "cdrom", d->cdrom,
                           "disks", disks, "nics", nics, "dir", burrow_vm_dir(vm),
                           "log", burrow_vm_log_path(vm));
+    json_object_set_new(o, "usb", json_boolean(d->usb));
     if (d->vnc_listen[0])
         json_object_set_new(o, "vnc_listen", json_string(d->vnc_listen));
     if (st) {
@@ -659,6 +669,7 @@ static int cmd_show(int argc, char **argv)
         printf("Display:    vnc on %s%s\n", d->vnc_listen, d->vnc_password_file[0] ? " (password)" : "");
     else
         printf("Display:    %s\n", d->display);
+    printf("USB:        %s\n", d->usb ? "tablet and keyboard" : "off");
     printf("CD/DVD:     %s\n", d->cdrom[0] ? d->cdrom : "(empty)");
     for (unsigned i = 0; i < d->ndisks; i++) {
         char path[BURROW_PATH_MAX];
@@ -762,6 +773,7 @@ static const char help_modify[] =
 "  --display sdl|vnc|none     display\n"
 "  --vnc HOST:PORT            VNC address (and the display becomes vnc)\n"
 "  --vnc-password-file FILE|none\n"
+"  --usb on|off               the USB tablet and keyboard\n"
 "  --add-disk PATH[,if=virtio|sata][,readonly=on]\n"
 "                             attach an existing disk image\n"
 "  --remove-disk N            detach disk N (the file stays)\n"
@@ -774,7 +786,7 @@ static const char help_modify[] =
 
 enum mod_kind {
     M_OS, M_MEMORY, M_CPUS, M_CDROM, M_BOOT, M_DISPLAY, M_VNC, M_VNC_PW, M_ADD_DISK,
-    M_REMOVE_DISK, M_NET, M_NIC_MODEL, M_MAC, M_ADD_FWD, M_REMOVE_FWD,
+    M_REMOVE_DISK, M_NET, M_NIC_MODEL, M_MAC, M_ADD_FWD, M_REMOVE_FWD, M_USB,
 };
 
 struct mod_op {
@@ -845,6 +857,7 @@ static int apply_mods(struct burrow_vmdef *d, void *opaque, struct burrow_error 
                 snprintf(d->boot, sizeof(d->boot), "%s", op->arg);
             break;
         case M_DISPLAY: snprintf(d->display, sizeof(d->display), "%s", op->arg); break;
+        case M_USB: d->usb = !strcmp(op->arg, "on"); break;
         case M_VNC:
             snprintf(d->vnc_listen, sizeof(d->vnc_listen), "%s", op->arg);
             snprintf(d->display, sizeof(d->display), "vnc");
@@ -1006,6 +1019,7 @@ static int cmd_modify(int argc, char **argv)
         { "mac", required_argument, NULL, 256 + M_MAC },
         { "add-hostfwd", required_argument, NULL, 256 + M_ADD_FWD },
         { "remove-hostfwd", required_argument, NULL, 256 + M_REMOVE_FWD },
+        { "usb", required_argument, NULL, 256 + M_USB },
         HELP_OPT, { NULL, 0, NULL, 0 },
     };
     struct mod_list ml = { .n = 0 };
@@ -1046,6 +1060,10 @@ static int cmd_modify(int argc, char **argv)
         case M_DISPLAY:
             if (strcmp(optarg, "sdl") && strcmp(optarg, "vnc") && strcmp(optarg, "none"))
                 return usage_error("modify", "--display: '%s' is not sdl, vnc or none", optarg);
+            break;
+        case M_USB:
+            if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+                return usage_error("modify", "--usb: '%s' is not on or off", optarg);
             break;
         case M_VNC:
             if (!vmdef_listen_valid(optarg))

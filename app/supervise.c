@@ -97,6 +97,8 @@ char **supervise_build_argv(const char *binary, const struct burrow_vmdef *def,
         g_ptr_array_add(a, g_strdup("--boot"));
         g_ptr_array_add(a, g_strdup(def->boot));
     }
+    g_ptr_array_add(a, g_strdup("--usb"));
+    g_ptr_array_add(a, g_strdup(def->usb ? "on" : "off"));
 
     const char *display = opts->display ? opts->display : def->display;
     const char *listen = opts->vnc_listen ? opts->vnc_listen : def->vnc_listen;

@@ -334,6 +334,7 @@ void vmdef_init(struct burrow_vmdef *def, const char *name, const struct burrow_
     def->memory_mib = os->memory_mib;
     def->cpus = os->cpus;
     snprintf(def->display, sizeof(def->display), "%s", os->display);
+    def->usb = true;
 }
 
 /* ---- what the host can give -------------------------------------------------------- */
@@ -587,7 +588,7 @@ static int get_bool(GKeyFile *kf, const struct scan *s, const char *file, const 
 }
 
 static const char *const keys_burrow[] = { "format", NULL };
-static const char *const keys_vm[] = { "name", "uuid", "os", "memory", "cpus", "boot", NULL };
+static const char *const keys_vm[] = { "name", "uuid", "os", "memory", "cpus", "boot", "usb", NULL };
 static const char *const keys_display[] = { "type", "vnc-listen", "vnc-password-file", NULL };
 static const char *const keys_cdrom[] = { "path", NULL };
 static const char *const keys_disk[] = { "path", "interface", "format", "readonly", NULL };
@@ -690,6 +691,15 @@ int vmdef_parse(const char *text, size_t len, const char *file, const char *expe
         get_uint(kf, &s, file, "vm", "cpus", 1, BURROW_CPUS_MAX, &def->cpus, &lm.cpus, err) < 0 ||
         get_str(kf, &s, file, "vm", "boot", def->boot, sizeof(def->boot), false, &lm.boot, err) < 0)
         goto out;
+    char usb[8] = "on";
+    int usb_line = 0;
+    if (get_str(kf, &s, file, "vm", "usb", usb, sizeof(usb), false, &usb_line, err) < 0)
+        goto out;
+    if (strcmp(usb, "on") && strcmp(usb, "off")) {
+        fail_at(err, file, usb_line, NULL, "usb: '%s' is not on or off", usb);
+        goto out;
+    }
+    def->usb = !strcmp(usb, "on");
     struct burrow_error nerr;
     if (!burrow_name_valid(def->name, &nerr)) {
         fail_at(err, file, lm.name, NULL, "%s", nerr.msg);
@@ -789,6 +799,7 @@ char *vmdef_format(const struct burrow_vmdef *d, size_t *len)
     g_key_file_set_integer(kf, "vm", "cpus", (gint)d->cpus);
     if (d->boot[0])
         g_key_file_set_string(kf, "vm", "boot", d->boot);
+    g_key_file_set_string(kf, "vm", "usb", d->usb ? "on" : "off");
     g_key_file_set_string(kf, "display", "type", d->display);
     if (d->vnc_listen[0])
         g_key_file_set_string(kf, "display", "vnc-listen", d->vnc_listen);
@@ -1183,6 +1194,12 @@ struct burrow_vm *burrow_vm_create(const struct burrow_vm_config *cfg, struct bu
         d->cpus = (unsigned)cfg->cpus;
     if (cfg->display)
         snprintf(d->display, sizeof(d->display), "%s", cfg->display);
+    if (cfg->usb && strcmp(cfg->usb, "on") && strcmp(cfg->usb, "off")) {
+        burrow_error_set(err, "usb '%s' is not on or off", cfg->usb);
+        goto fail;
+    }
+    if (cfg->usb)
+        d->usb = !strcmp(cfg->usb, "on");
     if (cfg->cdrom && check_image("cdrom image", cfg->cdrom, d->cdrom, sizeof(d->cdrom), err) < 0)
         goto fail;
     const char *iface = cfg->disk_interface ? cfg->disk_interface : os->disk_interface;

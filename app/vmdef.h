@@ -4,7 +4,8 @@
  * Format 1:
  *   [burrow]    format=1
  *   [vm]        name, uuid, os, memory (MiB), cpus, boot (optional: "c",
- *               "d", "n" in order of preference)
+ *               "d", "n" in order of preference), usb=on|off (a USB tablet
+ *               and keyboard; optional, default on)
  *   [display]   type=sdl|vnc|none, vnc-listen=HOST:PORT, vnc-password-file
  *   [cdrom]     path
  *   [disk N]    path (relative: to the VM's directory), interface=virtio|sata,

@@ -1,9 +1,11 @@
-/* Keysyms, USB HID usages and key names to PC scan code set 2.
+/* Keysyms, USB HID usages and key names to PC scan code set 2 and USB HID
+ * usages.
  *
  * Set-2 codes are those of the "Keyboard Scan Code Specification"
  * (Microsoft, rev. 1.3a, annex "USB usage to PS/2 scan codes"), which lists
  * both the set-2 make code and the USB usage of every key, so one table
- * serves SDL (whose scancodes are the HID usages) and the key names.
+ * serves SDL (whose scancodes are the HID usages), the key names, and the
+ * USB keyboard (a key's usage, whichever way it was named).
  * Keysym values are those of X11's keysymdef.h, the RFB protocol's. */
 #include "gui/keymap.h"
 
@@ -280,29 +282,30 @@ size_t keymap_key_set2(keymap_key key, bool down, uint8_t *out)
     return n;
 }
 
-#define MAX_COMBO 8
-
-int keymap_name_to_set2(const char *name, uint8_t *make, size_t *make_len,
-                        uint8_t *brk, size_t *brk_len)
+unsigned keymap_key_hid(keymap_key key)
 {
-    keymap_key combo[MAX_COMBO];
-    size_t nkeys = 0, mcap, bcap, mn = 0, bn = 0;
+    if (key == 0)
+        return 0;
+    for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+        if (keys[i].key == key)
+            return keys[i].hid;
+    return 0;
+}
+
+int keymap_name_to_keys(const char *name, keymap_key *combo, size_t cap)
+{
+    size_t nkeys = 0;
     const char *p = name;
 
-    if (!name || !make || !brk || !make_len || !brk_len)
+    if (!name || !combo)
         return -1;
-    mcap = *make_len;
-    bcap = *brk_len;
-    *make_len = 0;
-    *brk_len = 0;
-
     /* Split on '-': no key name contains one ("minus" names that key). */
     for (;;) {
         const char *end = strchr(p, '-');
         size_t len = end ? (size_t)(end - p) : strlen(p);
         char part[32];
 
-        if (len == 0 || len >= sizeof(part) || nkeys == MAX_COMBO)
+        if (len == 0 || len >= sizeof(part) || nkeys == cap || nkeys == KEYMAP_MAX_COMBO)
             return -1;
         memcpy(part, p, len);
         part[len] = 0;
@@ -312,6 +315,25 @@ int keymap_name_to_set2(const char *name, uint8_t *make, size_t *make_len,
             break;
         p = end + 1;
     }
+    return (int)nkeys;
+}
+
+int keymap_name_to_set2(const char *name, uint8_t *make, size_t *make_len,
+                        uint8_t *brk, size_t *brk_len)
+{
+    keymap_key combo[KEYMAP_MAX_COMBO];
+    size_t mcap, bcap, mn = 0, bn = 0;
+
+    if (!name || !make || !brk || !make_len || !brk_len)
+        return -1;
+    mcap = *make_len;
+    bcap = *brk_len;
+    *make_len = 0;
+    *brk_len = 0;
+    int count = keymap_name_to_keys(name, combo, ARRAY_SIZE(combo));
+    if (count < 0)
+        return -1;
+    size_t nkeys = (size_t)count;
 
     for (size_t i = 0; i < nkeys; i++) {
         uint8_t seq[KEYMAP_MAX_SEQ];

@@ -1,7 +1,8 @@
 /* Keyboard mapping for the display front-ends: X11 keysyms (what VNC
  * clients send), SDL scancodes (USB HID usage IDs) and key names (the
- * control socket's send-keys) to PC scan code set 2, the set the PS/2
- * keyboard model takes (devices/i8042.h).
+ * control socket's send-keys) to keys, and keys to PC scan code set 2, the
+ * set the PS/2 keyboard model takes (devices/i8042.h), or to the USB HID
+ * usage the USB keyboard takes (devices/usb/hid.h).
  *
  * A key is named by its physical position on a US 104/105-key keyboard.
  * Keysyms are mapped to the key that produces them on a US layout, and a
@@ -35,14 +36,25 @@ keymap_key keymap_hid_to_key(unsigned usage);
 /* The key called `name` ("a", "ret", "f1", "ctrl_r"...; case ignored), or 0. */
 keymap_key keymap_key_by_name(const char *name);
 
+/* The key's USB HID Keyboard/Keypad page usage (what a USB keyboard
+ * reports for it: 0x04 'a', 0x28 Enter, 0xe0 left Ctrl...), or 0. */
+unsigned keymap_key_hid(keymap_key key);
+
 /* Writes the set-2 bytes for pressing (down) or releasing the key into out
  * (at least KEYMAP_MAX_SEQ bytes).  Returns the byte count: 0 for no key
  * and for releasing Pause, which has no break code. */
 size_t keymap_key_set2(keymap_key key, bool down, uint8_t *out);
 
-/* For send-keys: a key name or a combination joined with '-' ("ctrl-alt-del",
- * "shift-a").  make receives the presses in order, brk the releases in
- * reverse order.  *make_len and *brk_len give the buffers' sizes on entry
+/* For send-keys: the keys of a name or a combination joined with '-'
+ * ("ctrl-alt-del", "shift-a"), in the order they are pressed, into keys
+ * (cap entries; KEYMAP_MAX_COMBO is enough).  Returns their count, or -1
+ * for an unknown or empty name or too many keys.  They are released in
+ * reverse order. */
+#define KEYMAP_MAX_COMBO 8
+int keymap_name_to_keys(const char *name, keymap_key *keys, size_t cap);
+
+/* The same as set-2 bytes: make receives the presses in order, brk the
+ * releases in reverse order.  *make_len and *brk_len give the buffers' sizes on entry
  * and hold the byte counts on return.  Returns 0, or -1 for an unknown or
  * empty name, or buffers that are too small. */
 int keymap_name_to_set2(const char *name, uint8_t *make, size_t *make_len,

@@ -27,7 +27,7 @@
 #define HOST_KEY_NAME "Right Ctrl"
 
 /* Codes of the user events the window thread handles. */
-enum { UEV_REFRESH, UEV_TITLE, UEV_QUIT };
+enum { UEV_REFRESH, UEV_TITLE, UEV_POINTER_MODE, UEV_QUIT };
 
 struct sdl_window {
     struct display *display;
@@ -46,6 +46,7 @@ struct sdl_window {
 
     Uint32 uev;                  /* SDL user event type */
     atomic_bool refresh_pending;
+    atomic_bool want_absolute;   /* the machine's word: the guest uses the tablet */
     pthread_mutex_t state_lock;
     char state[32];
 
@@ -55,8 +56,10 @@ struct sdl_window {
     SDL_Texture *tex;
     unsigned tw, th;             /* texture (guest mode) size */
     bool grabbed, fullscreen;
+    bool absolute;               /* positions to the tablet; no capture */
     bool host_down, host_combo;
     unsigned buttons;
+    int last_x, last_y;          /* the pointer in guest pixels (absolute) */
     uint8_t down[(KEY_PAUSE + 1 + 7) / 8];
 };
 
@@ -156,6 +159,39 @@ static void set_grab(struct sdl_window *w, bool on)
     update_title(w);
 }
 
+/* The pointer at window position (x, y), which SDL gives in the guest's
+ * pixels (the renderer's logical size); the tablet clamps what lies in the
+ * black bars to the screen's edge. */
+static void send_abs(struct sdl_window *w, int x, int y, int dz)
+{
+    w->last_x = x;
+    w->last_y = y;
+    if (w->tw && w->th)
+        ui_input_pointer_abs(w->input, x, y, (int)w->tw, (int)w->th, dz, w->buttons);
+}
+
+/* The guest started or stopped using the tablet: with it the pointer moves
+ * freely in and out of the window, and the guest draws its own. */
+static void update_pointer_mode(struct sdl_window *w)
+{
+    bool on = atomic_load(&w->want_absolute);
+    if (on == w->absolute)
+        return;
+    w->absolute = on;
+    if (on) {
+        set_grab(w, false);
+        if (w->buttons) {
+            w->buttons = 0;
+            send_abs(w, w->last_x, w->last_y, 0);
+        }
+    } else if (w->buttons) {
+        w->buttons = 0;
+        ui_input_pointer(w->input, 0, 0, 0, 0);
+    }
+    SDL_ShowCursor(on ? SDL_DISABLE : SDL_ENABLE);
+    update_title(w);
+}
+
 static void toggle_fullscreen(struct sdl_window *w)
 {
     w->fullscreen = !w->fullscreen;
@@ -167,15 +203,37 @@ static void toggle_fullscreen(struct sdl_window *w)
 
 static void send_key(struct sdl_window *w, keymap_key key, bool down)
 {
-    uint8_t seq[KEYMAP_MAX_SEQ];
-    size_t n = keymap_key_set2(key, down, seq);
-
     if (down)
         w->down[key / 8] |= (uint8_t)(1u << (key % 8));
     else
         w->down[key / 8] &= (uint8_t)~(1u << (key % 8));
-    if (n)
-        ui_input_key(w->input, seq, n);
+    ui_input_key(w->input, key, down);
+}
+
+/* A combination for keys the host would take itself: pressed in order,
+ * released in reverse. */
+static void send_combo(struct sdl_window *w, const keymap_key *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        send_key(w, keys[i], true);
+    for (size_t i = n; i-- > 0;)
+        send_key(w, keys[i], false);
+}
+
+/* Host key shortcuts that type for the guest: Right Ctrl+Del is
+ * Ctrl+Alt+Del, Right Ctrl+F1..F12 is Ctrl+Alt+F1..F12 (a Linux guest's
+ * virtual consoles), which the host's own desktop would otherwise take.
+ * Returns whether sc was one. */
+static bool host_shortcut(struct sdl_window *w, SDL_Scancode sc)
+{
+    keymap_key k;
+    if (sc == SDL_SCANCODE_DELETE || (sc >= SDL_SCANCODE_F1 && sc <= SDL_SCANCODE_F12))
+        k = keymap_hid_to_key((unsigned)sc);
+    else
+        return false;
+    const keymap_key combo[3] = { keymap_key_by_name("ctrl"), keymap_key_by_name("alt"), k };
+    send_combo(w, combo, 3);
+    return true;
 }
 
 /* Keys held when the window loses focus would stay down in the guest. */
@@ -199,7 +257,8 @@ static void on_key(struct sdl_window *w, const SDL_KeyboardEvent *k)
             w->host_down = true;
             w->host_combo = false;
         } else if (!down) {
-            if (w->host_down && !w->host_combo)
+            /* With the tablet there is no capture to toggle. */
+            if (w->host_down && !w->host_combo && !w->absolute)
                 set_grab(w, !w->grabbed);
             w->host_down = false;
         }
@@ -208,6 +267,8 @@ static void on_key(struct sdl_window *w, const SDL_KeyboardEvent *k)
     if (w->host_down) {
         if (down && sc == SDL_SCANCODE_F)
             toggle_fullscreen(w);
+        else if (down && !k->repeat)
+            host_shortcut(w, sc);
         w->host_combo = true;
         return;
     }
@@ -246,6 +307,7 @@ static bool handle(struct sdl_window *w, const SDL_Event *ev)
         switch (ev->user.code) {
         case UEV_REFRESH: refresh(w); break;
         case UEV_TITLE: update_title(w); break;
+        case UEV_POINTER_MODE: update_pointer_mode(w); break;
         case UEV_QUIT: return false;
         }
         return true;
@@ -261,6 +323,10 @@ static bool handle(struct sdl_window *w, const SDL_Event *ev)
             release_all_keys(w);
             w->host_down = false;
             set_grab(w, false);
+            if (w->absolute && w->buttons) {
+                w->buttons = 0;
+                send_abs(w, w->last_x, w->last_y, 0);
+            }
             break;
         case SDL_WINDOWEVENT_EXPOSED:
         case SDL_WINDOWEVENT_SIZE_CHANGED:
@@ -273,11 +339,23 @@ static bool handle(struct sdl_window *w, const SDL_Event *ev)
         on_key(w, &ev->key);
         break;
     case SDL_MOUSEMOTION:
-        if (w->grabbed && (ev->motion.xrel || ev->motion.yrel))
+        if (w->absolute)
+            send_abs(w, ev->motion.x, ev->motion.y, 0);
+        else if (w->grabbed && (ev->motion.xrel || ev->motion.yrel))
             ui_input_pointer(w->input, ev->motion.xrel, ev->motion.yrel, 0, w->buttons);
         break;
     case SDL_MOUSEBUTTONDOWN:
     case SDL_MOUSEBUTTONUP:
+        if (w->absolute) {
+            unsigned before = w->buttons;
+            if (ev->type == SDL_MOUSEBUTTONDOWN)
+                w->buttons |= sdl_button(ev->button.button);
+            else
+                w->buttons &= ~sdl_button(ev->button.button);
+            if (w->buttons != before)
+                send_abs(w, ev->button.x, ev->button.y, 0);
+            break;
+        }
         if (!w->grabbed) {
             /* The click that captures the pointer is not the guest's. */
             if (ev->type == SDL_MOUSEBUTTONDOWN && ev->button.button == SDL_BUTTON_LEFT)
@@ -296,10 +374,13 @@ static bool handle(struct sdl_window *w, const SDL_Event *ev)
         }
         break;
     case SDL_MOUSEWHEEL:
-        if (w->grabbed && ev->wheel.y) {
+        if ((w->grabbed || w->absolute) && ev->wheel.y) {
             int notches = ev->wheel.direction == SDL_MOUSEWHEEL_FLIPPED ? -ev->wheel.y : ev->wheel.y;
-            /* SDL: positive is away from the user; PS/2: towards. */
-            ui_input_pointer(w->input, 0, 0, -notches, w->buttons);
+            /* SDL: positive is away from the user; ours: towards. */
+            if (w->absolute)
+                send_abs(w, w->last_x, w->last_y, -notches);
+            else
+                ui_input_pointer(w->input, 0, 0, -notches, w->buttons);
         }
         break;
     }
@@ -478,6 +559,13 @@ void sdl_window_set_state(struct sdl_window *w, const char *state)
     snprintf(w->state, sizeof(w->state), "%s", state ? state : "");
     pthread_mutex_unlock(&w->state_lock);
     push_user(w, UEV_TITLE);
+}
+
+void sdl_window_set_absolute(struct sdl_window *w, bool on)
+{
+    if (!w || atomic_exchange(&w->want_absolute, on) == on)
+        return;
+    push_user(w, UEV_POINTER_MODE);
 }
 
 void sdl_window_free(struct sdl_window *w)

@@ -12,13 +12,14 @@
 
 /* ---- input queue ---- */
 
-enum { EV_KEY, EV_POINTER, EV_CLOSE };
+enum { EV_KEY, EV_POINTER, EV_POINTER_ABS, EV_CLOSE };
 
 struct ui_input_event {
     uint8_t type;
-    uint8_t n;
-    uint8_t bytes[8];
-    int dx, dy, dz;
+    bool down;
+    keymap_key key;
+    int dx, dy, dz;             /* EV_POINTER_ABS: dx, dy are the position */
+    int width, height;
     unsigned buttons;
 };
 
@@ -65,11 +66,15 @@ static void queue_drain(void *opaque, int fd, unsigned events)
         switch (e->type) {
         case EV_KEY:
             if (q->ops->key)
-                q->ops->key(q->opaque, e->bytes, e->n);
+                q->ops->key(q->opaque, e->key, e->down);
             break;
         case EV_POINTER:
             if (q->ops->pointer)
                 q->ops->pointer(q->opaque, e->dx, e->dy, e->dz, e->buttons);
+            break;
+        case EV_POINTER_ABS:
+            if (q->ops->pointer_abs)
+                q->ops->pointer_abs(q->opaque, e->dx, e->dy, e->width, e->height, e->dz, e->buttons);
             break;
         case EV_CLOSE:
             if (q->ops->close)
@@ -138,6 +143,13 @@ static void queue_push(struct ui_input_queue *q, const struct ui_input_event *e)
         pthread_mutex_unlock(&q->lock);
         return;
     }
+    /* Likewise a position replaces the one before it. */
+    if (e->type == EV_POINTER_ABS && e->dz == 0 && q->n && q->evs[q->n - 1].type == EV_POINTER_ABS &&
+        q->evs[q->n - 1].buttons == e->buttons && q->evs[q->n - 1].dz == 0) {
+        q->evs[q->n - 1] = *e;
+        pthread_mutex_unlock(&q->lock);
+        return;
+    }
     if (q->n == q->cap) {
         unsigned cap = q->cap ? q->cap * 2 : 64;
         struct ui_input_event *evs = cap <= QUEUE_MAX ? realloc(q->evs, cap * sizeof(*evs)) : NULL;
@@ -159,25 +171,27 @@ static void queue_push(struct ui_input_queue *q, const struct ui_input_event *e)
     }
 }
 
-void ui_input_key(struct ui_input_queue *q, const uint8_t *set2, size_t n)
+void ui_input_key(struct ui_input_queue *q, keymap_key key, bool down)
 {
-    struct ui_input_event e = { .type = EV_KEY };
+    struct ui_input_event e = { .type = EV_KEY, .key = key, .down = down };
 
-    if (!q || n == 0)
-        return;
-    if (n > sizeof(e.bytes)) {
-        log_warn("input queue: key sequence of %zu bytes refused", n);
-        return;
-    }
-    e.n = (uint8_t)n;
-    memcpy(e.bytes, set2, n);
-    queue_push(q, &e);
+    if (q && key)
+        queue_push(q, &e);
 }
 
 void ui_input_pointer(struct ui_input_queue *q, int dx, int dy, int dz, unsigned buttons)
 {
     struct ui_input_event e = { .type = EV_POINTER, .dx = dx, .dy = dy, .dz = dz,
                                 .buttons = buttons };
+    if (q)
+        queue_push(q, &e);
+}
+
+void ui_input_pointer_abs(struct ui_input_queue *q, int x, int y, int width, int height, int dz,
+                          unsigned buttons)
+{
+    struct ui_input_event e = { .type = EV_POINTER_ABS, .dx = x, .dy = y, .dz = dz,
+                                .width = width, .height = height, .buttons = buttons };
     if (q)
         queue_push(q, &e);
 }

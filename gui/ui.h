@@ -18,18 +18,25 @@
 #include <stdint.h>
 
 #include "devices/display.h"
+#include "gui/keymap.h"
 
 struct evloop;
 
 /* What a front-end delivers to the machine.  Called on the I/O thread with
  * the device lock held, like every device callback, so the machine can
- * hand them straight to i8042_kbd_put() and friends. */
+ * hand them straight to the input devices (see gui/input_route.h). */
 struct ui_input_ops {
-    /* Set-2 scan code bytes of one key event (make or break). */
-    void (*key)(void *opaque, const uint8_t *set2, size_t n);
+    /* A key (gui/keymap.h) pressed or released; pressed again while held
+     * is auto-repeat. */
+    void (*key)(void *opaque, keymap_key key, bool down);
     /* Relative motion (dx > 0 right, dy > 0 down, dz > 0 wheel towards the
      * user) and the UI_BTN_* buttons held now. */
     void (*pointer)(void *opaque, int dx, int dy, int dz, unsigned buttons);
+    /* The pointer at pixel (x, y) of the width x height screen the
+     * front-end shows (positions outside it are clamped), the wheel as for
+     * pointer, and the buttons held now. */
+    void (*pointer_abs)(void *opaque, int x, int y, int width, int height, int dz,
+                        unsigned buttons);
     /* The user closed the window: the machine presses the power button. */
     void (*close)(void *opaque);
 };
@@ -51,9 +58,11 @@ struct ui_input_queue *ui_input_queue_new(struct evloop *loop, const struct ui_i
                                           void *opaque);
 /* Drops what is still queued.  Device lock held. */
 void ui_input_queue_free(struct ui_input_queue *q);
-/* From any thread.  n is at most 8 bytes (one key event, see keymap.h). */
-void ui_input_key(struct ui_input_queue *q, const uint8_t *set2, size_t n);
+/* From any thread. */
+void ui_input_key(struct ui_input_queue *q, keymap_key key, bool down);
 void ui_input_pointer(struct ui_input_queue *q, int dx, int dy, int dz, unsigned buttons);
+void ui_input_pointer_abs(struct ui_input_queue *q, int x, int y, int width, int height, int dz,
+                          unsigned buttons);
 void ui_input_close(struct ui_input_queue *q);
 
 /* ---- shadow surface: I/O thread -> front-end thread ---- */

@@ -196,10 +196,7 @@ static void wake(void *opaque)
 
 static void send_key(struct vnc_server *v, keymap_key key, bool down)
 {
-    uint8_t seq[KEYMAP_MAX_SEQ];
-    size_t n = keymap_key_set2(key, down, seq);
-    if (n)
-        ui_input_key(v->input, seq, n);
+    ui_input_key(v->input, key, down);
 }
 
 static void kbd_event(rfbBool down, rfbKeySym keysym, rfbClientPtr cl)
@@ -219,18 +216,19 @@ static void kbd_event(rfbBool down, rfbKeySym keysym, rfbClientPtr cl)
         send_key(c->v, steps[i].key, steps[i].down);
 }
 
+/* Viewers send where the pointer is on the screen they show, which is the
+ * guest's: it goes to the machine as that, an absolute position the USB
+ * tablet reports exactly, or which becomes relative motion of the PS/2
+ * mouse while the guest has no tablet in use (gui/input_route.h). */
 static void ptr_event(int mask, int x, int y, rfbClientPtr cl)
 {
     struct vnc_client *c = cl->clientData;
-    int dx = 0, dy = 0, dz = 0;
+    int dz = 0;
     unsigned buttons = 0;
 
     if (!c)
         return;
-    if (c->have_pos) {
-        dx = x - c->last_x;
-        dy = y - c->last_y;
-    }
+    bool moved = !c->have_pos || x != c->last_x || y != c->last_y;
     c->last_x = x;
     c->last_y = y;
     c->have_pos = true;
@@ -247,8 +245,8 @@ static void ptr_event(int mask, int x, int y, rfbClientPtr cl)
         buttons |= UI_BTN_RIGHT;
     bool buttons_changed = (mask & 7) != (c->last_mask & 7);
     c->last_mask = mask;
-    if (dx || dy || dz || buttons_changed)
-        ui_input_pointer(c->v->input, dx, dy, dz, buttons);
+    if (moved || dz || buttons_changed)
+        ui_input_pointer_abs(c->v->input, x, y, cl->screen->width, cl->screen->height, dz, buttons);
 }
 
 static void client_gone(rfbClientPtr cl)
@@ -264,7 +262,8 @@ static void client_gone(rfbClientPtr cl)
     for (size_t i = 0; i < n; i++)
         send_key(c->v, steps[i].key, false);
     if (c->last_mask & (RFB_BTN_LEFT | RFB_BTN_MIDDLE | RFB_BTN_RIGHT))
-        ui_input_pointer(c->v->input, 0, 0, 0, 0);
+        ui_input_pointer_abs(c->v->input, c->last_x, c->last_y, cl->screen->width,
+                             cl->screen->height, 0, 0);
     atomic_fetch_sub(&c->v->clients, 1);
     log_info("vnc: viewer %s disconnected", cl->host ? cl->host : "?");
     cl->clientData = NULL;

@@ -2,12 +2,14 @@
  *
  * Several viewers at once, all shared; desktop-size changes reach viewers
  * that support the NewFBSize/ExtendedDesktopSize pseudo-encodings; optional
- * VNC password authentication.  Keyboard: keysyms to set-2 scan codes for
- * the guest's keyboard layout, US unless set (gui/keymap.h).  Pointer: RFB sends absolute positions and the
- * machine has only a relative PS/2 mouse, so motion is sent as the
- * difference between successive positions; the guest's acceleration and its
- * screen edges make the guest's cursor drift from the viewer's (an absolute
- * pointing device would fix that).
+ * VNC password authentication.  Keyboard: keysyms to keys for the guest's
+ * keyboard layout, US unless set (gui/keymap.h).  Pointer: RFB sends
+ * absolute positions, which go to the machine as such (ui_input_ops's
+ * pointer_abs): the USB tablet reports them exactly, scaled to the guest's
+ * screen; while the guest has no tablet in use they become relative PS/2
+ * mouse motion, the difference between successive positions, and the
+ * guest's acceleration and screen edges make its cursor drift from the
+ * viewer's.
  *
  * The server runs on a thread of its own (see gui/ui.h): a viewer on a slow
  * link blocks only that thread, never the I/O thread or the vCPUs. */

@@ -10,11 +10,25 @@
 #include "devices/display.h"
 #include "devices/i8042.h"
 #include "devices/net/net.h"
+#include "devices/util.h"
 #include "gui/keymap.h"
 #include "gui/screenshot.h"
 #include "vmm/control.h"
 #include "vmm/machine.h"
 #include "vmm/machine_internal.h"
+
+/* Where keys and the pointer go now, and how many events went where. */
+static json_t *input_status(struct machine *m)
+{
+    const struct input_route *r = &m->dev->route;
+    return json_pack("{s:b,s:s,s:s,s:I,s:I,s:I,s:I}", "usb", m->dev->xhci != NULL,
+                     "keyboard", input_route_kbd_usb(r) ? "usb" : "ps2",
+                     "pointer", input_route_pointer_usb(r) ? "usb-tablet" : "ps2",
+                     "usb-key-events", (json_int_t)r->counts.usb_keys,
+                     "ps2-key-events", (json_int_t)r->counts.ps2_keys,
+                     "usb-pointer-events", (json_int_t)r->counts.usb_pointer,
+                     "ps2-pointer-events", (json_int_t)r->counts.ps2_pointer);
+}
 
 static json_t *cmd_status(void *opaque, json_t *args, struct control_error *err)
 {
@@ -32,6 +46,7 @@ static json_t *cmd_status(void *opaque, json_t *args, struct control_error *err)
                  m->opts.vnc_port);
         json_object_set_new(r, "vnc", json_string(vnc));
     }
+    json_object_set_new(r, "input", input_status(m));
     return r;
 }
 
@@ -266,8 +281,10 @@ static json_t *cmd_display_connect(void *opaque, json_t *args, struct control_er
     return json_pack("{s:s}", "protocol", "rfb");
 }
 
-/* One key event (make or break codes of one key) every 10 ms, so a long
- * list never overruns the keyboard's queue. */
+/* One key event (the presses or the releases of one combination) every
+ * 10 ms, so a long list never overruns the keyboard's buffer; to the USB
+ * keyboard only once the guest has taken the reports of the one before,
+ * since its queue keeps only the newest state when full. */
 #define SEND_KEYS_INTERVAL_NS 10000000ULL
 
 static void send_keys_tick(void *opaque)
@@ -277,22 +294,30 @@ static void send_keys_tick(void *opaque)
     d->keys.timer = 0;
     if (d->keys.pos >= d->keys.len)
         return;
-    size_t n = d->keys.buf[d->keys.pos];
-    i8042_kbd_put(d->kbc, &d->keys.buf[d->keys.pos + 1], n);
-    d->keys.pos += 1 + n;
+    if (!input_route_kbd_idle(&d->route)) {
+        d->keys.timer = evloop_add_timer(m->loop, SEND_KEYS_INTERVAL_NS, send_keys_tick, m);
+        return;
+    }
+    for (;;) {
+        size_t i = d->keys.pos++;
+        input_route_key(&d->route, d->keys.ev[i].key, d->keys.ev[i].down);
+        if (d->keys.ev[i].last || d->keys.pos >= d->keys.len)
+            break;
+    }
     if (d->keys.pos < d->keys.len)
         d->keys.timer = evloop_add_timer(m->loop, SEND_KEYS_INTERVAL_NS, send_keys_tick, m);
 }
 
-/* Appends one length-prefixed event to the queue; false when it is full. */
-static bool queue_key_event(struct machine_devices *d, const uint8_t *codes, size_t n)
+/* Appends a combination's presses (in order) or releases (in reverse
+ * order) as one event; the caller made sure they fit. */
+static void queue_key_event(struct machine_devices *d, const keymap_key *keys, int n, bool down)
 {
-    if (d->keys.len + 1 + n > sizeof(d->keys.buf))
-        return false;
-    d->keys.buf[d->keys.len] = (uint8_t)n;
-    memcpy(&d->keys.buf[d->keys.len + 1], codes, n);
-    d->keys.len += 1 + n;
-    return true;
+    for (int i = 0; i < n; i++) {
+        size_t at = d->keys.len++;
+        d->keys.ev[at].key = keys[down ? i : n - 1 - i];
+        d->keys.ev[at].down = down;
+        d->keys.ev[at].last = i == n - 1;
+    }
 }
 
 static json_t *cmd_send_keys(void *opaque, json_t *args, struct control_error *err)
@@ -308,10 +333,9 @@ static json_t *cmd_send_keys(void *opaque, json_t *args, struct control_error *e
     /* Check every name before queueing any, so a typo sends nothing. */
     size_t i;
     json_t *k;
+    keymap_key combo[KEYMAP_MAX_COMBO];
     json_array_foreach(keys, i, k) {
-        uint8_t make[32], brk[32];
-        size_t ml = sizeof(make), bl = sizeof(brk);
-        if (!json_is_string(k) || keymap_name_to_set2(json_string_value(k), make, &ml, brk, &bl) < 0) {
+        if (!json_is_string(k) || keymap_name_to_keys(json_string_value(k), combo, ARRAY_SIZE(combo)) < 0) {
             control_error_set(err, CONTROL_ERR_INVALID_ARGUMENT, "unknown key name %s%s%s",
                               json_is_string(k) ? "'" : "", json_is_string(k) ? json_string_value(k) : "(not a string)",
                               json_is_string(k) ? "'" : "");
@@ -320,14 +344,17 @@ static json_t *cmd_send_keys(void *opaque, json_t *args, struct control_error *e
     }
     if (d->keys.pos >= d->keys.len)
         d->keys.pos = d->keys.len = 0;
+    size_t need = 0;
+    json_array_foreach(keys, i, k)
+        need += 2 * (size_t)keymap_name_to_keys(json_string_value(k), combo, ARRAY_SIZE(combo));
+    if (d->keys.len + need > ARRAY_SIZE(d->keys.ev)) {
+        control_error_set(err, CONTROL_ERR_FAILED, "too many keys queued; try again shortly");
+        return NULL;
+    }
     json_array_foreach(keys, i, k) {
-        uint8_t make[32], brk[32];
-        size_t ml = sizeof(make), bl = sizeof(brk);
-        keymap_name_to_set2(json_string_value(k), make, &ml, brk, &bl);
-        if (!queue_key_event(d, make, ml) || !queue_key_event(d, brk, bl)) {
-            control_error_set(err, CONTROL_ERR_FAILED, "too many keys queued; try again shortly");
-            return NULL;
-        }
+        int n = keymap_name_to_keys(json_string_value(k), combo, ARRAY_SIZE(combo));
+        queue_key_event(d, combo, n, true);
+        queue_key_event(d, combo, n, false);
     }
     if (!d->keys.timer)
         d->keys.timer = evloop_add_timer(m->loop, 0, send_keys_tick, m);
@@ -339,7 +366,8 @@ int machine_control_setup(struct machine *m, char *err, size_t errlen)
     m->control = control_server_new(m->loop, m->opts.control, err, errlen);
     if (!m->control)
         return -1;
-    control_register(m->control, "status", cmd_status, m, "run state, name, CPUs, memory and display (with the VNC server's HOST:PORT) of the VM");
+    control_register(m->control, "status", cmd_status, m,
+                     "run state, name, CPUs, memory, display (with the VNC server's HOST:PORT), and where keys and the pointer go (input)");
     control_register(m->control, "pause", cmd_pause, m, "stop the vCPUs");
     control_register(m->control, "resume", cmd_resume, m, "let paused vCPUs run again");
     control_register(m->control, "reset", cmd_reset, m, "hard reset, as the reset button");

@@ -45,6 +45,8 @@
 #include "devices/display.h"
 #include "devices/e1000.h"
 #include "devices/virtio_net.h"
+#include "devices/usb/hid.h"
+#include "devices/usb/xhci.h"
 #include "vmm/acpi.h"
 #include "vmm/boot_linux.h"
 #include "vmm/control.h"
@@ -454,16 +456,23 @@ static int create_ahci(struct machine *m, char *err, size_t errlen)
 }
 
 /* Input from the front-ends (I/O thread, device lock held). */
-static void ui_key(void *opaque, const uint8_t *set2, size_t n)
+static void ui_key(void *opaque, keymap_key key, bool down)
 {
     struct machine *m = opaque;
-    i8042_kbd_put(m->dev->kbc, set2, n);
+    input_route_key(&m->dev->route, key, down);
 }
 
 static void ui_pointer(void *opaque, int dx, int dy, int dz, unsigned buttons)
 {
     struct machine *m = opaque;
-    i8042_mouse_move(m->dev->kbc, dx, dy, dz, buttons);
+    input_route_pointer(&m->dev->route, dx, dy, dz, buttons);
+}
+
+static void ui_pointer_abs(void *opaque, int x, int y, int width, int height, int dz,
+                           unsigned buttons)
+{
+    struct machine *m = opaque;
+    input_route_pointer_abs(&m->dev->route, x, y, width, height, dz, buttons);
 }
 
 static void ui_close(void *opaque)
@@ -471,7 +480,7 @@ static void ui_close(void *opaque)
     machine_powerdown(opaque);
 }
 
-static const struct ui_input_ops ui_input = { ui_key, ui_pointer, ui_close };
+static const struct ui_input_ops ui_input = { ui_key, ui_pointer, ui_pointer_abs, ui_close };
 
 static int create_frontends(struct machine *m, char *err, size_t errlen)
 {
@@ -510,6 +519,42 @@ int machine_vnc_connect(struct machine *m, int fd, char *err, size_t errlen)
             return -1;
     }
     return vnc_server_add_client(d->vnc, fd, err, errlen);
+}
+
+/* The guest started or stopped using a USB input device. */
+static void usb_input_changed(void *opaque, struct usb_device *dev)
+{
+    struct machine *m = opaque;
+    struct machine_devices *d = m->dev;
+    bool tablet = input_route_pointer_usb(&d->route);
+    log_debug("input: keys to the %s keyboard, the pointer to the %s",
+              input_route_kbd_usb(&d->route) ? "USB" : "PS/2", tablet ? "USB tablet" : "PS/2 mouse");
+    if (d->sdl)
+        sdl_window_set_absolute(d->sdl, tablet);
+}
+
+/* An xHCI controller (after every other PCI device, so that their slots
+ * stay where they were without it) with the tablet on port 1 and the
+ * keyboard on port 2. */
+static int create_usb(struct machine *m, char *err, size_t errlen)
+{
+    struct machine_devices *d = m->dev;
+    d->xhci = xhci_create(&m->plat, &m->pci, -1, err, errlen);
+    if (!d->xhci)
+        return -1;
+    d->usb_tablet = usb_tablet_new();
+    d->usb_kbd = usb_kbd_new();
+    if (!d->usb_tablet || !d->usb_kbd) {
+        snprintf(err, errlen, "out of memory for the USB devices");
+        return -1;
+    }
+    if (xhci_attach(d->xhci, usb_tablet_device(d->usb_tablet), 0, err, errlen) < 0 ||
+        xhci_attach(d->xhci, usb_kbd_device(d->usb_kbd), 0, err, errlen) < 0)
+        return -1;
+    usb_watch_active(usb_tablet_device(d->usb_tablet), usb_input_changed, m);
+    usb_watch_active(usb_kbd_device(d->usb_kbd), usb_input_changed, m);
+    input_route_init(&d->route, d->kbc, d->usb_kbd, d->usb_tablet);
+    return 0;
 }
 
 /* iPXE's ROM only boots from the network: without the ipxe-qemu package a
@@ -567,6 +612,7 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
         return -1;
     }
     rtc_cmos_set_memory(d->rtc, m->low_ram, m->high_ram, (unsigned)m->opts.cpus);
+    input_route_init(&d->route, d->kbc, NULL, NULL);
     if (d->display && create_frontends(m, err, errlen) < 0)
         return -1;
 
@@ -636,6 +682,8 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
         if (!d->rng)
             return -1;
     }
+    if (m->opts.usb && create_usb(m, err, errlen) < 0)
+        return -1;
     return setup_fw_cfg(m, err, errlen);
 }
 
@@ -880,6 +928,10 @@ void machine_destroy(struct machine *m)
     }
     if (m->dev) {
         struct machine_devices *d = m->dev;
+        if (d->xhci)
+            xhci_destroy(d->xhci);
+        usb_tablet_free(d->usb_tablet);
+        usb_kbd_free(d->usb_kbd);
         for (int i = 0; i < d->nblk; i++)
             virtio_blk_destroy(d->blk[i]);
         if (d->ahci)

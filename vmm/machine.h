@@ -51,6 +51,7 @@ struct machine_opts {
     const char *firmware_log;
     bool debug_exit;
     bool rng;
+    bool usb;                       /* xHCI controller with a USB tablet and keyboard */
     struct net_user_opts nics[MACHINE_MAX_NICS];
     int nnics;
     const char *boot;               /* boot order letters: c disk, d cdrom, n network */

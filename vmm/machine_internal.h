@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "gui/input_route.h"
 #include "vmm/machine.h"
 
 struct acpi_pm;
@@ -28,6 +29,9 @@ struct virtio_blk;
 struct virtio_net;
 struct virtio_rng;
 struct vnc_server;
+struct usb_kbd;
+struct usb_tablet;
+struct xhci;
 
 struct machine_devices {
     struct i440fx *host;
@@ -50,8 +54,16 @@ struct machine_devices {
     struct vga *vga;
     struct vnc_server *vnc;
     struct sdl_window *sdl;
-    struct {                        /* send-keys: bytes paced out by a timer */
-        uint8_t buf[4096];
+    struct xhci *xhci;              /* NULL: started with --usb off */
+    struct usb_tablet *usb_tablet;
+    struct usb_kbd *usb_kbd;
+    struct input_route route;       /* front-end input to the PS/2 or USB devices */
+    struct {                        /* send-keys: key events paced out by a timer */
+        struct {
+            keymap_key key;
+            bool down;
+            bool last;              /* the last of one combination's presses or releases */
+        } ev[1024];
         size_t len, pos;
         int timer;
     } keys;

@@ -83,6 +83,10 @@ static void usage(FILE *f)
 "                         reach it right: en-us (default), en-gb, de, fr, es, it\n"
 "  --vga-rom PATH         VGA BIOS (default " FIRMWARE_VGABIOS_DEFAULT ")\n"
 "  --no-rng               leave out the virtio entropy device\n"
+"  --usb on|off           an xHCI USB controller with a USB tablet and keyboard\n"
+"                         (default on): the pointer follows the host's exactly\n"
+"                         once the guest drives them, and input goes to the PS/2\n"
+"                         keyboard and mouse until then; off: PS/2 only\n"
 "\n"
 "Control and testing:\n"
 "  --control PATH         JSON-lines control socket (mode 0600); commands: status,\n"
@@ -221,7 +225,7 @@ enum {
     OPT_MEMORY = 256, OPT_CPUS, OPT_NAME, OPT_FIRMWARE, OPT_KERNEL, OPT_INITRD, OPT_APPEND,
     OPT_DISK, OPT_SERIAL, OPT_DISPLAY, OPT_CONTROL, OPT_FIRMWARE_LOG, OPT_DEBUG_EXIT,
     OPT_NO_RNG, OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_NET, OPT_BOOT, OPT_CDROM,
-    OPT_VNC_PASSWORD_FILE, OPT_VGA_ROM, OPT_UUID, OPT_VNC_KEYMAP, OPT_SANDBOX,
+    OPT_VNC_PASSWORD_FILE, OPT_VGA_ROM, OPT_UUID, OPT_VNC_KEYMAP, OPT_SANDBOX, OPT_USB,
 };
 
 static const struct option long_opts[] = {
@@ -247,6 +251,7 @@ static const struct option long_opts[] = {
     { "uuid", required_argument, NULL, OPT_UUID },
     { "vnc-keymap", required_argument, NULL, OPT_VNC_KEYMAP },
     { "sandbox", required_argument, NULL, OPT_SANDBOX },
+    { "usb", required_argument, NULL, OPT_USB },
     { "verbose", no_argument, NULL, OPT_VERBOSE },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
@@ -260,6 +265,7 @@ int main(int argc, char **argv)
         .cpus = 1,
         .serial = "stdio",
         .rng = true,
+        .usb = true,
         .vga_rom = FIRMWARE_VGABIOS_DEFAULT,
         .sandbox = SANDBOX_DEFAULT,
     };
@@ -324,6 +330,14 @@ int main(int argc, char **argv)
                 o.sandbox = false;
             else
                 return fail("--sandbox must be on or off, not '%s'", optarg);
+            break;
+        case OPT_USB:
+            if (!strcmp(optarg, "on"))
+                o.usb = true;
+            else if (!strcmp(optarg, "off"))
+                o.usb = false;
+            else
+                return fail("--usb must be on or off, not '%s'", optarg);
             break;
         case OPT_NET: {
             struct net_user_opts no;

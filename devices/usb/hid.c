@@ -23,6 +23,7 @@
 #define REPORT_MAX  8
 #define KBD_KEYS    6        /* key array of the boot report */
 #define KBD_HELD    32       /* keys tracked as held */
+#define KBD_EVENTS  256      /* key events waiting for room in the report queue */
 #define USAGE_ROLLOVER 0x01
 #define USAGE_LCTRL    0xe0
 #define USAGE_RGUI     0xe7
@@ -53,6 +54,11 @@ struct usb_hid {
     uint8_t held[KBD_HELD];  /* in press order */
     unsigned nheld;
     uint8_t leds;
+    struct {                 /* typed faster than the guest takes reports */
+        uint8_t usage;
+        bool down;
+    } events[KBD_EVENTS];
+    unsigned ev_head, ev_count;
 };
 
 struct usb_tablet { struct usb_hid h; };
@@ -265,9 +271,9 @@ void usb_tablet_wheel(struct usb_tablet *t, int clicks)
     queue_report(&t->h, clicks > 127 ? 127 : clicks < -127 ? -127 : clicks);
 }
 
-void usb_kbd_key(struct usb_kbd *k, unsigned usage, bool down)
+/* A key event on the keyboard's state, queueing the report it changes. */
+static void kbd_apply(struct usb_hid *h, unsigned usage, bool down)
 {
-    struct usb_hid *h = &k->h;
     if (usage >= USAGE_LCTRL && usage <= USAGE_RGUI) {
         uint8_t bit = (uint8_t)(1u << (usage - USAGE_LCTRL));
         uint8_t mods = down ? h->mods | bit : h->mods & (uint8_t)~bit;
@@ -295,9 +301,55 @@ void usb_kbd_key(struct usb_kbd *k, unsigned usage, bool down)
     queue_report(h, 0);
 }
 
+/* Key events that waited for room go into reports while there is room. */
+static void kbd_catch_up(struct usb_hid *h)
+{
+    while (h->ev_count && (h->count < HID_QUEUE || h->dev.config == 0)) {
+        unsigned i = h->ev_head;
+        h->ev_head = (h->ev_head + 1) % KBD_EVENTS;
+        h->ev_count--;
+        kbd_apply(h, h->events[i].usage, h->events[i].down);
+    }
+}
+
+/* A full report queue would merge reports and lose the keys between them,
+ * so events wait in order behind it; only when they overflow too does the
+ * newest state win. */
+void usb_kbd_key(struct usb_kbd *k, unsigned usage, bool down)
+{
+    struct usb_hid *h = &k->h;
+    if (usage > 0xff)
+        return;
+    if (h->dev.config && (h->ev_count || h->count == HID_QUEUE)) {
+        if (h->ev_count < KBD_EVENTS) {
+            unsigned i = (h->ev_head + h->ev_count++) % KBD_EVENTS;
+            h->events[i].usage = (uint8_t)usage;
+            h->events[i].down = down;
+            return;
+        }
+        kbd_catch_up(h);
+    }
+    kbd_apply(h, usage, down);
+}
+
 unsigned usb_kbd_leds(const struct usb_kbd *k)
 {
     return k->h.leds;
+}
+
+bool usb_kbd_active(const struct usb_kbd *k)
+{
+    return usb_device_active(&k->h.dev);
+}
+
+unsigned usb_kbd_queued(const struct usb_kbd *k)
+{
+    return k->h.count + k->h.ev_count;
+}
+
+bool usb_tablet_active(const struct usb_tablet *t)
+{
+    return usb_device_active(&t->h.dev);
 }
 
 /* --- USB side --------------------------------------------------------- */
@@ -368,6 +420,7 @@ static enum usb_status hid_data(struct usb_device *d, struct usb_xfer *x)
     x->actual = n;
     h->head = (h->head + 1) % HID_QUEUE;
     h->count--;
+    kbd_catch_up(h);
     return x->len < h->report_len ? USB_BABBLE : USB_OK;
 }
 
@@ -378,6 +431,7 @@ static void hid_reset(struct usb_device *d)
     h->idle = h->kind == HID_KBD ? 125 : 0;   /* 500 ms, the boot keyboard's default */
     h->protocol = 1;
     h->leds = 0;
+    kbd_catch_up(h);        /* unconfigured: waiting keys change the state only */
 }
 
 /* A new configuration starts with an empty queue: the state goes out with
@@ -387,6 +441,7 @@ static void hid_configured(struct usb_device *d, uint8_t value)
     struct usb_hid *h = d->opaque;
     (void)value;
     h->head = h->count = 0;
+    kbd_catch_up(h);
 }
 
 static const struct usb_device_ops hid_ops = {

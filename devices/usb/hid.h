@@ -8,7 +8,9 @@
  * lock (from the I/O thread).  Reports are queued only while the guest has
  * the device configured; the queue is bounded, and when it is full the
  * newest report replaces the last one queued, so the guest always ends up
- * with the current state. */
+ * with the current state.  The keyboard first keeps up to 256 key events
+ * in order behind a full queue, so that keys typed faster than the guest
+ * polls are not lost. */
 #ifndef BURROW_USB_HID_H
 #define BURROW_USB_HID_H
 
@@ -47,6 +49,12 @@ void usb_tablet_buttons(struct usb_tablet *t, unsigned buttons);
 /* Wheel clicks, positive away from the user; at most 127 a report. */
 void usb_tablet_wheel(struct usb_tablet *t, int clicks);
 
+/* Whether the guest takes the tablet's reports: it configured the device
+ * and its host controller runs with the device's port enabled (see
+ * usb_device_active()).  A machine sends pointer input elsewhere (a PS/2
+ * mouse) while it is not. */
+bool usb_tablet_active(const struct usb_tablet *t);
+
 struct usb_kbd *usb_kbd_new(void);
 void usb_kbd_free(struct usb_kbd *k);
 struct usb_device *usb_kbd_device(struct usb_kbd *k);
@@ -57,5 +65,9 @@ struct usb_device *usb_kbd_device(struct usb_kbd *k);
 void usb_kbd_key(struct usb_kbd *k, unsigned usage, bool down);
 /* USB_KBD_LED_* bits the guest last set. */
 unsigned usb_kbd_leds(const struct usb_kbd *k);
+/* As usb_tablet_active(), for the keyboard. */
+bool usb_kbd_active(const struct usb_kbd *k);
+/* Reports and key events queued and not yet taken by the guest. */
+unsigned usb_kbd_queued(const struct usb_kbd *k);
 
 #endif

@@ -18,16 +18,43 @@ void usb_device_init(struct usb_device *d, const char *name, enum usb_speed spee
     d->opaque = opaque;
 }
 
+static void active_maybe_changed(struct usb_device *d)
+{
+    if (d->active_watch)
+        d->active_watch(d->active_opaque, d);
+}
+
+void usb_watch_active(struct usb_device *d, void (*watch)(void *opaque, struct usb_device *d),
+                      void *opaque)
+{
+    d->active_watch = watch;
+    d->active_opaque = opaque;
+}
+
+bool usb_device_active(const struct usb_device *d)
+{
+    if (!d->host || d->config == 0)
+        return false;
+    return !d->host->reachable || d->host->reachable(d->host_opaque, d);
+}
+
+void usb_host_changed(struct usb_device *d)
+{
+    active_maybe_changed(d);
+}
+
 void usb_attach_host(struct usb_device *d, const struct usb_host_ops *ops, void *opaque)
 {
     d->host = ops;
     d->host_opaque = opaque;
+    active_maybe_changed(d);
 }
 
 void usb_detach_host(struct usb_device *d)
 {
     d->host = NULL;
     d->host_opaque = NULL;
+    active_maybe_changed(d);
 }
 
 static uint32_t halt_bit(uint8_t ep, bool in)
@@ -100,6 +127,7 @@ void usb_bus_reset(struct usb_device *d)
     d->halted = 0;
     if (d->ops->reset)
         d->ops->reset(d);
+    active_maybe_changed(d);
 }
 
 enum usb_status usb_control_reply(struct usb_xfer *x, const void *data, size_t len)
@@ -193,6 +221,7 @@ static enum usb_status set_configuration(struct usb_device *d, uint8_t value)
     d->halted = 0;      /* data toggles and halts start afresh (9.1.1.5) */
     if (d->ops->configured)
         d->ops->configured(d, value);
+    active_maybe_changed(d);
     return USB_OK;
 }
 

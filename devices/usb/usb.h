@@ -122,6 +122,9 @@ struct usb_descriptors {
 struct usb_host_ops {
     /* An endpoint that answered USB_NAK may have something now. */
     void (*wakeup)(void *opaque, struct usb_device *d, uint8_t ep, bool in);
+    /* Whether the host moves transfers to d now (the controller runs and
+     * d's port is enabled).  NULL: always. */
+    bool (*reachable)(void *opaque, const struct usb_device *d);
 };
 
 struct usb_device {
@@ -138,6 +141,9 @@ struct usb_device {
     /* The host it hangs off (NULL: detached). */
     const struct usb_host_ops *host;
     void *host_opaque;
+    /* The owner's watch on usb_device_active() (usb_watch_active). */
+    void (*active_watch)(void *opaque, struct usb_device *d);
+    void *active_opaque;
 };
 
 void usb_device_init(struct usb_device *d, const char *name, enum usb_speed speed,
@@ -155,6 +161,22 @@ void usb_cancel(struct usb_xfer *x);
 /* Bus reset: address 0, unconfigured, no halts.  The host cancels its
  * transfers first. */
 void usb_bus_reset(struct usb_device *d);
+
+/* Host side: whether d is reachable (usb_host_ops.reachable) may have
+ * changed: the controller started, stopped or was reset, d's port was
+ * enabled or disabled. */
+void usb_host_changed(struct usb_device *d);
+
+/* Whether the guest uses d: attached, configured (SET_CONFIGURATION with a
+ * non-zero value) and reachable through its host.  Input for a device
+ * that is not active would wait for nobody. */
+bool usb_device_active(const struct usb_device *d);
+/* Calls watch (device lock held) whenever usb_device_active() may have
+ * changed: configuration, bus reset, plug, unplug, the host starting or
+ * stopping.  The callback compares with what it saw last; it may come
+ * when nothing changed.  Set after usb_device_init(); NULL: no watch. */
+void usb_watch_active(struct usb_device *d, void (*watch)(void *opaque, struct usb_device *d),
+                      void *opaque);
 
 /* Device side. */
 /* Finishes a USB_ASYNC transfer (x->status and x->actual set). */

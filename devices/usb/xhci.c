@@ -299,6 +299,14 @@ static void stop_all_transfers(struct xhci *x)
                 xhci_ep_cancel(x, s, dci, false);
 }
 
+/* The devices' owners learn that the controller started or stopped. */
+static void ports_changed(struct xhci *x)
+{
+    for (unsigned i = 0; i < XHCI_PORTS; i++)
+        if (x->ports[i].dev)
+            usb_host_changed(x->ports[i].dev);
+}
+
 static void halt(struct xhci *x)
 {
     if (!xhci_running(x))
@@ -308,6 +316,7 @@ static void halt(struct xhci *x)
     x->crr = false;
     x->mf_frozen = (uint32_t)((evloop_now_ns() - x->mf_base) / 125000) & 0x3fff;
     stop_all_transfers(x);
+    ports_changed(x);
 }
 
 /* A DMA outside guest RAM: what a PCI master abort does (5.4.2, HSE). */
@@ -454,6 +463,8 @@ static void portsc_write(struct xhci *x, unsigned port, uint32_t v)
         p->sc &= ~PORT_PED;
         set_pls(p, p->usb3 ? PLS_DISABLED : PLS_POLLING);
         for_slots_on_port(x, port, xhci_ep_quiesce);
+        if (p->dev)
+            usb_host_changed(p->dev);
     }
     if ((v & PORT_WPR) && p->usb3) {
         port_reset(x, port, true);
@@ -495,6 +506,8 @@ static void portsc_write(struct xhci *x, unsigned port, uint32_t v)
             p->sc &= ~PORT_PED;
             set_pls(p, to);
             for_slots_on_port(x, port, xhci_ep_quiesce);
+            if (p->dev)
+                usb_host_changed(p->dev);
         }
         break;
     default:
@@ -529,7 +542,20 @@ static void host_wakeup(void *opaque, struct usb_device *d, uint8_t ep, bool in)
             xhci_ep_kick(x, s, dci);
 }
 
-static const struct usb_host_ops host_ops = { .wakeup = host_wakeup };
+static bool host_reachable(void *opaque, const struct usb_device *d)
+{
+    struct xhci *x = opaque;
+    if (!xhci_running(x))
+        return false;
+    for (unsigned port = 1; port <= XHCI_PORTS; port++) {
+        const struct xhci_port *p = port_of(x, port);
+        if (p->dev == d)
+            return (p->sc & PORT_PED) != 0;
+    }
+    return false;
+}
+
+static const struct usb_host_ops host_ops = { .wakeup = host_wakeup, .reachable = host_reachable };
 
 int xhci_attach(struct xhci *x, struct usb_device *d, int port, char *err, size_t errlen)
 {
@@ -1042,6 +1068,7 @@ static void run(struct xhci *x)
             x->usbsts |= STS_PCD;
             port_event(x, port);
         }
+    ports_changed(x);
 }
 
 /* --- register access ---------------------------------------------------- */

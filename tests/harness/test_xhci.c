@@ -132,6 +132,12 @@ static const struct usb_device_ops loop_ops = {
 
 /* --- fixture ----------------------------------------------------------------- */
 
+/* Calls of a usb_watch_active() callback and what it saw last. */
+struct watch_count {
+    unsigned calls;
+    bool last;
+};
+
 struct fx {
     struct harness *h;
     struct pci_bus bus;
@@ -141,6 +147,7 @@ struct fx {
     struct loopdev loopdev;
     struct xhci_drv d;
     unsigned tablet_slot, kbd_slot, loop_slot;
+    struct watch_count kbd_watch, tablet_watch;
 };
 
 static int setup(void **state)
@@ -491,6 +498,18 @@ static void press(struct fx *f, unsigned usage, bool down, const uint8_t want[8]
     assert_memory_equal(r, want, 8);
 }
 
+/* The next keyboard report, which must be want. */
+static void press_expect(struct fx *f, const uint8_t want[8])
+{
+    uint64_t buf;
+    queue_report(f, f->kbd_slot, &buf);
+    uint8_t r[8];
+    uint32_t len = 0;
+    assert_int_equal(wait_report(f, f->kbd_slot, buf, r, &len), XD_CC_SUCCESS);
+    assert_int_equal(len, 8);
+    assert_memory_equal(r, want, 8);
+}
+
 static void test_keyboard(void **state)
 {
     struct fx *f = *state;
@@ -533,6 +552,113 @@ static void test_keyboard(void **state)
     assert_int_equal(usb_kbd_leds(f->kbd), USB_KBD_LED_CAPS | USB_KBD_LED_NUM);
     /* The tablet has no protocols to switch. */
     assert_int_equal(xd_control(d, f->tablet_slot, 0x21, 0x0b, 0, 0, NULL, 0, NULL), XD_CC_STALL);
+}
+
+/* Keys typed much faster than the guest polls (a paste through a VNC
+ * viewer, SeaBIOS polling once a timer tick) all arrive, in order, each in
+ * a report of its own. */
+static void test_keyboard_burst(void **state)
+{
+    struct fx *f = *state;
+    start(f, 0, false);
+    enumerate_all(f);
+    unsigned n = 0;
+    for (unsigned k = 0x04; k < 0x04 + 40; k++) {
+        usb_kbd_key(f->kbd, k, true);
+        usb_kbd_key(f->kbd, k, false);
+        n += 2;
+    }
+    usb_kbd_key(f->kbd, 0x1000, true);                 /* not a usage: nothing */
+    assert_int_equal(usb_kbd_queued(f->kbd), n);
+    for (unsigned k = 0x04; k < 0x04 + 40; k++) {
+        press_expect(f, (const uint8_t[8]){ 0, 0, (uint8_t)k });
+        press_expect(f, (const uint8_t[8]){ 0 });
+    }
+    assert_int_equal(usb_kbd_queued(f->kbd), 0);
+    /* Events still waiting when the guest resets the port only change the
+     * state: the keys held then come in the next report. */
+    for (unsigned k = 0x04; k < 0x04 + 20; k++)
+        usb_kbd_key(f->kbd, k, true);
+    for (unsigned k = 0x05; k < 0x04 + 20; k++)
+        usb_kbd_key(f->kbd, k, false);
+    assert_int_equal(usb_kbd_queued(f->kbd), 39);
+    start(f, 0, false);
+    assert_int_equal(usb_kbd_queued(f->kbd), 0);
+    enumerate_all(f);
+    usb_kbd_key(f->kbd, 0xe1, true);
+    press_expect(f, (const uint8_t[8]){ 0x02, 0, 0x04 });
+}
+
+/* What the machine routes input by: a device is active only while the
+ * guest has it configured and the controller runs with its port enabled,
+ * and its owner hears of every change. */
+static void count_watch(void *opaque, struct usb_device *d)
+{
+    struct watch_count *w = opaque;
+    w->calls++;
+    w->last = usb_device_active(d);
+}
+
+static void test_active(void **state)
+{
+    struct fx *f = *state;
+    struct xhci_drv *d = &f->d;
+    struct watch_count *kw = &f->kbd_watch, *tw = &f->tablet_watch;
+    usb_watch_active(usb_kbd_device(f->kbd), count_watch, kw);
+    usb_watch_active(usb_tablet_device(f->tablet), count_watch, tw);
+    assert_false(usb_kbd_active(f->kbd));
+    assert_false(usb_tablet_active(f->tablet));
+    start(f, 0, false);
+    assert_false(usb_kbd_active(f->kbd));         /* running, not configured */
+    enumerate_all(f);
+    assert_true(usb_kbd_active(f->kbd));
+    assert_true(usb_tablet_active(f->tablet));
+    assert_true(kw->calls > 0 && kw->last);
+    assert_true(tw->calls > 0 && tw->last);
+    /* Reports wait in the queue until the guest takes them. */
+    usb_kbd_key(f->kbd, 0x04, true);
+    usb_kbd_key(f->kbd, 0x04, false);
+    assert_int_equal(usb_kbd_queued(f->kbd), 2);
+    uint64_t buf;
+    uint8_t r[8];
+    uint32_t len;
+    queue_report(f, f->kbd_slot, &buf);
+    assert_int_equal(wait_report(f, f->kbd_slot, buf, r, &len), XD_CC_SUCCESS);
+    assert_int_equal(usb_kbd_queued(f->kbd), 1);
+    /* Halted (as an OS does on taking the controller over from the BIOS):
+     * configured still, but nobody listens. */
+    unsigned before = kw->calls;
+    uint32_t cmd = xd_rd(d, d->op, XD_USBCMD);
+    xd_wr(d, d->op, XD_USBCMD, cmd & ~XD_CMD_RS);
+    assert_true(usbsts(f) & XD_STS_HCH);
+    assert_false(usb_kbd_active(f->kbd));
+    assert_true(kw->calls > before && !kw->last);
+    before = kw->calls;
+    xd_wr(d, d->op, XD_USBCMD, cmd | XD_CMD_RS);
+    assert_true(usb_kbd_active(f->kbd));
+    assert_true(kw->calls > before && kw->last);
+    /* The port disabled by software. */
+    before = tw->calls;
+    xd_wr(d, d->op, XD_PORTSC(PORT_TABLET), XD_PORT_PP | XD_PORT_PED);
+    assert_false(usb_tablet_active(f->tablet));
+    assert_true(usb_kbd_active(f->kbd));
+    assert_true(tw->calls > before && !tw->last);
+    /* Unconfigured (SET_CONFIGURATION 0). */
+    assert_int_equal(xd_control(d, f->kbd_slot, 0x00, 9, 0, 0, NULL, 0, NULL), XD_CC_SUCCESS);
+    assert_false(usb_kbd_active(f->kbd));
+    assert_false(kw->last);
+    assert_int_equal(xd_control(d, f->kbd_slot, 0x00, 9, 1, 0, NULL, 0, NULL), XD_CC_SUCCESS);
+    assert_true(usb_kbd_active(f->kbd));
+    assert_true(kw->last);
+    /* HCRST and unplugging. */
+    start(f, 0, false);
+    assert_false(usb_kbd_active(f->kbd));
+    assert_false(kw->last);
+    enumerate_hid(f, true);
+    assert_true(kw->last);
+    xhci_detach(f->xhci, usb_kbd_device(f->kbd));
+    assert_false(usb_kbd_active(f->kbd));
+    assert_false(kw->last);
 }
 
 static void test_msix(void **state)
@@ -1185,6 +1311,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_enumerate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tablet_reports, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keyboard, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_active, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keyboard_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(test_msix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_intx, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk, setup, teardown),

@@ -17,6 +17,9 @@ Then runs the actions in order, one line each when done:
   when=PATH            waits until PATH exists (printed: "when PATH")
   key=KEYSYM           a KeyEvent press and release of the X keysym,
                        e.g. 0xff0d for Return ("key KEYSYM")
+  down=KEYSYM          a KeyEvent press alone ("down KEYSYM"), and
+  up=KEYSYM            a release alone ("up KEYSYM"), e.g. around a key
+                       for Shift
   move=X,Y             a PointerEvent to X,Y with no button down ("move
                        X,Y")
   size=WxH             waits until the framebuffer is WxH ("size WxH")
@@ -220,6 +223,10 @@ def main():
                 for down in (1, 0):
                     v.sock.sendall(struct.pack(">BBxxI", 4, down, keysym))
                 say("key %#x" % keysym)
+            elif name in ("down", "up"):
+                keysym = int(arg, 0)
+                v.sock.sendall(struct.pack(">BBxxI", 4, name == "down", keysym))
+                say("%s %#x" % (name, keysym))
             elif name == "move":
                 x, y = (int(n) for n in arg.split(","))
                 v.sock.sendall(struct.pack(">BBHH", 5, 0, x, y))

@@ -1,6 +1,7 @@
 /* Key mapping to PC scan code set 2: keysyms (VNC), USB HID usages (SDL),
- * key names and combinations (send-keys).  Expected codes are those of the
- * Keyboard Scan Code Specification's set-2 table. */
+ * key names and combinations (send-keys); and keys to the USB keyboard's
+ * HID usages.  Expected codes are those of the Keyboard Scan Code
+ * Specification's set-2 table and of the HID Usage Tables. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -150,6 +151,77 @@ static void send_keys(const char *name, const uint8_t *make, size_t mlen,
     assert_memory_equal(m, make, mlen);
     if (blen)
         assert_memory_equal(b, brk, blen);
+}
+
+/* The USB keyboard's usages, whichever way a key was named: by send-keys
+ * name, by VNC keysym, by SDL scancode.  Expected values are the HID Usage
+ * Tables' Keyboard/Keypad page (0x07). */
+static void test_key_to_hid(void **state)
+{
+    static const struct {
+        const char *name;
+        uint32_t keysym;
+        unsigned hid;
+    } want[] = {
+        { "a", 'a', 0x04 },
+        { "m", 'M', 0x10 },
+        { "z", 'z', 0x1d },
+        { "1", '!', 0x1e },
+        { "0", '0', 0x27 },
+        { "ret", 0xff0d, 0x28 },           /* Return */
+        { "esc", 0xff1b, 0x29 },
+        { "backspace", 0xff08, 0x2a },
+        { "tab", 0xff09, 0x2b },
+        { "spc", ' ', 0x2c },
+        { "f1", 0xffbe, 0x3a },
+        { "f12", 0xffc9, 0x45 },
+        { "delete", 0xffff, 0x4c },        /* Delete Forward */
+        { "right", 0xff53, 0x4f },
+        { "left", 0xff51, 0x50 },
+        { "down", 0xff54, 0x51 },
+        { "up", 0xff52, 0x52 },
+        { "kp_enter", 0xff8d, 0x58 },
+        { "ctrl", 0xffe3, 0xe0 },          /* Left Control */
+        { "shift", 0xffe1, 0xe1 },
+        { "alt", 0xffe9, 0xe2 },
+        { "ctrl_r", 0xffe4, 0xe4 },        /* Right Control */
+        { "alt_r", 0xffea, 0xe6 },
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        keymap_key by_name = keymap_key_by_name(want[i].name);
+        assert_int_not_equal(by_name, 0);
+        assert_int_equal(keymap_key_hid(by_name), want[i].hid);
+        assert_int_equal(keymap_key_hid(keymap_keysym_to_key(want[i].keysym)), want[i].hid);
+        /* SDL scancodes are the usages: there and back. */
+        assert_int_equal(keymap_key_hid(keymap_hid_to_key(want[i].hid)), want[i].hid);
+    }
+    assert_int_equal(keymap_key_hid(KEY_PRINT), 0x46);
+    assert_int_equal(keymap_key_hid(KEY_PAUSE), 0x48);
+    assert_int_equal(keymap_key_hid(0), 0);
+    assert_int_equal(keymap_key_hid(0xff), 0);                /* no key has set-2 code FF */
+    /* Every usage with a key comes back as itself (the ISO #~ key, which
+     * shares backslash's set-2 code, comes back as backslash). */
+    for (unsigned u = 0x04; u <= 0xe7; u++) {
+        keymap_key k = keymap_hid_to_key(u);
+        if (k)
+            assert_int_equal(keymap_key_hid(k), u == 0x32 ? 0x31 : u);
+    }
+}
+
+static void test_name_to_keys(void **state)
+{
+    keymap_key keys[KEYMAP_MAX_COMBO];
+    assert_int_equal(keymap_name_to_keys("ctrl-alt-del", keys, KEYMAP_MAX_COMBO), 3);
+    assert_int_equal(keymap_key_hid(keys[0]), 0xe0);
+    assert_int_equal(keymap_key_hid(keys[1]), 0xe2);
+    assert_int_equal(keymap_key_hid(keys[2]), 0x4c);
+    assert_int_equal(keymap_name_to_keys("ret", keys, KEYMAP_MAX_COMBO), 1);
+    assert_int_equal(keys[0], 0x5a);
+    assert_int_equal(keymap_name_to_keys("ctrl-alt-del", keys, 2), -1);
+    assert_int_equal(keymap_name_to_keys("ctrl--del", keys, KEYMAP_MAX_COMBO), -1);
+    assert_int_equal(keymap_name_to_keys("nokey", keys, KEYMAP_MAX_COMBO), -1);
+    assert_int_equal(keymap_name_to_keys("", keys, KEYMAP_MAX_COMBO), -1);
+    assert_int_equal(keymap_name_to_keys(NULL, keys, KEYMAP_MAX_COMBO), -1);
 }
 
 static void test_send_keys_names(void **state)
@@ -466,6 +538,8 @@ int main(void)
         cmocka_unit_test(test_special_keysyms),
         cmocka_unit_test(test_extended_keys),
         cmocka_unit_test(test_hid_usages),
+        cmocka_unit_test(test_key_to_hid),
+        cmocka_unit_test(test_name_to_keys),
         cmocka_unit_test(test_send_keys_names),
         cmocka_unit_test(test_send_keys_refused),
         cmocka_unit_test(test_layout_names),

@@ -121,6 +121,7 @@ static void full_def(struct burrow_vmdef *d)
     d->cpus = 4;
     snprintf(d->boot, sizeof(d->boot), "dc");
     snprintf(d->display, sizeof(d->display), "vnc");
+    d->usb = false;
     snprintf(d->vnc_listen, sizeof(d->vnc_listen), "127.0.0.1:5901");
     snprintf(d->vnc_password_file, sizeof(d->vnc_password_file), "/home/u/.vncpw");
     snprintf(d->cdrom, sizeof(d->cdrom), "/isos/debian 12; netinst=x.iso");
@@ -154,6 +155,7 @@ static void assert_defs_equal(const struct burrow_vmdef *a, const struct burrow_
     assert_string_equal(a->display, b->display);
     assert_string_equal(a->vnc_listen, b->vnc_listen);
     assert_string_equal(a->vnc_password_file, b->vnc_password_file);
+    assert_int_equal(a->usb, b->usb);
     assert_string_equal(a->cdrom, b->cdrom);
     assert_int_equal(a->ndisks, b->ndisks);
     for (unsigned i = 0; i < a->ndisks; i++) {
@@ -183,6 +185,7 @@ static void test_round_trip(void **state)
     char *text = vmdef_format(a, &len);
     assert_non_null(strstr(text, "[burrow]\nformat=1\n"));
     assert_non_null(strstr(text, "memory=3072\n"));
+    assert_non_null(strstr(text, "usb=off\n"));
     int rc = vmdef_parse(text, len, "vm.ini", "full", b, &err);
     if (rc)
         fprintf(stderr, "parse: %s\n%s", err.msg, text);
@@ -217,6 +220,7 @@ static void test_round_trip(void **state)
     assert_string_equal(b->disks[0].interface, "virtio");   /* defaults */
     assert_string_equal(b->disks[0].format, "raw");
     assert_string_equal(b->display, "sdl");
+    assert_true(b->usb);                                    /* usb=on unless said */
     assert_string_equal(b->uuid, "");
     free(a);
     free(b);
@@ -285,6 +289,7 @@ static void test_errors_with_lines(void **state)
     expect_error(7, "[broken", 7, "not a [group]");
     expect_error(7, "memory=2", 7, "appears twice");
     expect_error(7, "colour=red", 7, "unknown key 'colour'");
+    expect_error(7, "cpus=1\nusb=maybe", 8, "usb: 'maybe' is not on or off");
     expect_error(8, "[disk 9]", 8, "unknown group [disk 9]");
     expect_error(8, "[floppy]", 8, "unknown group");
     expect_error(11, "interface=ide", 10, "[disk 0] lacks the key 'path'");
@@ -473,6 +478,7 @@ static void test_create_load_save(void **state)
     assert_int_equal(burrow_vm_def(vm)->nnics, 1);
     assert_true(vmdef_mac_valid(burrow_vm_def(vm)->nics[0].mac));
     assert_true(g_uuid_string_is_valid(burrow_vm_def(vm)->uuid));
+    assert_true(burrow_vm_def(vm)->usb);                    /* on for every OS type */
 
     /* Refusals that change nothing. */
     assert_null(burrow_vm_create(&cfg, &err));
@@ -481,6 +487,9 @@ static void test_create_load_save(void **state)
     struct burrow_vm_config bad = { .name = "beta", .memory_mib = -5 };
     assert_null(burrow_vm_create(&bad, &err));
     assert_non_null(strstr(err.msg, "-5"));
+    bad = (struct burrow_vm_config){ .name = "beta", .usb = "maybe" };
+    assert_null(burrow_vm_create(&bad, &err));
+    assert_non_null(strstr(err.msg, "usb"));
     bad = (struct burrow_vm_config){ .name = "x/y" };
     assert_null(burrow_vm_create(&bad, &err));
     bad = (struct burrow_vm_config){ .name = "beta", .disk = "/nonexistent/disk.img" };
@@ -674,6 +683,11 @@ static void test_argv(void **state)
                         "user,model=virtio,mac=52:54:00:12:34:56,hostfwd=tcp::2222-:22,"
                         "hostfwd=udp:127.0.0.1:5353-10.0.2.15:53");
     assert_string_equal(arg_after(argv, "--net", 1), "user,model=e1000");
+    assert_string_equal(arg_after(argv, "--usb", 0), "off");
+    g_strfreev(argv);
+    d->usb = true;
+    argv = supervise_build_argv("/bin/burrow-vm", d, &p, NULL, &err);
+    assert_string_equal(arg_after(argv, "--usb", 0), "on");
     g_strfreev(argv);
 
     /* The start options override the display; nothing optional is sent
