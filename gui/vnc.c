@@ -84,6 +84,7 @@ struct vnc_server {
 
 /* ---- libvncserver's log, into ours ---- */
 
+__attribute__((format(printf, 2, 0)))
 static void vnc_log_msg(bool error, const char *fmt, va_list ap)
 {
     char buf[256];

@@ -30,6 +30,25 @@ static json_t *input_status(struct machine *m)
                      "ps2-pointer-events", (json_int_t)r->counts.ps2_pointer);
 }
 
+/* Each NIC's link and frame counts, as the network backend saw them. */
+static json_t *net_status(struct machine *m)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < m->dev->nnics; i++) {
+        const struct net_backend *nb = m->dev->net[i];
+        if (!nb)
+            continue;
+        const struct net_stats *st = &nb->stats;
+        json_array_append_new(a, json_pack("{s:i,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i}",
+            "nic", i, "backend", nb->kind ? nb->kind : "", "link", nb->link_up ? "up" : "down",
+            "tx-frames", (json_int_t)st->tx_frames, "tx-bytes", (json_int_t)st->tx_bytes,
+            "tx-dropped", (json_int_t)st->tx_dropped, "rx-frames", (json_int_t)st->rx_frames,
+            "rx-bytes", (json_int_t)st->rx_bytes, "rx-dropped", (json_int_t)st->rx_dropped,
+            "rx-queued", (json_int_t)st->rx_queued, "rx-waiting", (int)nb->rxq_frames));
+    }
+    return a;
+}
+
 static json_t *cmd_status(void *opaque, json_t *args, struct control_error *err)
 {
     struct machine *m = opaque;
@@ -47,6 +66,7 @@ static json_t *cmd_status(void *opaque, json_t *args, struct control_error *err)
         json_object_set_new(r, "vnc", json_string(vnc));
     }
     json_object_set_new(r, "input", input_status(m));
+    json_object_set_new(r, "net", net_status(m));
     return r;
 }
 
@@ -367,7 +387,7 @@ int machine_control_setup(struct machine *m, char *err, size_t errlen)
     if (!m->control)
         return -1;
     control_register(m->control, "status", cmd_status, m,
-                     "run state, name, CPUs, memory, display (with the VNC server's HOST:PORT), and where keys and the pointer go (input)");
+                     "run state, name, CPUs, memory, display (with the VNC server's HOST:PORT), where keys and the pointer go (input), NICs' link and frame counts (net)");
     control_register(m->control, "pause", cmd_pause, m, "stop the vCPUs");
     control_register(m->control, "resume", cmd_resume, m, "let paused vCPUs run again");
     control_register(m->control, "reset", cmd_reset, m, "hard reset, as the reset button");

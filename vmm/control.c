@@ -76,6 +76,7 @@ struct control_server {
     struct control_client *current;   /* whose command runs */
     void (*after_fn)(void *opaque);
     void *after_opaque;
+    int after_wait_ms;        /* bound on the wait for a reply before its after-action */
 };
 
 void control_error_set(struct control_error *err, const char *cls, const char *fmt, ...)
@@ -324,7 +325,7 @@ static void run_command(struct control_client *c, json_t *id, struct control_cmd
          * client that already let a wait run out: one that sends commands
          * and never reads must not hold the loop a second per command. */
         if (!c->stalled)
-            flush_clients(srv, c, AFTER_REPLY_MS);
+            flush_clients(srv, c, srv->after_wait_ms);
         fn(opaque);
     }
 }
@@ -684,6 +685,7 @@ struct control_server *control_server_new(struct evloop *loop, const char *path,
         return NULL;
     }
     srv->loop = loop;
+    srv->after_wait_ms = AFTER_REPLY_MS;
     srv->fd = -1;
     srv->path = strdup(path);
     if (!srv->path) {
@@ -820,8 +822,13 @@ void control_after_reply(struct control_server *srv, void (*fn)(void *opaque), v
         srv->after_opaque = opaque;
         return;
     }
-    control_flush(srv, AFTER_REPLY_MS);
+    control_flush(srv, srv->after_wait_ms);
     fn(opaque);
+}
+
+void control_set_after_wait(struct control_server *srv, int ms)
+{
+    srv->after_wait_ms = ms < 0 ? 0 : ms;
 }
 
 unsigned control_client_count(const struct control_server *srv)

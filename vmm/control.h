@@ -80,6 +80,10 @@ void control_flush(struct control_server *srv, int timeout_ms);
  * it flushes every client and runs fn at once. */
 void control_after_reply(struct control_server *srv, void (*fn)(void *opaque), void *opaque);
 
+/* Changes that 1 s bound (a fuzzer whose clients read late sets a short
+ * one to keep its pace). */
+void control_set_after_wait(struct control_server *srv, int ms);
+
 /* From inside a handler: the oldest descriptor its client sent and no
  * command has taken yet, now the handler's to close; -1 when none. */
 int control_take_fd(struct control_server *srv);

@@ -118,6 +118,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     srv = loop ? control_server_new(loop, path, err, sizeof(err)) : NULL;
     if (!srv)
         abort();
+    /* Clients that read only at the end would cost a second per "after". */
+    control_set_after_wait(srv, 2);
     control_register(srv, "echo", cmd_echo, NULL, "returns its arguments");
     control_register(srv, "fail", cmd_fail, NULL, "fails with the class it is given");
     control_register(srv, "fail-silent", cmd_fail_silent, NULL, "fails without saying why");

@@ -239,13 +239,23 @@ run_model() {
 
     net_wait "net: ready bulk"
     out=$(python3 "$NETHOST" send "$fwd_port" --file "$BURROW_TMP/bulk.bin" --timeout 300 2>&1) ||
-        burrow_fail "$model: bulk transfer to the guest: $out"
+        burrow_fail "$model: bulk transfer to the guest: $out; the VM's NIC: $(nic_status)"
     grep -qxF "reply: $bulk_md5" <<<"$out" ||
         burrow_fail "$model: the guest's MD5 of $BULK_MIB MiB is \"$(head -n 1 <<<"$out")\", the host's $bulk_md5"
     burrow_expect_line "$serial" "net: bulk received md5 $bulk_md5"
     local bytes sum secs rate
     read -r _ bytes secs rate < <(grep '^sent: ' <<<"$out")
     burrow_note "ok: $model: host -> guest $bytes bytes through the forward, MD5 matches ($secs s, $rate MiB/s)"
+    # The machine's own counters saw them go through its NIC (the guest
+    # is uploading now, so the VM still runs).
+    local nic
+    nic=$(nic_status)
+    burrow_note "$model: the VM's NIC: $nic"
+    python3 -c '
+import json, sys
+n, size = json.loads(sys.argv[1]), int(sys.argv[2])
+sys.exit(0 if n["link"] == "up" and n["rx-bytes"] >= size and n["rx-frames"] >= size // 65536 else 1)' "$nic" "$bulk_bytes" ||
+        burrow_fail "$model: the VM's status does not count the $bulk_bytes bytes its NIC took: $nic"
 
     # The sink has its line out before it answers the guest.
     net_wait "net: upload reply "
@@ -257,6 +267,7 @@ run_model() {
         burrow_fail "$model: the sink got ${bytes:-no} bytes with MD5 ${sum:-none}, the guest sent $bulk_bytes with MD5 $bulk_md5"
     burrow_expect_line "$serial" "net: upload reply $bulk_bytes $bulk_md5"
     burrow_note "ok: $model: guest -> host the same $bytes bytes through the NAT, MD5 matches ($secs s, $rate MiB/s)"
+
 
     linux_wait_exit
     linux_expect_pass
@@ -271,6 +282,11 @@ run_model() {
     ! grep -E 'guest error: (virtio-net|e1000|net user):' "$BURROW_TMP/net-$model.err" ||
         burrow_fail "$model: burrow-vm reported network errors (above)"
     burrow_note "$model: $((SECONDS - t0)) s from boot to power-off"
+}
+
+# nic_status: the first NIC's entry in the machine's status ("net").
+nic_status() {
+    linux_ctl status 2>&1 | python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["return"]["net"][0]))' 2>&1
 }
 
 sinks=0   # uploads the sink has seen
