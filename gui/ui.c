@@ -21,6 +21,7 @@ struct ui_input_event {
     int dx, dy, dz;             /* EV_POINTER_ABS: dx, dy are the position */
     int width, height;
     unsigned buttons;
+    bool first_abs;             /* the first position ever queued */
 };
 
 /* A viewer that floods input faster than the I/O thread takes it loses the
@@ -36,6 +37,7 @@ struct ui_input_queue {
     struct ui_input_event *evs;
     unsigned n, cap;
     bool dropped;
+    bool had_abs;             /* an absolute position has been queued before */
 };
 
 static void queue_drain(void *opaque, int fd, unsigned events)
@@ -143,9 +145,12 @@ static void queue_push(struct ui_input_queue *q, const struct ui_input_event *e)
         pthread_mutex_unlock(&q->lock);
         return;
     }
-    /* Likewise a position replaces the one before it. */
+    /* Likewise a position replaces the one before it, but for the very
+     * first: it is where PS/2 motion made from positions starts, so the
+     * next one must not take its place. */
     if (e->type == EV_POINTER_ABS && e->dz == 0 && q->n && q->evs[q->n - 1].type == EV_POINTER_ABS &&
-        q->evs[q->n - 1].buttons == e->buttons && q->evs[q->n - 1].dz == 0) {
+        q->evs[q->n - 1].buttons == e->buttons && q->evs[q->n - 1].dz == 0 &&
+        !q->evs[q->n - 1].first_abs) {
         q->evs[q->n - 1] = *e;
         pthread_mutex_unlock(&q->lock);
         return;
@@ -162,7 +167,10 @@ static void queue_push(struct ui_input_queue *q, const struct ui_input_event *e)
         q->cap = cap;
     }
     wake = q->n == 0;
-    q->evs[q->n++] = *e;
+    q->evs[q->n] = *e;
+    if (e->type == EV_POINTER_ABS && !q->had_abs)
+        q->evs[q->n].first_abs = q->had_abs = true;
+    q->n++;
     pthread_mutex_unlock(&q->lock);
     if (wake) {
         uint64_t one = 1;

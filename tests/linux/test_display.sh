@@ -162,7 +162,10 @@ burrow_note "control screenshot ($png PNG, $((SECONDS - t0)) s): OCR read \"$tex
 # Blanked: not one pixel lit.  Unblanked: the text again.
 linux_wait_serial "display: waiting for the pointer"
 touch "$BURROW_TMP/go-blank"
-linux_wait_serial "display: blanked"
+burrow_until "pointer move from the VNC viewer" grep -qx "move 200,150" "$VIEWER"
+input=$(linux_ctl status | python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["return"]["input"]))')
+burrow_note "input after the pointer moved: $input"
+linux_wait_serial "display: blanked" 300
 touch "$BURROW_TMP/blanked"
 linux_wait_serial "display: unblanked"
 touch "$BURROW_TMP/unblanked"
