@@ -2,7 +2,8 @@
 # Debian's kernel booted directly (--kernel, 64-bit boot protocol) with 4
 # vCPUs: all four come online, and every PCI device the machine has is
 # bound to Debian's driver for it (virtio-pci for blk, net and rng; e1000;
-# ahci; bochs-drm), besides the serial8250 and i8042/atkbd platform drivers.
+# ahci; bochs-drm; xhci_hcd for the USB controller), besides the serial8250
+# and i8042/atkbd platform drivers.
 # needs: hwkvm
 # timeout: 900
 . "$(dirname "$0")/lib.sh"
@@ -33,7 +34,7 @@ GUEST
 
 truncate -s 64M "$BURROW_TMP/vd.img" "$BURROW_TMP/sd.img"
 linux_initramfs "$BURROW_TMP/initrd" "$BURROW_TMP/guest.sh" \
-    virtio_pci virtio_blk virtio_net virtio-rng e1000 ahci bochs
+    virtio_pci virtio_blk virtio_net virtio-rng e1000 ahci bochs xhci_pci
 linux_boot direct --cpus 4 --memory 512 --initrd "$BURROW_TMP/initrd" --display headless \
     --disk "$BURROW_TMP/vd.img,if=virtio,format=raw" --disk "$BURROW_TMP/sd.img,if=sata,format=raw" \
     --net user,model=virtio --net user,model=e1000 --append "quiet"
@@ -55,6 +56,7 @@ expect_pci 0x8086:0x100e e1000
 expect_pci 0x1af4:0x1041 virtio-pci
 expect_pci 0x1af4:0x1042 virtio-pci
 expect_pci 0x1af4:0x1044 virtio-pci
+expect_pci 0x1234:0x0330 xhci_hcd
 unbound=$(linux_guest_lines "pci: " | awk '$6 == "none" && $2 != "0x8086:0x1237" && $2 != "0x8086:0x7000"')
 [ -z "$unbound" ] || burrow_fail "PCI devices without a driver: $unbound"
 for v in "0x0002 driver virtio_blk" "0x0001 driver virtio_net" "0x0004 driver virtio_rng"; do
