@@ -23,15 +23,6 @@ CLIENT=$BURROW_SOURCE_DIR/tests/tools/burrow-control.py
 VIEWER=$BURROW_SOURCE_DIR/tests/tools/rfb-viewer.py
 cp "$BURROW_GUESTS/demo.img" "$BURROW_TMP/disk.img"
 
-VM_PID=
-stop_vm() {
-    [ -n "$VM_PID" ] || return 0
-    kill "$VM_PID" 2>/dev/null
-    wait "$VM_PID" 2>/dev/null
-    VM_PID=
-}
-trap 'stop_vm; rm -rf "$BURROW_TMP"' EXIT
-
 # start_vm NAME ARGS...: the demo guest in the background with a control
 # socket ($SOCK), COM1 in $SERIAL and SeaBIOS's log in $FWLOG.
 start_vm() {
@@ -40,14 +31,10 @@ start_vm() {
     SOCK=$BURROW_TMP/$name.sock
     SERIAL=$BURROW_TMP/$name.serial
     FWLOG=$BURROW_TMP/$name.firmware
-    burrow_add_log "$BURROW_TMP/$name.err"
     burrow_add_log "$FWLOG"
     burrow_add_log "$SERIAL"
-    burrow_note "run: burrow-vm $*"
-    timeout -k 5 "$BURROW_VM_TIMEOUT" "$BURROW_VM" --memory 64 --disk "$BURROW_TMP/disk.img" \
-        --serial "file:$SERIAL" --firmware-log "$FWLOG" --control "$SOCK" "$@" \
-        </dev/null >"$BURROW_TMP/$name.out" 2>"$BURROW_TMP/$name.err" &
-    VM_PID=$!
+    burrow_start_vm "$name" --memory 64 --disk "$BURROW_TMP/disk.img" \
+        --serial "file:$SERIAL" --firmware-log "$FWLOG" --control "$SOCK" "$@"
     python3 "$CLIENT" "$SOCK" --greeting --connect-timeout "$BURROW_WAIT_LIMIT" >/dev/null ||
         burrow_fail "no control socket"
 }

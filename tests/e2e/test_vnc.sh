@@ -25,26 +25,13 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-VM_PID=
-stop_vm() {
-    [ -n "$VM_PID" ] || return 0
-    kill "$VM_PID" 2>/dev/null
-    wait "$VM_PID" 2>/dev/null
-    VM_PID=
-}
-trap 'stop_vm; rm -rf "$BURROW_TMP"' EXIT
-
 # start_vm NAME ARGS...: burrow-vm in the background (hard timeout), the boot
 # sector on virtio-blk, a control socket at $BURROW_TMP/NAME.sock.
 start_vm() {
     local name=$1
     shift
-    burrow_add_log "$BURROW_TMP/$name.err"
-    burrow_note "run: burrow-vm $*"
-    timeout -k 5 "$BURROW_VM_TIMEOUT" "$BURROW_VM" --memory 128 \
-        --disk "$BURROW_TMP/disk.img,if=virtio" --serial none \
-        --control "$BURROW_TMP/$name.sock" "$@" </dev/null >"$BURROW_TMP/$name.out" 2>"$BURROW_TMP/$name.err" &
-    VM_PID=$!
+    burrow_start_vm "$name" --memory 128 --disk "$BURROW_TMP/disk.img,if=virtio" --serial none \
+        --control "$BURROW_TMP/$name.sock" "$@"
 }
 
 # ocr IMAGE: the text tesseract reads, on stdout.
@@ -106,7 +93,7 @@ EOF
 ocr "$SHOT" >"$BURROW_TMP/shot.txt"
 burrow_add_log "$BURROW_TMP/shot.txt"
 burrow_expect_text "$BURROW_TMP/shot.txt" "hello from the guest"
-stop_vm
+burrow_stop_vm
 
 # ---- password ----
 printf 'burrow42\n' >"$BURROW_TMP/password"
@@ -151,6 +138,6 @@ fi
 snapshot "$PORT" "$BURROW_TMP/good.jpg" -passwd "$BURROW_TMP/good.passwd" ||
     burrow_fail "the right password was refused: $(tail -n 2 "$BURROW_TMP/good.jpg.log")"
 burrow_note "VNC password: refused without and with a wrong one, accepted with the right one"
-stop_vm
+burrow_stop_vm
 
 echo "PASS: VNC viewers read SeaBIOS and the boot sector from the screen; screenshot, loopback-only listening, two viewers and the password work"

@@ -19,26 +19,13 @@ CONTROL="$BURROW_SOURCE_DIR/tests/tools/burrow-control.py"
 VIEWER="$BURROW_SOURCE_DIR/tests/tools/rfb-viewer.py"
 cp "$BURROW_GUESTS/bootsector.img" "$BURROW_TMP/disk.img"
 
-VM_PID=
-stop_vm() {
-    [ -n "$VM_PID" ] || return 0
-    kill "$VM_PID" 2>/dev/null
-    wait "$VM_PID" 2>/dev/null
-    VM_PID=
-}
-trap 'stop_vm; rm -rf "$BURROW_TMP"' EXIT
-
 # start_vm NAME ARGS...: burrow-vm in the background, its control socket at
 # $BURROW_TMP/NAME.sock, returning once the socket answers.
 start_vm() {
     local name=$1
     shift
-    burrow_add_log "$BURROW_TMP/$name.err"
-    burrow_note "run: burrow-vm $*"
-    timeout -k 5 "$BURROW_VM_TIMEOUT" "$BURROW_VM" --memory 128 \
-        --disk "$BURROW_TMP/disk.img,if=virtio" --serial none \
-        --control "$BURROW_TMP/$name.sock" "$@" </dev/null >"$BURROW_TMP/$name.out" 2>"$BURROW_TMP/$name.err" &
-    VM_PID=$!
+    burrow_start_vm "$name" --memory 128 --disk "$BURROW_TMP/disk.img,if=virtio" --serial none \
+        --control "$BURROW_TMP/$name.sock" "$@"
     SOCK=$BURROW_TMP/$name.sock
     answers() {
         kill -0 "$VM_PID" 2>/dev/null || burrow_fail "burrow-vm ($name) exited early"
@@ -89,14 +76,14 @@ for what in ("udp", "file"):
 EOF
 python3 "$CONTROL" "$SOCK" status >"$BURROW_TMP/status.out" || burrow_fail "burrow-vm stopped answering after bad requests"
 burrow_expect_text "$BURROW_TMP/status.out" '"running"'
-stop_vm
+burrow_stop_vm
 
 # ---- no display: refused plainly ----
 start_vm nodisplay --display none
 python3 "$VIEWER" --control "$SOCK" --timeout 60 >"$BURROW_TMP/none.out" 2>"$BURROW_TMP/none.err" &&
     burrow_fail "a VM without a display took a viewer"
 burrow_expect_text "$BURROW_TMP/none.err" "no display"
-stop_vm
+burrow_stop_vm
 
 # ---- a VNC password applies to handed-over viewers too ----
 printf 'burrow42\n' >"$BURROW_TMP/password"
@@ -107,4 +94,4 @@ python3 "$VIEWER" --control "$SOCK" --timeout 60 >"$BURROW_TMP/pw.out" 2>"$BURRO
 burrow_expect_text "$BURROW_TMP/pw.out" "handed over"
 burrow_expect_text "$BURROW_TMP/pw.err" "security type None not offered"
 burrow_note "a VM with a VNC password asks it of handed-over viewers too"
-stop_vm
+burrow_stop_vm

@@ -4,6 +4,7 @@
  * when the ACPI power button is pressed (so `burrow stop` works as with an
  * OS).  Interrupts stay on, so SeaBIOS's keyboard handler sees
  * Ctrl+Alt+Del and reboots. */
+#include "boot16.h"
 #include "uart_wait.h"
 
 /* ACPI PM1a status and control blocks, the power button's status bit and
@@ -13,18 +14,8 @@
 #define PWRBTN_STS 0x0100
 #define S5_SLP_TYP 5
 
-    .code16
-    .section .text, "ax"
-    .globl _start
-_start:
-    cli
-    xorw %ax, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %ss
-    movw $0x7c00, %sp
+    boot16_start
     sti
-    cld
     movw $banner, %si
     call puts
 1:  movb $1, %ah             /* INT 16h AH=1: is a key waiting? */

@@ -10,17 +10,9 @@
 #define DAC_DATA  0x3c9
 #define FIRST     0x10          /* palette index of band 0 */
 
-    .code16
-    .section .text, "ax"
-    .globl _start
-_start:
-    cli
-    xorw %ax, %ax
-    movw %ax, %ds
-    movw %ax, %ss
-    movw $0x7c00, %sp
+#include "boot16.h"
+    boot16_start
     sti
-    cld
 
     movw $0x0013, %ax           /* set mode 13h: 320x200, 256 colours */
     int $0x10

@@ -4,21 +4,13 @@
  * keyboard controller's reset, port 0x92, the reset control register
  * 0xcf9, the ACPI PM block, the debug-exit port).  The VM must live
  * through it: at the end the guest says so on COM1 and exits through 0xf4. */
+#include "boot16.h"
 #include "uart_wait.h"
 
 #define DEBUG_EXIT  0xf4
 #define ROUNDS      2
 
-    .code16
-    .section .text, "ax"
-    .globl _start
-_start:
-    cli
-    xorw %ax, %ax
-    movw %ax, %ds
-    movw %ax, %ss
-    movw $0x7c00, %sp
-    cld
+    boot16_start
     movl $0x1badb002, %ebx        /* LFSR state */
     movw $ROUNDS, %bp
 round:

@@ -8,18 +8,10 @@
 #define PWRBTN      0x0100
 #define S5_SLP_TYP  5
 #define SLP_EN      0x2000
+#include "boot16.h"
 #include "uart_wait.h"
 
-    .code16
-    .section .text, "ax"
-    .globl _start
-_start:
-    cli
-    xorw %ax, %ax
-    movw %ax, %ds
-    movw %ax, %ss
-    movw $0x7c00, %sp
-    cld
+    boot16_start
     movw $PM1_EN, %dx
     movw $PWRBTN, %ax
     outw %ax, %dx

@@ -3,6 +3,7 @@
  * write ran: on its first boot it marks CMOS (which a reset keeps), writes
  * the register, and prints "!..." if it is still running; on the second
  * boot it prints "rebooted", clears the mark and powers off through S5. */
+#include "boot16.h"
 #include "uart_wait.h"
 
 #define CMOS_INDEX  0x70
@@ -14,16 +15,7 @@
 #define S5_SLP_TYP  5
 #define SLP_EN      0x2000
 
-    .code16
-    .section .text, "ax"
-    .globl _start
-_start:
-    cli
-    xorw %ax, %ax
-    movw %ax, %ds
-    movw %ax, %ss
-    movw $0x7c00, %sp
-    cld
+    boot16_start
     movb $MARK_REG, %al
     outb %al, $CMOS_INDEX
     inb $CMOS_DATA, %al

@@ -16,6 +16,7 @@
  *
  * Built with SERIAL_STREAM (serialstream.img), it writes the pattern
  * forever instead, for a 'quit' on the control socket while it writes. */
+#include "boot16.h"
 #include "uart_wait.h"
 
 #define DEBUG_EXIT  0xf4
@@ -27,17 +28,7 @@
 #define PERIOD      (64 * 32)   /* the pattern repeats after 32 lines */
 #define PERIOD_BUF  0x1000
 
-    .code16
-    .section .text, "ax"
-    .globl _start
-_start:
-    cli
-    xorw    %ax, %ax
-    movw    %ax, %ds
-    movw    %ax, %ss
-    movw    $0x7c00, %sp
-    ljmp    $0, $1f
-1:  cld
+    boot16_start
     movw    $COM1, %dx
     movw    $msg_begin, %si
     call    puts

@@ -60,7 +60,7 @@ burrow_init() {
     BURROW_VM=$BURROW_BUILD_DIR/burrow-vm
     BURROW_GUESTS=$BURROW_BUILD_DIR/tests/guests
     BURROW_TMP=$(mktemp -d "${TMPDIR:-/tmp}/burrow-test.XXXXXX") || burrow_fail "mktemp failed"
-    trap 'rm -rf "$BURROW_TMP"' EXIT
+    trap 'burrow_stop_vm; rm -rf "$BURROW_TMP"' EXIT
 }
 
 # KVM is never a reason to skip: tests that need it say "# needs: kvm" (or
@@ -118,6 +118,27 @@ burrow_run_vm() {
     if [ "$BURROW_STATUS" -eq 124 ] || [ "$BURROW_STATUS" -eq 137 ]; then
         burrow_fail "burrow-vm did not finish within $BURROW_VM_TIMEOUT s"
     fi
+}
+
+# burrow_start_vm NAME ARGS...: burrow-vm in the background under the hard
+# timeout, stdout and stderr in $BURROW_TMP/NAME.out and NAME.err, its pid
+# in VM_PID.  burrow_stop_vm ends it; so does the test's exit.
+VM_PID=
+burrow_start_vm() {
+    local name=$1
+    shift
+    burrow_add_log "$BURROW_TMP/$name.err"
+    burrow_note "run: burrow-vm $*"
+    timeout -k 5 "$BURROW_VM_TIMEOUT" "$BURROW_VM" "$@" \
+        </dev/null >"$BURROW_TMP/$name.out" 2>"$BURROW_TMP/$name.err" &
+    VM_PID=$!
+}
+
+burrow_stop_vm() {
+    [ -n "$VM_PID" ] || return 0
+    kill "$VM_PID" 2>/dev/null
+    wait "$VM_PID" 2>/dev/null
+    VM_PID=
 }
 
 burrow_expect_status() {

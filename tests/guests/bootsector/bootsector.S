@@ -6,6 +6,7 @@
  * markers, so a firmware that reads the wrong sector, or a disk that reports
  * the wrong capacity, is caught. */
 
+#include "../boot16.h"
 #include "../uart_wait.h"
 
 #define DEBUG_EXIT_PORT 0xf4
@@ -14,19 +15,8 @@
 #define LAST_LBA  2047          /* 1 MiB / 512 - 1; keep in step with bootsector.ld */
 #define BUF       0x8000        /* sector buffer, above the stack and below 64 KiB */
 
-    .code16
-    .section .text, "ax"
-    .globl _start
-_start:
-    cli
-    xorw    %ax, %ax
-    movw    %ax, %ds
-    movw    %ax, %es
-    movw    %ax, %ss
-    movw    $0x7c00, %sp
-    ljmp    $0, $1f             /* some BIOSes enter at 07c0:0000 */
-1:  sti
-    cld
+    boot16_start
+    sti
     movb    %dl, boot_drive     /* the BIOS passes the boot drive in DL */
 
     movw    $msg_hello, %si

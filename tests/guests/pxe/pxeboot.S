@@ -2,21 +2,12 @@
  * TFTP as the DHCP boot file, loads it at 0000:7C00 and jumps to it in real
  * mode.  It says hello on COM1 and ends the test through the debug-exit
  * port (0xf4) with pass byte 0x21. */
+#include "../boot16.h"
 #include "../uart_wait.h"
 
 #define DEBUG_EXIT 0xf4
 
-    .code16
-    .section .text, "ax"
-    .globl _start
-_start:
-    cli
-    xorw %ax, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %ss
-    movw $0x7c00, %sp
-    cld
+    boot16_start
     /* The PXE API entry (!PXE at ES:BX on entry) is not needed: the
      * program only proves it was fetched and run. */
     movw $hello, %si
