@@ -43,7 +43,9 @@
 #include "devices/virtio_rng.h"
 #include "devices/vga.h"
 #include "devices/display.h"
+#include "devices/audio/audio.h"
 #include "devices/e1000.h"
+#include "devices/hda.h"
 #include "devices/virtio_net.h"
 #include "devices/usb/hid.h"
 #include "devices/usb/xhci.h"
@@ -684,6 +686,15 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
     }
     if (m->opts.usb && create_usb(m, err, errlen) < 0)
         return -1;
+    if (m->opts.audio) {
+        /* Last of all, so the other devices keep their slots without it. */
+        d->audio = audio_open(m->opts.audio, err, errlen);
+        if (!d->audio)
+            return -1;
+        d->hda = hda_create(p, &m->pci, -1, d->audio, m->opts.audio_in, err, errlen);
+        if (!d->hda)
+            return -1;
+    }
     return setup_fw_cfg(m, err, errlen);
 }
 
@@ -928,6 +939,9 @@ void machine_destroy(struct machine *m)
     }
     if (m->dev) {
         struct machine_devices *d = m->dev;
+        if (d->hda)
+            hda_destroy(d->hda);
+        audio_close(d->audio);   /* the WAV file's sizes are written here */
         if (d->xhci)
             xhci_destroy(d->xhci);
         usb_tablet_free(d->usb_tablet);

@@ -52,6 +52,8 @@ struct machine_opts {
     bool debug_exit;
     bool rng;
     bool usb;                       /* xHCI controller with a USB tablet and keyboard */
+    const char *audio;              /* an HDA controller on this backend (none, wav:PATH); NULL: no sound device */
+    bool audio_in;                  /* its microphone is connected */
     struct net_user_opts nics[MACHINE_MAX_NICS];
     int nnics;
     const char *boot;               /* boot order letters: c disk, d cdrom, n network */

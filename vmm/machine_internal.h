@@ -32,6 +32,8 @@ struct vnc_server;
 struct usb_kbd;
 struct usb_tablet;
 struct xhci;
+struct hda;
+struct audio_backend;
 
 struct machine_devices {
     struct i440fx *host;
@@ -55,6 +57,8 @@ struct machine_devices {
     struct vnc_server *vnc;
     struct sdl_window *sdl;
     struct xhci *xhci;              /* NULL: started with --usb off */
+    struct hda *hda;                /* NULL: started without --audio */
+    struct audio_backend *audio;
     struct usb_tablet *usb_tablet;
     struct usb_kbd *usb_kbd;
     struct input_route route;       /* front-end input to the PS/2 or USB devices */

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "devices/audio/audio.h"
 #include "devices/util.h"
 #include "vmm/firmware.h"
 #include "vmm/machine.h"
@@ -87,6 +88,14 @@ static void usage(FILE *f)
 "                         (default on): the pointer follows the host's exactly\n"
 "                         once the guest drives them, and input goes to the PS/2\n"
 "                         keyboard and mouse until then; off: PS/2 only\n"
+"  --audio none|wav:PATH  an Intel HDA sound card (ICH6) with a line out and a\n"
+"                         microphone; none: the guest plays into nothing and\n"
+"                         records silence; wav:PATH: what it plays goes to the WAV\n"
+"                         file PATH (in the first format played).  Without\n"
+"                         --audio the VM has no sound card\n"
+"  --audio-in on|off      connect the sound card's microphone (default off: the\n"
+"                         guest sees no microphone; with wav or none it records\n"
+"                         silence)\n"
 "\n"
 "Control and testing:\n"
 "  --control PATH         JSON-lines control socket (mode 0600); commands: status,\n"
@@ -226,6 +235,7 @@ enum {
     OPT_DISK, OPT_SERIAL, OPT_DISPLAY, OPT_CONTROL, OPT_FIRMWARE_LOG, OPT_DEBUG_EXIT,
     OPT_NO_RNG, OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_NET, OPT_BOOT, OPT_CDROM,
     OPT_VNC_PASSWORD_FILE, OPT_VGA_ROM, OPT_UUID, OPT_VNC_KEYMAP, OPT_SANDBOX, OPT_USB,
+    OPT_AUDIO, OPT_AUDIO_IN,
 };
 
 static const struct option long_opts[] = {
@@ -252,6 +262,8 @@ static const struct option long_opts[] = {
     { "vnc-keymap", required_argument, NULL, OPT_VNC_KEYMAP },
     { "sandbox", required_argument, NULL, OPT_SANDBOX },
     { "usb", required_argument, NULL, OPT_USB },
+    { "audio", required_argument, NULL, OPT_AUDIO },
+    { "audio-in", required_argument, NULL, OPT_AUDIO_IN },
     { "verbose", no_argument, NULL, OPT_VERBOSE },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
@@ -339,6 +351,21 @@ int main(int argc, char **argv)
             else
                 return fail("--usb must be on or off, not '%s'", optarg);
             break;
+        case OPT_AUDIO: {
+            char why[256];
+            if (audio_parse_check(optarg, why, sizeof(why)) < 0)
+                return fail("%s", why);
+            o.audio = optarg;
+            break;
+        }
+        case OPT_AUDIO_IN:
+            if (!strcmp(optarg, "on"))
+                o.audio_in = true;
+            else if (!strcmp(optarg, "off"))
+                o.audio_in = false;
+            else
+                return fail("--audio-in must be on or off, not '%s'", optarg);
+            break;
         case OPT_NET: {
             struct net_user_opts no;
             char why[256];
@@ -389,6 +416,8 @@ int main(int argc, char **argv)
             return 1;
     if (o.cdrom && *o.cdrom && check_readable("cdrom image", o.cdrom))
         return 1;
+    if (o.audio_in && !o.audio)
+        return fail("--audio-in needs --audio");
     if (o.vnc_password_file && !o.vnc_host)
         return fail("--vnc-password-file needs --display vnc:HOST:PORT");
     if (o.vnc_keymap && !o.vnc_host)
