@@ -131,6 +131,18 @@ static int fail(const char *fmt, ...)
     return 1;
 }
 
+/* on|off options: 0, or 1 after saying what is wrong. */
+static int parse_on_off(const char *opt, const char *arg, bool *out)
+{
+    if (!strcmp(arg, "on"))
+        *out = true;
+    else if (!strcmp(arg, "off"))
+        *out = false;
+    else
+        return fail("%s must be on or off, not '%s'", opt, arg);
+    return 0;
+}
+
 static bool parse_uint(const char *s, uint64_t max, uint64_t *out)
 {
     if (!s || !*s || *s == '-' || *s == '+')
@@ -336,20 +348,12 @@ int main(int argc, char **argv)
         case OPT_DEBUG_EXIT: o.debug_exit = true; break;
         case OPT_NO_RNG: o.rng = false; break;
         case OPT_SANDBOX:
-            if (!strcmp(optarg, "on"))
-                o.sandbox = true;
-            else if (!strcmp(optarg, "off"))
-                o.sandbox = false;
-            else
-                return fail("--sandbox must be on or off, not '%s'", optarg);
+            if (parse_on_off("--sandbox", optarg, &o.sandbox))
+                return 1;
             break;
         case OPT_USB:
-            if (!strcmp(optarg, "on"))
-                o.usb = true;
-            else if (!strcmp(optarg, "off"))
-                o.usb = false;
-            else
-                return fail("--usb must be on or off, not '%s'", optarg);
+            if (parse_on_off("--usb", optarg, &o.usb))
+                return 1;
             break;
         case OPT_AUDIO: {
             char why[256];
@@ -359,12 +363,8 @@ int main(int argc, char **argv)
             break;
         }
         case OPT_AUDIO_IN:
-            if (!strcmp(optarg, "on"))
-                o.audio_in = true;
-            else if (!strcmp(optarg, "off"))
-                o.audio_in = false;
-            else
-                return fail("--audio-in must be on or off, not '%s'", optarg);
+            if (parse_on_off("--audio-in", optarg, &o.audio_in))
+                return 1;
             break;
         case OPT_NET: {
             struct net_user_opts no;

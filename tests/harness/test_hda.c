@@ -394,12 +394,7 @@ static void test_msi(void **state)
     assert_int_equal(param(f, 0, 0x00), HDA_CODEC_VENDOR_ID);
     assert_int_equal(f->h->msi_total, before + 1);
     assert_int_equal(f->h->irq_raises[intx_gsi(f)], raises);   /* not INTx */
-    bool found = false;
-    for (int i = 0; i < HARNESS_MAX_MSI; i++)
-        if (f->h->msi[i].used && f->h->msi[i].fired && f->h->msi[i].addr == MSI_ADDR &&
-            f->h->msi[i].data == MSI_DATA)
-            found = true;
-    assert_true(found);
+    assert_true(harness_msi_fired(f->h, MSI_ADDR, MSI_DATA));
     /* One message per new condition: the next response sends another. */
     assert_int_equal(param(f, 0, 0x00), HDA_CODEC_VENDOR_ID);
     assert_int_equal(f->h->msi_total, before + 2);
