@@ -443,6 +443,12 @@ static void stream_advance(struct hda *h, struct hda_stream *s, uint64_t now)
     if (!s->running || now <= s->start_ns)
         return;
     unsigned rate = s->af.rate;
+    if (now - s->start_ns > 10 * 1000000000ull) {
+        /* Held up for long (the process stopped): start over a little
+         * behind now, so the products below stay small. */
+        s->start_ns = now - CATCH_UP_MAX_MS * 1000000ull;
+        s->frames_done = 0;
+    }
     uint64_t target = (now - s->start_ns) * rate / 1000000000ull;
     if (target <= s->frames_done)
         return;
