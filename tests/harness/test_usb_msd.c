@@ -236,6 +236,19 @@ static void check_sectors(const uint8_t *buf, uint64_t first, unsigned n)
                 fail_msg("sector %llu byte %u: %#x", (unsigned long long)(first + s), j, buf[s * 512 + j]);
 }
 
+/* READ(10) of n sectors at lba gives the images' pattern. */
+static void expect_pattern(struct fx *f, uint32_t lba, uint16_t n)
+{
+    static uint8_t buf[DMA_SIZE];
+    uint8_t cdb[10];
+    uint32_t got, residue;
+    rw10(cdb, false, lba, n);
+    assert_int_equal(scsi(f, cdb, 10, true, buf, n * 512u, &got, &residue), CSW_GOOD);
+    assert_int_equal(got, n * 512u);
+    assert_int_equal(residue, 0);
+    check_sectors(buf, lba, n);
+}
+
 /* Descriptors as usb-storage reads them, the class requests, INQUIRY and
  * its VPD pages, READ CAPACITY (10) and (16), READ FORMAT CAPACITIES. */
 static void test_identity(void **state)
@@ -343,15 +356,8 @@ static void test_read_write(void **state)
     static uint8_t buf[DMA_SIZE];
     uint8_t cdb[16];
     uint32_t got, residue;
-    rw10(cdb, false, 5, 1);
-    assert_int_equal(scsi(f, cdb, 10, true, buf, 512, &got, &residue), CSW_GOOD);
-    assert_int_equal(got, 512);
-    assert_int_equal(residue, 0);
-    check_sectors(buf, 5, 1);
-    rw10(cdb, false, 1000, 300);                                  /* 150 KiB: three chunks */
-    assert_int_equal(scsi(f, cdb, 10, true, buf, 300 * 512, &got, &residue), CSW_GOOD);
-    assert_int_equal(got, 300 * 512);
-    check_sectors(buf, 1000, 300);
+    expect_pattern(f, 5, 1);
+    expect_pattern(f, 1000, 300);                                 /* 150 KiB: three chunks */
     memset(cdb, 0, 16);
     cdb[0] = 0xa8;                                                /* READ(12) */
     st_be(cdb + 2, 4, SECTORS - 2);
@@ -401,12 +407,8 @@ static void test_read_write(void **state)
     assert_int_equal(sec[511], 0xa5);
     fclose(img);
     /* Sectors around the write are untouched. */
-    rw10(cdb, false, 99, 1);
-    assert_int_equal(scsi(f, cdb, 10, true, buf, 512, &got, NULL), CSW_GOOD);
-    check_sectors(buf, 99, 1);
-    rw10(cdb, false, 230, 1);
-    assert_int_equal(scsi(f, cdb, 10, true, buf, 512, &got, NULL), CSW_GOOD);
-    check_sectors(buf, 230, 1);
+    expect_pattern(f, 99, 1);
+    expect_pattern(f, 230, 1);
 }
 
 /* A read-only image: WP in MODE SENSE, writes refused with DATA PROTECT /
@@ -429,9 +431,7 @@ static void test_readonly(void **state)
     assert_int_equal(scsi(f, cdb, 10, false, buf, 4096, &got, &residue), CSW_FAILED);
     assert_int_equal(residue, 4096);
     request_sense(f, 0x7, 0x27, 0);
-    rw10(cdb, false, 7, 8);
-    assert_int_equal(scsi(f, cdb, 10, true, buf, 4096, &got, NULL), CSW_GOOD);
-    check_sectors(buf, 7, 8);
+    expect_pattern(f, 7, 8);
     /* The sense went with REQUEST SENSE. */
     request_sense(f, 0, 0, 0);
 
@@ -492,9 +492,7 @@ static void test_errors(void **state)
     /* Case 13, Ho < Do: nothing written, phase error. */
     rw10(cdb, true, 3, 2);
     assert_int_equal(scsi(f, cdb, 10, false, buf, 512, &got, NULL), CSW_PHASE);
-    rw10(cdb, false, 3, 1);
-    assert_int_equal(scsi(f, cdb, 10, true, buf, 512, &got, NULL), CSW_GOOD);
-    check_sectors(buf, 3, 1);
+    expect_pattern(f, 3, 1);
     /* Case 4/5 ending in full transfers: READ CAPACITY's 8 bytes fill the
      * host's first 8-byte transfer; the next IN stalls to end the data
      * stage, and after clearing the halt the CSW carries the residue. */
@@ -539,11 +537,7 @@ static void invalid_cbw(struct fx *f, const uint8_t *cbw, uint32_t len)
     assert_int_equal(bulk(f, false, good, 31, NULL), XD_CC_STALL);
     reset_recovery(f);
     assert_int_equal(scsi(f, tur, 6, false, NULL, 0, NULL, NULL), CSW_GOOD);
-    uint8_t sec[512];
-    uint8_t cdb[10];
-    rw10(cdb, false, 42, 1);
-    assert_int_equal(scsi(f, cdb, 10, true, sec, 512, &got, NULL), CSW_GOOD);
-    check_sectors(sec, 42, 1);
+    expect_pattern(f, 42, 1);
 }
 
 static void test_malformed_cbw(void **state)
