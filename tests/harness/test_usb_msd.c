@@ -4,8 +4,8 @@
  * class requests, INQUIRY and its VPD pages, capacities, reads of known
  * sectors of a raw image, writes read back (through the image file too),
  * a read-only image refusing writes, out-of-range LBAs, the BOT cases
- * where host and device disagree on the data, and malformed CBWs that
- * stall both pipes until Reset Recovery. */
+ * where host and device disagree on the data, malformed CBWs that stall
+ * both pipes until Reset Recovery, and a read taken back mid-way. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -568,6 +568,41 @@ static void test_malformed_cbw(void **state)
     assert_int_equal(scsi(f, tur, 6, false, NULL, 0, NULL, NULL), CSW_GOOD);
 }
 
+/* A read taken back while the image works on it (Stop Endpoint, as a
+ * host does when a command times out): nothing lands in the transfer's
+ * buffer afterwards, and after Bulk-Only Mass Storage Reset the device
+ * takes commands again, the first waiting for the old read to finish. */
+static void test_cancel(void **state)
+{
+    struct fx *f = *state;
+    bring_up(f, PORT_RW);
+    struct xhci_drv *d = &f->d;
+    uint8_t cdb[10], cbw[31];
+    rw10(cdb, false, 0, 100);
+    make_cbw(cbw, ++f->tag, cdb, 10, true, 100 * 512);
+    assert_int_equal(bulk(f, false, cbw, sizeof(cbw), NULL), XD_CC_SUCCESS);
+    static uint8_t buf[100 * 512];
+    memset(buf, 0xee, sizeof(buf));
+    xd_mem_write(d, f->dma, buf, sizeof(buf));
+    xd_queue_normal(d, f->slot, DCI_IN, f->dma, sizeof(buf));
+    assert_int_equal(xd_command(d, 0, 0, XD_TRB_TYPE(XD_CMD_STOP_EP) | f->slot << 24 | DCI_IN << 16, NULL),
+                     XD_CC_SUCCESS);
+    uint32_t residual;
+    assert_int_equal(xd_wait_transfer(d, f->slot, DCI_IN, &residual, 1000), XD_CC_STOPPED);
+    assert_int_equal(residual, sizeof(buf));
+    struct xd_ring *r = &d->slots[f->slot].ep[DCI_IN];
+    assert_int_equal(xd_command(d, (r->base + 16ull * r->enq) | (r->cycle ? 1 : 0), 0,
+                                XD_TRB_TYPE(XD_CMD_SET_TR_DEQ) | f->slot << 24 | DCI_IN << 16, NULL),
+                     XD_CC_SUCCESS);
+    assert_int_equal(xd_control(d, f->slot, 0x21, 0xff, 0, 0, NULL, 0, NULL), XD_CC_SUCCESS);
+    expect_pattern(f, 42, 1);
+    /* The old read has finished by now; its data went nowhere. */
+    static uint8_t after[100 * 512];
+    xd_mem_read(d, f->dma + 512, after, sizeof(after) - 512);
+    assert_memory_equal(after, buf + 512, sizeof(after) - 512);
+    expect_pattern(f, 0, 100);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -576,6 +611,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_cbw, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
