@@ -48,6 +48,7 @@
 #include "devices/hda.h"
 #include "devices/virtio_net.h"
 #include "devices/usb/hid.h"
+#include "devices/usb/msd.h"
 #include "devices/usb/xhci.h"
 #include "vmm/acpi.h"
 #include "vmm/boot_linux.h"
@@ -553,6 +554,20 @@ static int create_usb(struct machine *m, char *err, size_t errlen)
     if (xhci_attach(d->xhci, usb_tablet_device(d->usb_tablet), 0, err, errlen) < 0 ||
         xhci_attach(d->xhci, usb_kbd_device(d->usb_kbd), 0, err, errlen) < 0)
         return -1;
+    /* USB disks after them, on the ports left. */
+    for (int i = 0; i < m->opts.nusb_disks; i++) {
+        const struct disk_opt *o = &m->opts.usb_disks[i];
+        char why[256] = "";
+        d->usb_disk[i] = usb_msd_new(m->loop, o->path, o->format, o->readonly, (unsigned)i, why, sizeof(why));
+        if (!d->usb_disk[i]) {
+            snprintf(err, errlen, "USB disk '%s': %s", o->path, why);
+            return -1;
+        }
+        if (xhci_attach(d->xhci, usb_msd_device(d->usb_disk[i]), 0, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "USB disk '%s': %s", o->path, why);
+            return -1;
+        }
+    }
     usb_watch_active(usb_tablet_device(d->usb_tablet), usb_input_changed, m);
     usb_watch_active(usb_kbd_device(d->usb_kbd), usb_input_changed, m);
     input_route_init(&d->route, d->kbc, d->usb_kbd, d->usb_tablet);
@@ -574,14 +589,16 @@ static const char *nic_rom(const char *path)
  * second open would meet the first one's lock. */
 static int check_images_distinct(const struct machine *m, char *err, size_t errlen)
 {
-    const char *paths[MACHINE_MAX_DISKS + 1];
+    const char *paths[MACHINE_MAX_DISKS + MACHINE_MAX_USB_DISKS + 1];
     int n = 0;
     for (int i = 0; i < m->opts.ndisks; i++)
         paths[n++] = m->opts.disks[i].path;
+    for (int i = 0; i < m->opts.nusb_disks; i++)
+        paths[n++] = m->opts.usb_disks[i].path;
     if (m->opts.cdrom && *m->opts.cdrom)
         paths[n++] = m->opts.cdrom;
-    struct stat st[MACHINE_MAX_DISKS + 1];
-    bool have[MACHINE_MAX_DISKS + 1];
+    struct stat st[ARRAY_SIZE(paths)];
+    bool have[ARRAY_SIZE(paths)];
     for (int i = 0; i < n; i++) {
         have[i] = stat(paths[i], &st[i]) == 0;
         for (int j = 0; have[i] && j < i; j++) {
@@ -946,6 +963,8 @@ void machine_destroy(struct machine *m)
             xhci_destroy(d->xhci);
         usb_tablet_free(d->usb_tablet);
         usb_kbd_free(d->usb_kbd);
+        for (int i = 0; i < MACHINE_MAX_USB_DISKS; i++)
+            usb_msd_free(d->usb_disk[i]);
         for (int i = 0; i < d->nblk; i++)
             virtio_blk_destroy(d->blk[i]);
         if (d->ahci)

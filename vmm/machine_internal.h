@@ -30,6 +30,7 @@ struct virtio_net;
 struct virtio_rng;
 struct vnc_server;
 struct usb_kbd;
+struct usb_msd;
 struct usb_tablet;
 struct xhci;
 struct hda;
@@ -61,6 +62,7 @@ struct machine_devices {
     struct audio_backend *audio;
     struct usb_tablet *usb_tablet;
     struct usb_kbd *usb_kbd;
+    struct usb_msd *usb_disk[MACHINE_MAX_USB_DISKS];
     struct input_route route;       /* front-end input to the PS/2 or USB devices */
     struct {                        /* send-keys: key events paced out by a timer */
         struct {
