@@ -69,6 +69,7 @@ const struct burrow_ostype *burrow_ostype_default(void);
 
 #define BURROW_MAX_DISKS   8
 #define BURROW_MAX_NICS    4
+#define BURROW_MAX_USB_DISKS 2  /* of the disks, interface "usb" */
 #define BURROW_MAX_HOSTFWD 8
 #define BURROW_PATH_MAX    4096
 #define BURROW_MEMORY_MIN  16
@@ -78,7 +79,7 @@ const struct burrow_ostype *burrow_ostype_default(void);
 struct burrow_disk {
     /* Relative paths are relative to the VM's directory. */
     char path[BURROW_PATH_MAX];
-    char interface[16];          /* "virtio" | "sata" */
+    char interface[16];          /* "virtio" | "sata" | "usb" */
     char format[16];             /* "raw" | "qcow2" */
     bool readonly;
 };

@@ -774,8 +774,9 @@ static const char help_modify[] =
 "  --vnc HOST:PORT            VNC address (and the display becomes vnc)\n"
 "  --vnc-password-file FILE|none\n"
 "  --usb on|off               the USB tablet and keyboard\n"
-"  --add-disk PATH[,if=virtio|sata][,readonly=on]\n"
-"                             attach an existing disk image\n"
+"  --add-disk PATH[,if=virtio|sata|usb][,readonly=on]\n"
+"                             attach an existing disk image (if=usb: as a USB\n"
+"                             disk, at most two, with --usb on)\n"
 "  --remove-disk N            detach disk N (the file stays)\n"
 "  --net user|none            the network adapter\n"
 "  --nic-model virtio|e1000   its model\n"
@@ -896,12 +897,12 @@ static int apply_mods(struct burrow_vmdef *d, void *opaque, struct burrow_error 
                 char *next = strchr(opts, ',');
                 if (next)
                     *next++ = '\0';
-                if (!strcmp(opts, "if=virtio") || !strcmp(opts, "if=sata"))
+                if (!strcmp(opts, "if=virtio") || !strcmp(opts, "if=sata") || !strcmp(opts, "if=usb"))
                     snprintf(k.interface, sizeof(k.interface), "%s", opts + 3);
                 else if (!strcmp(opts, "readonly=on") || !strcmp(opts, "readonly=off"))
                     k.readonly = !strcmp(opts, "readonly=on");
                 else {
-                    burrow_error_set(err, "--add-disk: '%s' is not if=virtio|sata or readonly=on|off",
+                    burrow_error_set(err, "--add-disk: '%s' is not if=virtio|sata|usb or readonly=on|off",
                                      opts);
                     return -1;
                 }

@@ -80,13 +80,15 @@ char **supervise_build_argv(const char *binary, const struct burrow_vmdef *def,
             g_string_append(s, k->path);
         else
             g_string_append_printf(s, "%s/%s", p->dir, k->path);
-        g_string_append_printf(s, ",if=%s", k->interface);
+        bool usb = !strcmp(k->interface, "usb");
+        if (!usb)
+            g_string_append_printf(s, ",if=%s", k->interface);
         /* raw is burrow-vm's default format: say only what differs. */
         if (strcmp(k->format, "raw"))
             g_string_append_printf(s, ",format=%s", k->format);
         if (k->readonly)
             g_string_append(s, ",readonly=on");
-        g_ptr_array_add(a, g_strdup("--disk"));
+        g_ptr_array_add(a, g_strdup(usb ? "--usb-disk" : "--disk"));
         g_ptr_array_add(a, g_string_free(s, FALSE));
     }
     if (def->cdrom[0]) {

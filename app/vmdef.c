@@ -178,7 +178,7 @@ static bool one_of(const char *v, const char *const *set)
     return false;
 }
 
-static const char *const disk_ifs[] = { "virtio", "sata", NULL };
+static const char *const disk_ifs[] = { "virtio", "sata", "usb", NULL };
 static const char *const disk_fmts[] = { "raw", "qcow2", NULL };
 static const char *const nic_models[] = { "virtio", "e1000", NULL };
 static const char *const nic_modes[] = { "user", NULL };
@@ -255,6 +255,7 @@ static int check(const struct burrow_vmdef *d, const struct linemap *lm, const c
                        "paths cannot contain line breaks");
     if (d->ndisks > BURROW_MAX_DISKS)
         return fail_at(err, file, lm->end, "disks", "at most %d disks", BURROW_MAX_DISKS);
+    unsigned nusb = 0;
     for (unsigned i = 0; i < d->ndisks; i++) {
         const struct burrow_disk *k = &d->disks[i];
         char field[32];
@@ -266,7 +267,15 @@ static int check(const struct burrow_vmdef *d, const struct linemap *lm, const c
                            "disk path '%s' cannot contain ',' or line breaks", k->path);
         if (!one_of(k->interface, disk_ifs))
             return fail_at(err, file, lm->disk_if[i], field,
-                           "interface '%s' is not one of virtio, sata", k->interface);
+                           "interface '%s' is not one of virtio, sata, usb", k->interface);
+        if (!strcmp(k->interface, "usb")) {
+            if (!d->usb)
+                return fail_at(err, file, lm->disk_if[i], field,
+                               "a USB disk needs usb=on in [vm]");
+            if (++nusb > BURROW_MAX_USB_DISKS)
+                return fail_at(err, file, lm->disk_if[i], field, "at most %d USB disks",
+                               BURROW_MAX_USB_DISKS);
+        }
         if (!one_of(k->format, disk_fmts))
             return fail_at(err, file, lm->disk_fmt[i], field, "format '%s' is not one of raw, qcow2",
                            k->format);

@@ -8,7 +8,8 @@
  *               and keyboard; optional, default on)
  *   [display]   type=sdl|vnc|none, vnc-listen=HOST:PORT, vnc-password-file
  *   [cdrom]     path
- *   [disk N]    path (relative: to the VM's directory), interface=virtio|sata,
+ *   [disk N]    path (relative: to the VM's directory), interface=virtio|sata|usb
+ *               (usb: USB mass storage, at most two, with usb=on),
  *               format=raw|qcow2, readonly=true|false          N = 0..7
  *   [nic N]     mode=user, model=virtio|e1000, mac, hostfwd (list, ';')  N = 0..3
  * Unknown groups and keys are errors (a newer format bumps the version),

@@ -451,6 +451,81 @@ static void msix_reset(struct pci_device *d)
     d->config[m->cap + 3] &= (uint8_t)~((MSIX_CTRL_ENABLE | MSIX_CTRL_MASKALL) >> 8);
 }
 
+/* --- MSI ------------------------------------------------------------- */
+
+#define MSI_CTRL_ENABLE  0x0001
+#define MSI_CTRL_MME     0x0070     /* multiple message enable: we grant one */
+#define MSI_CTRL_64BIT   0x0080
+
+int pci_msi_init(struct pci_device *d)
+{
+    uint8_t cap[14] = { PCI_CAP_ID_MSI, 0 };
+    st_le(&cap[2], 2, MSI_CTRL_64BIT);
+    uint8_t off = pci_add_cap(d, cap, sizeof(cap));
+    if (!off)
+        return -1;
+    d->msi_cap = off;
+    d->wmask[off + 2] = MSI_CTRL_ENABLE | MSI_CTRL_MME;
+    st_le(&d->wmask[off + 4], 4, 0xfffffffcu);     /* dword-aligned address */
+    st_le(&d->wmask[off + 8], 4, 0xffffffffu);
+    st_le(&d->wmask[off + 12], 2, 0xffffu);
+    return 0;
+}
+
+bool pci_msi_enabled(const struct pci_device *d)
+{
+    return d->msi_cap && (pci_cfg16(d, d->msi_cap + 2) & MSI_CTRL_ENABLE);
+}
+
+static uint64_t msi_address(const struct pci_device *d)
+{
+    return cfg32(d, d->msi_cap + 4) | (uint64_t)cfg32(d, d->msi_cap + 8) << 32;
+}
+
+bool pci_msi_notify(struct pci_device *d)
+{
+    if (!pci_msi_enabled(d) || !d->bus)
+        return false;
+    struct platform *p = d->bus->plat;
+    if (!d->msi_routed) {
+        d->msi_route = p->ops->msi_alloc(p->opaque);
+        if (d->msi_route < 0) {
+            log_error("%s: out of MSI routes", d->name);
+            return true;
+        }
+        d->msi_routed = true;
+        p->ops->msi_set(p->opaque, d->msi_route, msi_address(d), pci_cfg16(d, d->msi_cap + 12));
+    }
+    p->ops->msi_fire(p->opaque, d->msi_route);
+    return true;
+}
+
+/* The guest reprogrammed address or data: the route follows. */
+static void msi_update(struct pci_device *d)
+{
+    if (!d->msi_routed)
+        return;
+    struct platform *p = d->bus->plat;
+    p->ops->msi_set(p->opaque, d->msi_route, msi_address(d), pci_cfg16(d, d->msi_cap + 12));
+}
+
+static void msi_reset(struct pci_device *d)
+{
+    if (!d->msi_cap)
+        return;
+    d->config[d->msi_cap + 2] = 0;
+    memset(&d->config[d->msi_cap + 4], 0, 10);
+    msi_update(d);
+}
+
+static void msi_free(struct pci_device *d)
+{
+    struct platform *p = d->bus ? d->bus->plat : NULL;
+    if (d->msi_routed && p && p->ops->msi_free)
+        p->ops->msi_free(p->opaque, d->msi_route);
+    d->msi_routed = false;
+}
+
 /* --- configuration access -------------------------------------------- */
 
 uint32_t pci_config_read(struct pci_bus *bus, uint8_t devfn, unsigned off, unsigned size)
@@ -487,6 +562,8 @@ void pci_config_write(struct pci_bus *bus, uint8_t devfn, unsigned off, unsigned
         intx_update(d);
     if (d->msix && overlaps(off, size, d->msix->cap + 2, 2))
         msix_deliver_pending(d);
+    if (d->msi_cap && overlaps(off, size, d->msi_cap + 4, 10))
+        msi_update(d);
     if (d->config_write)
         d->config_write(d, off, size, val);
 }
@@ -513,6 +590,7 @@ void pci_device_reset(struct pci_device *d)
     d->config[0x0c] = 0;
     d->config[0x0d] = 0;
     msix_reset(d);
+    msi_reset(d);
     d->intx_level = false;
     intx_update(d);
     if (d->reset)
@@ -552,6 +630,7 @@ void pci_bus_remove(struct pci_device *d)
         intx_update(d);
     }
     msix_free(d);    /* routes exist only on a bus, so this order holds */
+    msi_free(d);
     if (d->bus) {
         d->bus->devices[d->devfn] = NULL;
         d->bus = NULL;

@@ -36,6 +36,7 @@
 #define PCI_INTERRUPT_LINE   0x3c
 #define PCI_INTERRUPT_PIN    0x3d
 
+#define PCI_CAP_ID_MSI       0x05
 #define PCI_CAP_ID_MSIX      0x11
 #define PCI_CAP_ID_VNDR      0x09
 
@@ -81,6 +82,9 @@ struct pci_device {
     const char *name;
     struct pci_bus *bus;
     struct pci_msix *msix;
+    uint8_t msi_cap;                    /* MSI capability offset, 0 if none */
+    bool msi_routed;                    /* msi_route holds a platform route */
+    int msi_route;
     bool intx_level;                    /* what the device asserts */
     bool intx_asserted;                 /* what reached the chipset */
     void *opaque;                       /* the device model */
@@ -139,6 +143,13 @@ bool pci_msix_enabled(const struct pci_device *d);
 /* Signals vector v (sets the pending bit if masked).  False when MSI-X is
  * disabled (use INTx then) or v is out of range. */
 bool pci_msix_notify(struct pci_device *d, unsigned v);
+
+/* MSI (PCI 3.0, 6.8.1) with one vector, a 64-bit address and no
+ * per-vector masking.  Returns 0 or -1. */
+int pci_msi_init(struct pci_device *d);
+bool pci_msi_enabled(const struct pci_device *d);
+/* Sends the message; false when MSI is off (use INTx then). */
+bool pci_msi_notify(struct pci_device *d);
 
 static inline uint16_t pci_cfg16(const struct pci_device *d, unsigned off)
 {

@@ -69,3 +69,19 @@ void st_le(void *p, unsigned size, uint64_t v)
     for (unsigned i = 0; i < size; i++)
         b[i] = (uint8_t)(v >> (8 * i));
 }
+
+uint64_t ld_be(const void *p, unsigned size)
+{
+    const uint8_t *b = p;
+    uint64_t v = 0;
+    for (unsigned i = 0; i < size; i++)
+        v = v << 8 | b[i];
+    return v;
+}
+
+void st_be(void *p, unsigned size, uint64_t v)
+{
+    uint8_t *b = p;
+    for (unsigned i = size; i-- > 0; v >>= 8)
+        b[i] = (uint8_t)v;
+}

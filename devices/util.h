@@ -35,5 +35,8 @@ static inline void st64(void *p, uint64_t v) { memcpy(p, &v, 8); }
 /* Little-endian load/store of `size` (1, 2, 4 or 8) bytes. */
 uint64_t ld_le(const void *p, unsigned size);
 void st_le(void *p, unsigned size, uint64_t v);
+/* Big-endian, as SCSI CDBs and parameter data are. */
+uint64_t ld_be(const void *p, unsigned size);
+void st_be(void *p, unsigned size, uint64_t v);
 
 #endif

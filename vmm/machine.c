@@ -43,9 +43,12 @@
 #include "devices/virtio_rng.h"
 #include "devices/vga.h"
 #include "devices/display.h"
+#include "devices/audio/audio.h"
 #include "devices/e1000.h"
+#include "devices/hda.h"
 #include "devices/virtio_net.h"
 #include "devices/usb/hid.h"
+#include "devices/usb/msd.h"
 #include "devices/usb/xhci.h"
 #include "vmm/acpi.h"
 #include "vmm/boot_linux.h"
@@ -551,6 +554,20 @@ static int create_usb(struct machine *m, char *err, size_t errlen)
     if (xhci_attach(d->xhci, usb_tablet_device(d->usb_tablet), 0, err, errlen) < 0 ||
         xhci_attach(d->xhci, usb_kbd_device(d->usb_kbd), 0, err, errlen) < 0)
         return -1;
+    /* USB disks after them, on the ports left. */
+    for (int i = 0; i < m->opts.nusb_disks; i++) {
+        const struct disk_opt *o = &m->opts.usb_disks[i];
+        char why[256] = "";
+        d->usb_disk[i] = usb_msd_new(m->loop, o->path, o->format, o->readonly, (unsigned)i, why, sizeof(why));
+        if (!d->usb_disk[i]) {
+            snprintf(err, errlen, "USB disk '%s': %s", o->path, why);
+            return -1;
+        }
+        if (xhci_attach(d->xhci, usb_msd_device(d->usb_disk[i]), 0, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "USB disk '%s': %s", o->path, why);
+            return -1;
+        }
+    }
     usb_watch_active(usb_tablet_device(d->usb_tablet), usb_input_changed, m);
     usb_watch_active(usb_kbd_device(d->usb_kbd), usb_input_changed, m);
     input_route_init(&d->route, d->kbc, d->usb_kbd, d->usb_tablet);
@@ -572,14 +589,16 @@ static const char *nic_rom(const char *path)
  * second open would meet the first one's lock. */
 static int check_images_distinct(const struct machine *m, char *err, size_t errlen)
 {
-    const char *paths[MACHINE_MAX_DISKS + 1];
+    const char *paths[MACHINE_MAX_DISKS + MACHINE_MAX_USB_DISKS + 1];
     int n = 0;
     for (int i = 0; i < m->opts.ndisks; i++)
         paths[n++] = m->opts.disks[i].path;
+    for (int i = 0; i < m->opts.nusb_disks; i++)
+        paths[n++] = m->opts.usb_disks[i].path;
     if (m->opts.cdrom && *m->opts.cdrom)
         paths[n++] = m->opts.cdrom;
-    struct stat st[MACHINE_MAX_DISKS + 1];
-    bool have[MACHINE_MAX_DISKS + 1];
+    struct stat st[ARRAY_SIZE(paths)];
+    bool have[ARRAY_SIZE(paths)];
     for (int i = 0; i < n; i++) {
         have[i] = stat(paths[i], &st[i]) == 0;
         for (int j = 0; have[i] && j < i; j++) {
@@ -684,6 +703,15 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
     }
     if (m->opts.usb && create_usb(m, err, errlen) < 0)
         return -1;
+    if (m->opts.audio) {
+        /* Last of all, so the other devices keep their slots without it. */
+        d->audio = audio_open(m->opts.audio, err, errlen);
+        if (!d->audio)
+            return -1;
+        d->hda = hda_create(p, &m->pci, -1, d->audio, m->opts.audio_in, err, errlen);
+        if (!d->hda)
+            return -1;
+    }
     return setup_fw_cfg(m, err, errlen);
 }
 
@@ -928,10 +956,15 @@ void machine_destroy(struct machine *m)
     }
     if (m->dev) {
         struct machine_devices *d = m->dev;
+        if (d->hda)
+            hda_destroy(d->hda);
+        audio_close(d->audio);   /* the WAV file's sizes are written here */
         if (d->xhci)
             xhci_destroy(d->xhci);
         usb_tablet_free(d->usb_tablet);
         usb_kbd_free(d->usb_kbd);
+        for (int i = 0; i < MACHINE_MAX_USB_DISKS; i++)
+            usb_msd_free(d->usb_disk[i]);
         for (int i = 0; i < d->nblk; i++)
             virtio_blk_destroy(d->blk[i]);
         if (d->ahci)

@@ -20,6 +20,8 @@
 #define MACHINE_MAX_DISKS 8
 #define MACHINE_MAX_E820  16
 #define MACHINE_MAX_NICS  4
+/* USB disks take the USB 2 root ports the tablet and keyboard leave. */
+#define MACHINE_MAX_USB_DISKS 2
 
 struct disk_opt {
     const char *path;
@@ -52,6 +54,10 @@ struct machine_opts {
     bool debug_exit;
     bool rng;
     bool usb;                       /* xHCI controller with a USB tablet and keyboard */
+    struct disk_opt usb_disks[MACHINE_MAX_USB_DISKS];   /* USB mass storage, needs usb */
+    int nusb_disks;
+    const char *audio;              /* an HDA controller on this backend (none, wav:PATH); NULL: no sound device */
+    bool audio_in;                  /* its microphone is connected */
     struct net_user_opts nics[MACHINE_MAX_NICS];
     int nnics;
     const char *boot;               /* boot order letters: c disk, d cdrom, n network */

@@ -30,8 +30,11 @@ struct virtio_net;
 struct virtio_rng;
 struct vnc_server;
 struct usb_kbd;
+struct usb_msd;
 struct usb_tablet;
 struct xhci;
+struct hda;
+struct audio_backend;
 
 struct machine_devices {
     struct i440fx *host;
@@ -55,8 +58,11 @@ struct machine_devices {
     struct vnc_server *vnc;
     struct sdl_window *sdl;
     struct xhci *xhci;              /* NULL: started with --usb off */
+    struct hda *hda;                /* NULL: started without --audio */
+    struct audio_backend *audio;
     struct usb_tablet *usb_tablet;
     struct usb_kbd *usb_kbd;
+    struct usb_msd *usb_disk[MACHINE_MAX_USB_DISKS];
     struct input_route route;       /* front-end input to the PS/2 or USB devices */
     struct {                        /* send-keys: key events paced out by a timer */
         struct {

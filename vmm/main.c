@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "devices/audio/audio.h"
 #include "devices/util.h"
 #include "vmm/firmware.h"
 #include "vmm/machine.h"
@@ -87,6 +88,18 @@ static void usage(FILE *f)
 "                         (default on): the pointer follows the host's exactly\n"
 "                         once the guest drives them, and input goes to the PS/2\n"
 "                         keyboard and mouse until then; off: PS/2 only\n"
+"  --usb-disk PATH[,format=raw|qcow2][,readonly=on]\n"
+"                         a disk image as a USB mass-storage device (bulk-only,\n"
+"                         SCSI) on the xHCI controller; needs --usb on; may be\n"
+"                         given twice\n"
+"  --audio none|wav:PATH  an Intel HDA sound card (ICH6) with a line out and a\n"
+"                         microphone; none: the guest plays into nothing and\n"
+"                         records silence; wav:PATH: what it plays goes to the WAV\n"
+"                         file PATH (in the first format played).  Without\n"
+"                         --audio the VM has no sound card\n"
+"  --audio-in on|off      connect the sound card's microphone (default off: the\n"
+"                         guest sees no microphone; with wav or none it records\n"
+"                         silence)\n"
 "\n"
 "Control and testing:\n"
 "  --control PATH         JSON-lines control socket (mode 0600); commands: status,\n"
@@ -122,6 +135,18 @@ static int fail(const char *fmt, ...)
     return 1;
 }
 
+/* on|off options: 0, or 1 after saying what is wrong. */
+static int parse_on_off(const char *opt, const char *arg, bool *out)
+{
+    if (!strcmp(arg, "on"))
+        *out = true;
+    else if (!strcmp(arg, "off"))
+        *out = false;
+    else
+        return fail("%s must be on or off, not '%s'", opt, arg);
+    return 0;
+}
+
 static bool parse_uint(const char *s, uint64_t max, uint64_t *out)
 {
     if (!s || !*s || *s == '-' || *s == '+')
@@ -135,14 +160,16 @@ static bool parse_uint(const char *s, uint64_t max, uint64_t *out)
     return true;
 }
 
-/* PATH[,if=virtio][,format=raw|qcow2][,readonly=on|off] */
-static int parse_disk(char *spec, struct disk_opt *d)
+/* PATH[,if=virtio|sata][,format=raw|qcow2][,readonly=on|off] for --disk;
+ * for --usb-disk (usb) the same without if=. */
+static int parse_disk(char *spec, struct disk_opt *d, bool usb)
 {
+    const char *opt = usb ? "--usb-disk" : "--disk";
     char *opts = strchr(spec, ',');
     if (opts)
         *opts++ = '\0';
     if (!*spec)
-        return fail("--disk needs a path");
+        return fail("%s needs a path", opt);
     d->path = spec;
     while (opts && *opts) {
         char *next = strchr(opts, ',');
@@ -150,9 +177,9 @@ static int parse_disk(char *spec, struct disk_opt *d)
             *next++ = '\0';
         char *val = strchr(opts, '=');
         if (!val)
-            return fail("--disk: '%s' is not KEY=VALUE", opts);
+            return fail("%s: '%s' is not KEY=VALUE", opt, opts);
         *val++ = '\0';
-        if (!strcmp(opts, "if")) {
+        if (!strcmp(opts, "if") && !usb) {
             if (!strcmp(val, "sata"))
                 d->sata = true;
             else if (!strcmp(val, "virtio"))
@@ -161,7 +188,7 @@ static int parse_disk(char *spec, struct disk_opt *d)
                 return fail("--disk: unsupported interface '%s' (supported: virtio, sata)", val);
         } else if (!strcmp(opts, "format")) {
             if (strcmp(val, "raw") && strcmp(val, "qcow2"))
-                return fail("--disk: unsupported format '%s' (supported: raw, qcow2)", val);
+                return fail("%s: unsupported format '%s' (supported: raw, qcow2)", opt, val);
             d->format = val;
         } else if (!strcmp(opts, "readonly")) {
             if (!strcmp(val, "on"))
@@ -169,9 +196,10 @@ static int parse_disk(char *spec, struct disk_opt *d)
             else if (!strcmp(val, "off"))
                 d->readonly = false;
             else
-                return fail("--disk: readonly must be on or off, not '%s'", val);
+                return fail("%s: readonly must be on or off, not '%s'", opt, val);
         } else {
-            return fail("--disk: unknown option '%s' (known: if, format, readonly)", opts);
+            return fail("%s: unknown option '%s' (known: %s)", opt, opts,
+                        usb ? "format, readonly" : "if, format, readonly");
         }
         opts = next;
     }
@@ -226,6 +254,7 @@ enum {
     OPT_DISK, OPT_SERIAL, OPT_DISPLAY, OPT_CONTROL, OPT_FIRMWARE_LOG, OPT_DEBUG_EXIT,
     OPT_NO_RNG, OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_NET, OPT_BOOT, OPT_CDROM,
     OPT_VNC_PASSWORD_FILE, OPT_VGA_ROM, OPT_UUID, OPT_VNC_KEYMAP, OPT_SANDBOX, OPT_USB,
+    OPT_USB_DISK, OPT_AUDIO, OPT_AUDIO_IN,
 };
 
 static const struct option long_opts[] = {
@@ -252,6 +281,9 @@ static const struct option long_opts[] = {
     { "vnc-keymap", required_argument, NULL, OPT_VNC_KEYMAP },
     { "sandbox", required_argument, NULL, OPT_SANDBOX },
     { "usb", required_argument, NULL, OPT_USB },
+    { "usb-disk", required_argument, NULL, OPT_USB_DISK },
+    { "audio", required_argument, NULL, OPT_AUDIO },
+    { "audio-in", required_argument, NULL, OPT_AUDIO_IN },
     { "verbose", no_argument, NULL, OPT_VERBOSE },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
@@ -294,9 +326,16 @@ int main(int argc, char **argv)
         case OPT_DISK:
             if (o.ndisks == MACHINE_MAX_DISKS)
                 return fail("--disk: at most %d disks", MACHINE_MAX_DISKS);
-            if (parse_disk(optarg, &o.disks[o.ndisks]))
+            if (parse_disk(optarg, &o.disks[o.ndisks], false))
                 return 1;
             o.ndisks++;
+            break;
+        case OPT_USB_DISK:
+            if (o.nusb_disks == MACHINE_MAX_USB_DISKS)
+                return fail("--usb-disk: at most %d USB disks", MACHINE_MAX_USB_DISKS);
+            if (parse_disk(optarg, &o.usb_disks[o.nusb_disks], true))
+                return 1;
+            o.nusb_disks++;
             break;
         case OPT_SERIAL: o.serial = optarg; break;
         case OPT_DISPLAY:
@@ -324,20 +363,23 @@ int main(int argc, char **argv)
         case OPT_DEBUG_EXIT: o.debug_exit = true; break;
         case OPT_NO_RNG: o.rng = false; break;
         case OPT_SANDBOX:
-            if (!strcmp(optarg, "on"))
-                o.sandbox = true;
-            else if (!strcmp(optarg, "off"))
-                o.sandbox = false;
-            else
-                return fail("--sandbox must be on or off, not '%s'", optarg);
+            if (parse_on_off("--sandbox", optarg, &o.sandbox))
+                return 1;
             break;
         case OPT_USB:
-            if (!strcmp(optarg, "on"))
-                o.usb = true;
-            else if (!strcmp(optarg, "off"))
-                o.usb = false;
-            else
-                return fail("--usb must be on or off, not '%s'", optarg);
+            if (parse_on_off("--usb", optarg, &o.usb))
+                return 1;
+            break;
+        case OPT_AUDIO: {
+            char why[256];
+            if (audio_parse_check(optarg, why, sizeof(why)) < 0)
+                return fail("%s", why);
+            o.audio = optarg;
+            break;
+        }
+        case OPT_AUDIO_IN:
+            if (parse_on_off("--audio-in", optarg, &o.audio_in))
+                return 1;
             break;
         case OPT_NET: {
             struct net_user_opts no;
@@ -387,8 +429,15 @@ int main(int argc, char **argv)
     for (int i = 0; i < o.ndisks; i++)
         if (check_readable("disk", o.disks[i].path))
             return 1;
+    if (o.nusb_disks && !o.usb)
+        return fail("--usb-disk needs --usb on");
+    for (int i = 0; i < o.nusb_disks; i++)
+        if (check_readable("USB disk", o.usb_disks[i].path))
+            return 1;
     if (o.cdrom && *o.cdrom && check_readable("cdrom image", o.cdrom))
         return 1;
+    if (o.audio_in && !o.audio)
+        return fail("--audio-in needs --audio");
     if (o.vnc_password_file && !o.vnc_host)
         return fail("--vnc-password-file needs --display vnc:HOST:PORT");
     if (o.vnc_keymap && !o.vnc_host)

@@ -37,6 +37,12 @@ expect_error "unsupported interface 'floppy'" --disk "$disk,if=floppy"
 expect_error "unknown option 'cache'" --disk "$disk,cache=none"
 expect_error "readonly must be on or off" --disk "$disk,readonly=maybe"
 expect_error "--disk needs a path" --disk ",if=virtio"
+expect_error "--usb-disk needs --usb on" --usb off --usb-disk "$disk"
+expect_error "no-such.img" --usb-disk "$BURROW_TMP/no-such.img"
+expect_error "--usb-disk: unknown option 'if'" --usb-disk "$disk,if=sata"
+expect_error "--usb-disk: readonly must be on or off" --usb-disk "$disk,readonly=1"
+expect_error "at most 2 USB disks" --usb-disk "$disk" --usb-disk "$disk" --usb-disk "$disk"
+expect_error "the same image" --disk "$disk" --usb-disk "$disk"
 expect_error "firmware '$BURROW_TMP/nofw.bin'" --firmware "$BURROW_TMP/nofw.bin"
 expect_error "kernel '$BURROW_TMP/vmlinuz'" --kernel "$BURROW_TMP/vmlinuz"
 expect_error "need --kernel" --initrd "$disk"
@@ -51,7 +57,7 @@ expect_error "unknown serial backend" --serial bogus:x --firmware "$disk" --memo
 
 help=$("$BURROW_VM" --help) || burrow_fail "--help failed"
 for opt in --memory --cpus --firmware --kernel --initrd --append --disk --serial --display \
-           --control --firmware-log --debug-exit --help; do
+           --control --firmware-log --debug-exit --usb --usb-disk --help; do
     grep -q -- "$opt" <<<"$help" || burrow_fail "--help does not document $opt"
 done
 burrow_note "ok: --help documents every option"

@@ -4,7 +4,8 @@
 # locks QEMU uses (devices/block/lock.c), so
 #  - while burrow-vm runs with a qcow2 and a raw disk, qemu-img info,
 #    qemu-img resize and qemu-io refuse them (qemu-img info -U still
-#    reads), and so do a second burrow-vm and `burrow disk resize`;
+#    reads), and so do a second burrow-vm (a USB disk too) and `burrow
+#    disk resize`;
 #  - while qemu-nbd serves an image, `burrow disk resize` and burrow-vm
 #    refuse it; while qemu-io reads a qcow2 one, burrow-vm will not write
 #    it but
@@ -62,6 +63,9 @@ refused "a qemu-io write while burrow-vm writes" "lock" qemu-io -f raw -c "write
 refused "a second burrow-vm on the image" "in use by another program" \
     timeout "$BURROW_VM_TIMEOUT" "$BURROW_VM" --name locks2 --memory 64 --display none \
     --serial none --disk "b.raw,format=raw,if=virtio"
+refused "a second burrow-vm's USB disk on the image" "in use by another program" \
+    timeout "$BURROW_VM_TIMEOUT" "$BURROW_VM" --name locks2 --memory 64 --display none \
+    --serial none --usb-disk "b.raw,format=raw,readonly=on"
 refused "burrow disk resize while burrow-vm writes" "in use by another program" \
     "$BURROW" disk resize b.raw 32M
 [ "$(stat -c %s b.raw)" = $((16 << 20)) ] || burrow_fail "b.raw changed size"

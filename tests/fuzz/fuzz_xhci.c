@@ -1,6 +1,8 @@
 /* The xHCI controller as a guest drives it, with the USB tablet on port 1,
- * the keyboard on port 2 and a SuperSpeed bulk echo device on port 5 whose
- * IN transfers wait (USB_ASYNC) until OUT data comes and finish on a LOOP.
+ * the keyboard on port 2, a USB disk (mass storage on a 256 KiB raw image
+ * cleared before each run) on port 3 and a SuperSpeed bulk echo device on
+ * port 5 whose IN transfers wait (USB_ASYNC) until OUT data comes and
+ * finish on a LOOP.
  *
  * Input: the ops of fuzz_machine.h.  Windows: 0 = BAR 0 (16 KiB:
  * capabilities at 0, operational registers at 0x20 with PORTSC at 0x420,
@@ -10,17 +12,31 @@
  * height: 2 bytes each), 1 tablet buttons and wheel (a byte each), 2 a key
  * (usage byte, down byte), 3 the tablet unplugged or plugged into the port
  * the next byte names, 4 the same for the keyboard, 5 for the echo
- * device. */
+ * device, 6 for the USB disk. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "devices/evloop.h"
 #include "devices/usb/hid.h"
+#include "devices/usb/msd.h"
 #include "devices/usb/usb.h"
 #include "devices/usb/xhci.h"
 #include "fuzz/fuzz_machine.h"
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define DISK_BYTES (256u << 10)
+
+static const char *image;
+static int image_fd;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    setenv("BURROW_BLOCK_SYNC", "1", 1);    /* the same completions every run */
+    image = fz_image("xhci-msd", DISK_BYTES, &image_fd);
+    return 0;
+}
 
 /* --- the echo device --------------------------------------------------- */
 
@@ -112,6 +128,7 @@ static struct xhci *xhci;
 static struct usb_tablet *tablet;
 static struct usb_kbd *kbd;
 static struct echo echo;
+static struct usb_msd *disk;
 
 static void toggle(struct fz *f, struct usb_device *d)
 {
@@ -144,6 +161,7 @@ static void target_op(struct fz *f, unsigned arg)
     case 3: toggle(f, usb_tablet_device(tablet)); break;
     case 4: toggle(f, usb_kbd_device(kbd)); break;
     case 5: toggle(f, &echo.dev); break;
+    case 6: toggle(f, usb_msd_device(disk)); break;
     default: break;
     }
 }
@@ -156,7 +174,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     xhci = xhci_create(&f.h->plat, &f.bus, -1, err, sizeof(err));
     tablet = usb_tablet_new();
     kbd = usb_kbd_new();
-    if (!xhci || !tablet || !kbd)
+    fz_image_zero(image_fd, DISK_BYTES);
+    disk = usb_msd_new(f.h->plat.loop, image, "raw", false, 0, err, sizeof(err));
+    if (!xhci || !tablet || !kbd || !disk)
         abort();
     memset(&echo, 0, sizeof(echo));
     usb_device_init(&echo.dev, "echo", USB_SPEED_SUPER, &echo_ops, &echo_descs, &echo);
@@ -164,6 +184,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     echo.timer = -1;
     if (xhci_attach(xhci, usb_tablet_device(tablet), 1, err, sizeof(err)) < 0 ||
         xhci_attach(xhci, usb_kbd_device(kbd), 2, err, sizeof(err)) < 0 ||
+        xhci_attach(xhci, usb_msd_device(disk), 3, err, sizeof(err)) < 0 ||
         xhci_attach(xhci, &echo.dev, 5, err, sizeof(err)) < 0)
         abort();
     f.pci = xhci_pci(xhci);
@@ -177,6 +198,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         evloop_del_timer(f.h->plat.loop, echo.timer);
     usb_tablet_free(tablet);
     usb_kbd_free(kbd);
+    usb_msd_free(disk);
     fz_fini(&f);
     return 0;
 }

@@ -894,7 +894,7 @@ class XSlot:
         self.p, self.slot, self.port, self.speed = p, slot, port, speed
         self.inctx, self.outctx = base, base + 0x800
         self.rings = {1: XRing(p, base + 0xc00)}
-        for i, dci in enumerate((2, 3, 5)):
+        for i, dci in enumerate((2, 3, 5, 4)):
             self.rings[dci] = XRing(p, base + 0xd00 + 0x100 * i)
 
     def address(self, cmd, bsr=False, mps0=64):
@@ -969,8 +969,67 @@ def x_hid(p, cmd, slot, port):
     return s
 
 
+def x_cbw(tag, cdb, length, data_in):
+    """A Bulk-Only Transport CBW (BOT 5.1) for LUN 0."""
+    return (le32(0x43425355) + le32(tag) + le32(length) +
+            bytes([0x80 if data_in else 0, 0, len(cdb)]) + cdb.ljust(16, b"\0"))
+
+
+def x_usb_disk(p, cmd):
+    """The USB disk on port 3 (high speed): enumeration, Get Max LUN, then
+    INQUIRY, WRITE(10) and READ(10) of two sectors, each CBW, data, CSW."""
+    p.wr(0, X_OP + 0x420, 4, 1 << 9 | 1 << 4)                       # port reset
+    p.rd(0, X_OP + 0x420, 4)
+    p.wr(0, X_OP + 0x420, 4, 1 << 9 | 0x7f << 17)
+    x_cmd(p, cmd, 0, 9 << 10)
+    s = XSlot(p, 1, 3, 3)
+    s.address(cmd)
+    s.control(setup_pkt(0x80, 6, 0x0100, 0, 18), 18)
+    s.control(setup_pkt(0x00, 9, 1, 0, 0))
+    s.control(setup_pkt(0xa1, 0xfe, 0, 0, 1), 1)                    # Get Max LUN
+    s.configure(cmd, [(3, 6, 512, 0), (4, 2, 512, 0)])
+    isp = 1 << 5 | 1 << 2
+    p.ram(X_DATA, x_cbw(1, bytes([0x12, 0, 0, 0, 36, 0]), 36, True))
+    s.normal(4, X_DATA, 31)
+    s.normal(3, X_DATA + 0x100, 36, isp)
+    s.normal(3, X_DATA + 0x200, 13, isp)
+    p.loop()
+    p.ram(X_DATA + 0x300, x_cbw(2, bytes([0x2a, 0, 0, 0, 0, 4, 0, 0, 2, 0]), 1024, False))
+    p.ram(X_DATA + 0x400, bytes(range(256)) * 4)
+    s.normal(4, X_DATA + 0x300, 31)
+    s.normal(4, X_DATA + 0x400, 1024)
+    p.loop(2)
+    s.normal(3, X_DATA + 0x200, 13, isp)
+    p.loop()
+    p.ram(X_DATA + 0x300, x_cbw(3, bytes([0x28, 0, 0, 0, 0, 4, 0, 0, 2, 0]), 1024, True))
+    s.normal(4, X_DATA + 0x300, 31)
+    s.normal(3, X_DATA + 0x800, 1024, isp)
+    p.loop(2)
+    s.normal(3, X_DATA + 0x200, 13, isp)
+    p.loop()
+    return s
+
+
 def seeds_xhci():
     out = {}
+    p = Prog(XHCI_WINDOWS)
+    cmd = xhci_up(p)
+    s = x_usb_disk(p, cmd)
+    # An invalid CBW stalls both pipes until Reset Recovery.
+    p.ram(X_DATA + 0x300, b"XXXX" + bytes(27))
+    s.normal(4, X_DATA + 0x300, 31)
+    s.control(setup_pkt(0x21, 0xff, 0, 0, 0))                       # BOMS reset
+    x_cmd(p, cmd, 0, 14 << 10 | 4 << 16 | 1 << 24)                  # Reset Endpoint
+    x_cmd(p, cmd, s.rings[4].at() | s.rings[4].cycle, 16 << 10 | 4 << 16 | 1 << 24)
+    s.control(setup_pkt(0x02, 1, 0, 0x02, 0))                       # CLEAR_FEATURE(HALT)
+    s.control(setup_pkt(0x02, 1, 0, 0x81, 0))
+    p.ram(X_DATA + 0x300, x_cbw(4, bytes([0x25] + [0] * 9), 8, True))
+    s.normal(4, X_DATA + 0x300, 31)
+    s.normal(3, X_DATA + 0x100, 8, 1 << 5 | 1 << 2)
+    s.normal(3, X_DATA + 0x200, 13, 1 << 5 | 1 << 2)
+    p.loop()
+    out["usb-disk"] = p.bytes()
+
     p = Prog(XHCI_WINDOWS)
     cmd = xhci_up(p, msix=True)
     x_cmd(p, cmd, 0, 23 << 10)                  # No Op

@@ -669,12 +669,7 @@ static void test_msix(void **state)
     unsigned before = f->h->msi_total;
     assert_int_equal(xd_command(&f->d, 0, 0, XD_TRB_TYPE(XD_CMD_NOOP), NULL), XD_CC_SUCCESS);
     assert_true(f->h->msi_total > before);
-    bool found = false;
-    for (int i = 0; i < HARNESS_MAX_MSI; i++)
-        if (f->h->msi[i].used && f->h->msi[i].fired && f->h->msi[i].addr == MSI_ADDR &&
-            f->h->msi[i].data == MSI_DATA)
-            found = true;
-    assert_true(found);
+    assert_true(harness_msi_fired(f->h, MSI_ADDR, MSI_DATA));
     assert_true(usbsts(f) & XD_STS_EINT);
     uint32_t iman = xd_rd(&f->d, f->d.rt + 0x20, 0);
     assert_int_equal(iman & 1, 0);              /* IP cleared by the MSI-X write */

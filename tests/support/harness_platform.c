@@ -94,6 +94,14 @@ struct harness *harness_new(uint64_t ram_size)
     return h;
 }
 
+bool harness_msi_fired(const struct harness *h, uint64_t addr, uint32_t data)
+{
+    for (int i = 0; i < HARNESS_MAX_MSI; i++)
+        if (h->msi[i].used && h->msi[i].fired && h->msi[i].addr == addr && h->msi[i].data == data)
+            return true;
+    return false;
+}
+
 void harness_free(struct harness *h)
 {
     if (!h)

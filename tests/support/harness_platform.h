@@ -36,6 +36,9 @@ struct harness {
     int debug_exit;                          /* -1 until requested */
 };
 
+/* Whether a route programmed with this address and data has fired. */
+bool harness_msi_fired(const struct harness *h, uint64_t addr, uint32_t data);
+
 /* RAM at guest physical 0.  Returns NULL on allocation failure. */
 struct harness *harness_new(uint64_t ram_size);
 void harness_free(struct harness *h);

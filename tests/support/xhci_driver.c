@@ -488,6 +488,30 @@ int xd_address_device(struct xhci_drv *d, unsigned slot, unsigned port, bool bsr
                       NULL);
 }
 
+unsigned xd_enumerate(struct xhci_drv *d, unsigned port)
+{
+    bool usb3 = port >= d->usb3_first && port < d->usb3_first + d->usb3_count;
+    unsigned slot = 0;
+    if (!(xd_portsc(d, port) & XD_PORT_CCS) || (!usb3 && !(xd_port_reset(d, port) & XD_PORT_PED)))
+        return 0;
+    if (xd_enable_slot(d, &slot) != XD_CC_SUCCESS || xd_address_device(d, slot, port, false) != XD_CC_SUCCESS ||
+        xd_control(d, slot, 0x00, 9, 1, 0, NULL, 0, NULL) != XD_CC_SUCCESS)
+        return 0;
+    return slot;
+}
+
+int xd_clear_halt(struct xhci_drv *d, unsigned slot, unsigned dci, uint8_t ep_addr)
+{
+    struct xd_ring *r = &d->slots[slot].ep[dci];
+    if (xd_command(d, 0, 0, XD_TRB_TYPE(XD_CMD_RESET_EP) | slot << 24 | dci << 16, NULL) != XD_CC_SUCCESS)
+        return -1;
+    uint64_t next = r->base + 16ull * r->enq;
+    if (xd_command(d, next | (r->cycle ? 1 : 0), 0, XD_TRB_TYPE(XD_CMD_SET_TR_DEQ) | slot << 24 | dci << 16,
+                   NULL) != XD_CC_SUCCESS)
+        return -1;
+    return xd_control(d, slot, 0x02, 1, 0, ep_addr, NULL, 0, NULL);
+}
+
 int xd_control(struct xhci_drv *d, unsigned slot, uint8_t type, uint8_t req, uint16_t value,
                uint16_t index, void *buf, uint16_t len, uint32_t *actual)
 {

@@ -180,6 +180,16 @@ int xd_address_device(struct xhci_drv *d, unsigned slot, unsigned port, bool bsr
 int xd_control(struct xhci_drv *d, unsigned slot, uint8_t type, uint8_t req, uint16_t value,
                uint16_t index, void *buf, uint16_t len, uint32_t *actual);
 
+/* Brings the device on port to the Configured state as a plain driver
+ * does: a reset for a USB 2 port, Enable Slot, Address Device,
+ * SET_CONFIGURATION(1).  Returns the slot, 0 on any failure. */
+unsigned xd_enumerate(struct xhci_drv *d, unsigned port);
+/* Recovers halted endpoint dci, whose address is ep_addr (with bit 7 for
+ * IN): Reset Endpoint, Set TR Dequeue Pointer past what is queued, then
+ * CLEAR_FEATURE(ENDPOINT_HALT) on the device (USB 2.0 9.4.1).  Returns the
+ * completion code of the request, -1 if a command failed. */
+int xd_clear_halt(struct xhci_drv *d, unsigned slot, unsigned dci, uint8_t ep_addr);
+
 /* Configure Endpoint adding endpoint dci with a fresh ring.  Returns the
  * completion code. */
 int xd_configure_ep(struct xhci_drv *d, unsigned slot, unsigned dci, unsigned type, uint16_t mps,

@@ -343,6 +343,19 @@ static void test_validate_in_memory(void **state)
     d->disks[1].path[0] = '\0';
     assert_int_equal(burrow_vmdef_validate(d, &err), -1);
     assert_non_null(strstr(err.msg, "disk 1: "));
+    /* USB disks: only with the USB controller, two at most. */
+    full_def(d);
+    snprintf(d->disks[1].interface, sizeof(d->disks[1].interface), "usb");
+    assert_int_equal(burrow_vmdef_validate(d, &err), -1);
+    assert_non_null(strstr(err.msg, "disk 1: a USB disk needs usb=on"));
+    d->usb = true;
+    assert_int_equal(burrow_vmdef_validate(d, &err), 0);
+    d->disks[2] = d->disks[1];
+    snprintf(d->disks[2].path, sizeof(d->disks[2].path), "/data/third.img");
+    d->ndisks = 3;
+    snprintf(d->disks[0].interface, sizeof(d->disks[0].interface), "usb");
+    assert_int_equal(burrow_vmdef_validate(d, &err), -1);
+    assert_non_null(strstr(err.msg, "disk 2: at most 2 USB disks"));
 
     assert_true(vmdef_hostfwd_valid("tcp:127.0.0.1:8080-10.0.2.15:80"));
     assert_true(vmdef_hostfwd_valid("udp::53-:53"));
@@ -688,6 +701,13 @@ static void test_argv(void **state)
     d->usb = true;
     argv = supervise_build_argv("/bin/burrow-vm", d, &p, NULL, &err);
     assert_string_equal(arg_after(argv, "--usb", 0), "on");
+    g_strfreev(argv);
+    /* A USB disk goes to --usb-disk, with no interface. */
+    snprintf(d->disks[1].interface, sizeof(d->disks[1].interface), "usb");
+    argv = supervise_build_argv("/bin/burrow-vm", d, &p, NULL, &err);
+    assert_string_equal(arg_after(argv, "--usb-disk", 0), "/data/shared.img,readonly=on");
+    assert_null(arg_after(argv, "--usb-disk", 1));
+    assert_null(arg_after(argv, "--disk", 1));
     g_strfreev(argv);
 
     /* The start options override the display; nothing optional is sent

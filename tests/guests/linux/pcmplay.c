@@ -1,0 +1,223 @@
+/* Plays a known signal on an ALSA playback device through the kernel's PCM
+ * ioctls alone (no alsa-lib in a busybox initramfs): 48 kHz, 16-bit stereo;
+ * the left channel a 1 kHz sine, the right a sequence that numbers each
+ * frame, so the host can find the start in what it recorded and compare
+ * every sample.  The host side (tests/linux/test_audio.sh) computes the
+ * same signal.
+ *
+ *   pcmplay DEVICE FRAMES [CONTROL]
+ *
+ * With CONTROL (a /dev/snd/controlC* node) it first turns every playback
+ * switch on and every playback volume to its maximum, as a desktop's mixer
+ * would: the kernel leaves the codec's amps as it found them after its own
+ * set-up (muted).  Prints "pcmplay: params RATE CHANNELS PERIOD BUFFER",
+ * then waits until the device has read every frame, printing its position
+ * as it goes, and "pcmplay: played FRAMES"; exits 1 on any error (an
+ * underrun too). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <sound/asound.h>
+
+#define RATE 48000
+#define PERIOD 8192         /* frames: 170 ms */
+#define PERIODS 8           /* 1.4 s of buffer: room for a slow nested guest */
+
+/* round(12000 * sin(2 pi k / 48)): one period of 1 kHz at 48 kHz. */
+static const int16_t sine[48] = {
+    0, 1566, 3106, 4592, 6000, 7305, 8485, 9520,
+    10392, 11087, 11591, 11897, 12000, 11897, 11591, 11087,
+    10392, 9520, 8485, 7305, 6000, 4592, 3106, 1566,
+    0, -1566, -3106, -4592, -6000, -7305, -8485, -9520,
+    -10392, -11087, -11591, -11897, -12000, -11897, -11591, -11087,
+    -10392, -9520, -8485, -7305, -6000, -4592, -3106, -1566,
+};
+
+static int16_t left(unsigned k)
+{
+    return sine[k % 48];
+}
+
+static int16_t right(unsigned k)
+{
+    return (int16_t)(uint16_t)(k * 31u + 12345u);
+}
+
+static struct snd_mask *mask(struct snd_pcm_hw_params *p, int param)
+{
+    return &p->masks[param - SNDRV_PCM_HW_PARAM_FIRST_MASK];
+}
+
+static struct snd_interval *interval(struct snd_pcm_hw_params *p, int param)
+{
+    return &p->intervals[param - SNDRV_PCM_HW_PARAM_FIRST_INTERVAL];
+}
+
+static void set_mask(struct snd_pcm_hw_params *p, int param, unsigned v)
+{
+    struct snd_mask *m = mask(p, param);
+    memset(m, 0, sizeof(*m));
+    m->bits[v / 32] = 1u << (v % 32);
+}
+
+static void set_interval(struct snd_pcm_hw_params *p, int param, unsigned v)
+{
+    struct snd_interval *i = interval(p, param);
+    memset(i, 0, sizeof(*i));
+    i->min = i->max = v;
+    i->integer = 1;
+}
+
+/* Playback switches on, playback volumes at their maximum. */
+static int unmute(const char *path)
+{
+    int fd = open(path, O_RDWR);
+    if (fd < 0) {
+        printf("pcmplay: open %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    struct snd_ctl_elem_list list;
+    memset(&list, 0, sizeof(list));
+    if (ioctl(fd, SNDRV_CTL_IOCTL_ELEM_LIST, &list) < 0)
+        return -1;
+    struct snd_ctl_elem_id *ids = calloc(list.count, sizeof(*ids));
+    list.space = list.count;
+    list.pids = ids;
+    if (!ids || ioctl(fd, SNDRV_CTL_IOCTL_ELEM_LIST, &list) < 0)
+        return -1;
+    for (unsigned i = 0; i < list.used; i++) {
+        const char *name = (const char *)ids[i].name;
+        bool sw = strstr(name, "Playback Switch"), vol = strstr(name, "Playback Volume");
+        if (!sw && !vol)
+            continue;
+        struct snd_ctl_elem_info info;
+        memset(&info, 0, sizeof(info));
+        info.id = ids[i];
+        if (ioctl(fd, SNDRV_CTL_IOCTL_ELEM_INFO, &info) < 0)
+            continue;
+        struct snd_ctl_elem_value v;
+        memset(&v, 0, sizeof(v));
+        v.id = ids[i];
+        for (unsigned c = 0; c < info.count && c < 128; c++)
+            v.value.integer.value[c] = sw ? 1 : info.value.integer.max;
+        if (ioctl(fd, SNDRV_CTL_IOCTL_ELEM_WRITE, &v) < 0)
+            printf("pcmplay: setting '%s': %s\n", name, strerror(errno));
+        else
+            printf("pcmplay: mixer '%s' = %ld\n", name, (long)v.value.integer.value[0]);
+    }
+    free(ids);
+    close(fd);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: pcmplay DEVICE FRAMES [CONTROL]\n");
+        return 2;
+    }
+    unsigned frames = (unsigned)strtoul(argv[2], NULL, 10);
+    if (argc == 4 && unmute(argv[3]) < 0) {
+        printf("pcmplay: cannot set the mixer\n");
+        return 1;
+    }
+    int fd = open(argv[1], O_RDWR);
+    if (fd < 0) {
+        printf("pcmplay: open %s: %s\n", argv[1], strerror(errno));
+        return 1;
+    }
+    struct snd_pcm_hw_params hp;
+    memset(&hp, 0, sizeof(hp));
+    for (int i = SNDRV_PCM_HW_PARAM_FIRST_MASK; i <= SNDRV_PCM_HW_PARAM_LAST_MASK; i++)
+        memset(mask(&hp, i), 0xff, sizeof(struct snd_mask));
+    for (int i = SNDRV_PCM_HW_PARAM_FIRST_INTERVAL; i <= SNDRV_PCM_HW_PARAM_LAST_INTERVAL; i++)
+        interval(&hp, i)->max = UINT_MAX;
+    hp.rmask = ~0u;
+    hp.info = ~0u;
+    set_mask(&hp, SNDRV_PCM_HW_PARAM_ACCESS, SNDRV_PCM_ACCESS_RW_INTERLEAVED);
+    set_mask(&hp, SNDRV_PCM_HW_PARAM_FORMAT, SNDRV_PCM_FORMAT_S16_LE);
+    set_mask(&hp, SNDRV_PCM_HW_PARAM_SUBFORMAT, SNDRV_PCM_SUBFORMAT_STD);
+    set_interval(&hp, SNDRV_PCM_HW_PARAM_CHANNELS, 2);
+    set_interval(&hp, SNDRV_PCM_HW_PARAM_RATE, RATE);
+    set_interval(&hp, SNDRV_PCM_HW_PARAM_PERIOD_SIZE, PERIOD);
+    set_interval(&hp, SNDRV_PCM_HW_PARAM_PERIODS, PERIODS);
+    if (ioctl(fd, SNDRV_PCM_IOCTL_HW_PARAMS, &hp) < 0) {
+        printf("pcmplay: HW_PARAMS: %s\n", strerror(errno));
+        return 1;
+    }
+    printf("pcmplay: params %u %u %u %u\n", interval(&hp, SNDRV_PCM_HW_PARAM_RATE)->min,
+           interval(&hp, SNDRV_PCM_HW_PARAM_CHANNELS)->min,
+           interval(&hp, SNDRV_PCM_HW_PARAM_PERIOD_SIZE)->min,
+           interval(&hp, SNDRV_PCM_HW_PARAM_BUFFER_SIZE)->min);
+    /* Start only with the whole buffer filled, so a slow guest does not
+     * underrun at once. */
+    struct snd_pcm_sw_params sp;
+    memset(&sp, 0, sizeof(sp));
+    sp.tstamp_mode = SNDRV_PCM_TSTAMP_NONE;
+    sp.period_step = 1;
+    sp.avail_min = PERIOD;
+    sp.start_threshold = PERIOD * PERIODS;
+    sp.stop_threshold = PERIOD * PERIODS;
+    sp.silence_threshold = 0;
+    sp.silence_size = 0;
+    sp.boundary = PERIOD * PERIODS;
+    while (sp.boundary * 2 <= LONG_MAX - PERIOD * PERIODS && sp.boundary < (1ul << 30))
+        sp.boundary *= 2;
+    if (ioctl(fd, SNDRV_PCM_IOCTL_SW_PARAMS, &sp) < 0) {
+        printf("pcmplay: SW_PARAMS: %s\n", strerror(errno));
+        return 1;
+    }
+    if (ioctl(fd, SNDRV_PCM_IOCTL_PREPARE) < 0) {
+        printf("pcmplay: PREPARE: %s\n", strerror(errno));
+        return 1;
+    }
+    int16_t *buf = malloc((size_t)frames * 4);
+    if (!buf)
+        return 1;
+    for (unsigned k = 0; k < frames; k++) {
+        buf[2 * k] = left(k);
+        buf[2 * k + 1] = right(k);
+    }
+    unsigned done = 0;
+    while (done < frames) {
+        struct snd_xferi x = { .buf = buf + 2 * done, .frames = frames - done };
+        if (ioctl(fd, SNDRV_PCM_IOCTL_WRITEI_FRAMES, &x) < 0) {
+            printf("pcmplay: WRITEI_FRAMES after %u frames: %s%s\n", done, strerror(errno),
+                   errno == EPIPE ? " (underrun)" : "");
+            return 1;
+        }
+        done += (unsigned)x.result;
+    }
+    /* Wait for the device to read it all (DRAIN's own limit is short for a
+     * guest that a nested hypervisor may stop for a while). */
+    struct snd_pcm_status st;
+    for (int i = 0;; i++) {
+        memset(&st, 0, sizeof(st));
+        if (ioctl(fd, SNDRV_PCM_IOCTL_STATUS, &st) < 0) {
+            printf("pcmplay: STATUS: %s\n", strerror(errno));
+            return 1;
+        }
+        if (i % 10 == 0 || st.state != SNDRV_PCM_STATE_RUNNING)
+            printf("pcmplay: state %d hw_ptr %lu appl_ptr %lu\n", (int)st.state,
+                   (unsigned long)st.hw_ptr, (unsigned long)st.appl_ptr);
+        if (st.hw_ptr >= done)
+            break;
+        if (st.state != SNDRV_PCM_STATE_RUNNING || i >= 200) {
+            printf("pcmplay: the device stopped short of the end\n");
+            return 1;
+        }
+        usleep(50000);
+    }
+    ioctl(fd, SNDRV_PCM_IOCTL_DROP);
+    printf("pcmplay: played %u\n", done);
+    close(fd);
+    return 0;
+}
