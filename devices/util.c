@@ -11,6 +11,7 @@ static bool log_debug_on;
 void log_set_prefix(const char *prefix) { log_prefix = prefix; }
 void log_set_debug(bool on) { log_debug_on = on; }
 
+__attribute__((format(printf, 2, 0)))
 static void vlog(const char *level, const char *fmt, va_list ap)
 {
     char buf[1024];

@@ -1705,6 +1705,118 @@ def seeds_control():
     out["half-close-partial"] = bytes([0x72]) + b'{"command":"echo","id":7}\n{"command":"ec'
     return out
 
+# --- hda --------------------------------------------------------------------
+
+HDA_WINDOWS = [(0x4000, False)]
+H_CORB, H_RIRB, H_DPL = 0x1000, 0x1400, 0x1c00
+H_BDL_IN, H_BDL_OUT = 0x1e00, 0x1f00
+H_BUF_IN, H_BUF_OUT = 0x2000, 0x4000
+SD_IN, SD_OUT = 0x80, 0xa0
+
+
+def verb(nid, v, payload):
+    """A 12-bit verb with an 8-bit payload, or a 4-bit one with 16 bits."""
+    if v >= 0x100:
+        return nid << 20 | v << 8 | payload
+    return nid << 20 | v << 16 | payload
+
+
+def hda_up(p, verbs):
+    """Controller out of reset, CORB and RIRB running with verbs queued."""
+    p.wr(0, 0x08, 4, 1)                       # GCTL.CRST
+    p.loop()
+    p.rd(0, 0x0e, 2)                          # STATESTS: the codec
+    p.wr(0, 0x20, 4, 1 << 31 | 1 << 30 | 3)   # INTCTL: GIE, CIE, both streams
+    p.ram(H_CORB, b"".join(le32(0) for _ in range(1)) +
+          b"".join(le32(v) for v in verbs))
+    p.wr(0, 0x40, 4, H_CORB)
+    p.wr(0, 0x44, 4, 0)
+    p.wr(0, 0x4e, 1, 2)                       # 256 entries
+    p.wr(0, 0x4a, 2, 0x8000)                  # CORBRP reset
+    p.wr(0, 0x4a, 2, 0)
+    p.wr(0, 0x50, 4, H_RIRB)
+    p.wr(0, 0x54, 4, 0)
+    p.wr(0, 0x5e, 1, 2)
+    p.wr(0, 0x58, 2, 0x8000)                  # RIRBWP reset
+    p.wr(0, 0x5a, 2, 1)                       # RINTCNT
+    p.wr(0, 0x5c, 1, 3)                       # RIRBCTL: DMA, interrupt
+    p.wr(0, 0x4c, 1, 3)                       # CORBCTL: run, CMEIE
+    p.wr(0, 0x48, 2, len(verbs))              # CORBWP
+    p.loop()
+    p.rd(0, 0x58, 2)
+    p.rd(0, 0x5d, 1)
+    p.wr(0, 0x5d, 1, 5)
+    p.wr(0, 0x70, 4, H_DPL | 1)               # position buffer on
+
+
+def hda_stream(p, sd, bdl, buf, n, length, stream=1, fmt=0x11, lvi=None, entries=None):
+    """n BDL entries of length bytes at buf, then the stream running."""
+    ents = entries or [(buf + i * length, length, 1) for i in range(n)]
+    p.ram(bdl, b"".join(le64(a) + le32(l) + le32(ioc) for a, l, ioc in ents))
+    p.wr(0, sd + 0x00, 1, 1)                  # SRST
+    p.wr(0, sd + 0x00, 1, 0)
+    p.wr(0, sd + 0x08, 4, sum(l for _, l, _ in ents))
+    p.wr(0, sd + 0x0c, 2, len(ents) - 1 if lvi is None else lvi)
+    p.wr(0, sd + 0x12, 2, fmt)
+    p.wr(0, sd + 0x18, 4, bdl)
+    p.wr(0, sd + 0x1c, 4, 0)
+    p.wr(0, sd + 0x00, 4, stream << 20 | 0x1e)  # RUN, IOCE, FEIE, DEIE
+    p.loop()
+
+
+def seeds_hda():
+    out = {}
+    walk = [verb(0, 0xf00, 0), verb(0, 0xf00, 4), verb(1, 0xf00, 4), verb(1, 0xf00, 5),
+            verb(2, 0xf00, 9), verb(2, 0xf00, 0xa), verb(4, 0xf00, 0xc), verb(4, 0xf02, 0),
+            verb(4, 0xf1c, 0), verb(5, 0xf1c, 0), verb(3, 0xf02, 0), verb(1, 0xf20, 0),
+            verb(1, 0x7ff, 0)]
+    p = Prog(HDA_WINDOWS)
+    hda_up(p, walk)
+    out["codec-walk"] = p.bytes()
+
+    setup = [verb(2, 0x706, 0x10), verb(2, 0x2, 0x11), verb(2, 0x3, 0xb03f),
+             verb(4, 0x707, 0x40), verb(4, 0x3, 0xb000), verb(4, 0x70c, 2),
+             verb(3, 0x706, 0x20), verb(3, 0x2, 0x11), verb(5, 0x707, 0x20),
+             verb(3, 0x3, 0x703f)]
+    p = Prog(HDA_WINDOWS)
+    hda_up(p, setup)
+    p.ram(H_BUF_OUT, bytes((i * 7) & 0xff for i in range(256)))
+    hda_stream(p, SD_OUT, H_BDL_OUT, H_BUF_OUT, 4, 0x400, stream=1)
+    p.target(7)
+    p.rd(0, SD_OUT + 0x04, 4)
+    p.rd(0, 0x24, 4)
+    p.rd(0, SD_OUT + 0x03, 1)
+    p.wr(0, SD_OUT + 0x03, 1, 0x1c)
+    p.target(7)
+    p.loop(4)
+    p.rd(0, SD_OUT + 0x04, 4)
+    hda_stream(p, SD_IN, H_BDL_IN, H_BUF_IN, 2, 0x800, stream=2)
+    p.target(7)
+    p.rd(0, SD_IN + 0x04, 4)
+    p.wr(0, SD_IN + 0x00, 1, 0)
+    p.wr(0, SD_OUT + 0x00, 1, 0)
+    out["play-record"] = p.bytes()
+
+    # Broken lists: a zero length, a buffer past RAM, LVI above 255, CBL
+    # not matching; each stops the stream, which then plays again.
+    p = Prog(HDA_WINDOWS)
+    hda_up(p, setup)
+    hda_stream(p, SD_OUT, H_BDL_OUT, H_BUF_OUT, 2, 0x400,
+               entries=[(H_BUF_OUT, 0x400, 1), (H_BUF_OUT, 0, 0)])
+    p.rd(0, SD_OUT + 0x03, 1)
+    hda_stream(p, SD_OUT, H_BDL_OUT, H_BUF_OUT, 2, 0x400,
+               entries=[(H_BUF_OUT, 0x400, 1), (0xfff000, 0x400, 1)])
+    p.rd(0, SD_OUT + 0x03, 1)
+    hda_stream(p, SD_OUT, H_BDL_OUT, H_BUF_OUT, 2, 0x400, lvi=0x1ff)
+    p.rd(0, SD_OUT + 0x03, 1)
+    hda_stream(p, SD_OUT, H_BDL_OUT, H_BUF_OUT, 2, 0x400, fmt=0x4011)
+    p.target(3)
+    p.rd(0, SD_OUT + 0x04, 4)
+    p.reset()
+    p.rd(0, 0x08, 4)
+    out["broken-bdl"] = p.bytes()
+    return out
+
 
 TARGETS = {
     "virtio_blk": seeds_virtio_blk,
@@ -1714,6 +1826,7 @@ TARGETS = {
     "ahci": seeds_ahci,
     "e1000": seeds_e1000,
     "xhci": seeds_xhci,
+    "hda": seeds_hda,
     "vga": seeds_vga,
     "fw_cfg": seeds_fw_cfg,
     "i8042": seeds_i8042,
