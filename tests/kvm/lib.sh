@@ -101,6 +101,35 @@ burrow_require_cmd() {
     command -v "$1" >/dev/null 2>&1 || burrow_skip "$1 not found (${2:-install its package})"
 }
 
+# burrow_hang_watch TIMEOUT_PID NAME: in the background, shortly before
+# timeout(1) (TIMEOUT_PID) ends a hung burrow-vm, writes where each of its
+# threads waits to $BURROW_TMP/NAME.hang (state, kernel wait channel and
+# system call, and stacks when gdb is there), so that a hang is told from
+# a slow guest.  Prints the watcher's pid; kill it once the VM ended.  (The
+# caller adds NAME.hang to the logs: this runs in a command substitution.)
+burrow_hang_watch() {
+    local tpid=$1 out=$BURROW_TMP/$2.hang
+    (
+        sleep $((BURROW_VM_TIMEOUT > 20 ? BURROW_VM_TIMEOUT - 10 : BURROW_VM_TIMEOUT / 2)) &
+        s=$!
+        trap 'kill $s 2>/dev/null; exit 0' TERM
+        wait $s
+        vm=$(pgrep -P "$tpid" 2>/dev/null | head -n 1)
+        [ -n "$vm" ] || exit 0
+        {
+            echo "burrow-vm (pid $vm) still running; its threads:"
+            for t in /proc/"$vm"/task/*; do
+                echo "  $(cat "$t/comm" 2>/dev/null): state $(awk '{ print $3 }' "$t/stat" 2>/dev/null)," \
+                    "wchan $(cat "$t/wchan" 2>/dev/null), syscall $(cut -d' ' -f1 "$t/syscall" 2>/dev/null)"
+            done
+            if command -v gdb >/dev/null 2>&1; then
+                timeout 60 gdb -p "$vm" -batch -ex "thread apply all bt 12" 2>/dev/null | grep -E '^(Thread|#)'
+            fi
+        } >"$out" 2>&1
+    ) >/dev/null 2>&1 &
+    echo $!
+}
+
 # burrow_run_vm NAME ARGS...: runs burrow-vm under a hard timeout with
 # stdout and stderr in $BURROW_TMP/NAME.out and NAME.err; the exit status
 # goes to BURROW_STATUS.  A run killed by the timeout fails the test.
@@ -113,7 +142,12 @@ burrow_run_vm() {
     burrow_note "run: burrow-vm $*"
     local start=$SECONDS
     BURROW_STATUS=0
-    timeout -k 10 "$BURROW_VM_TIMEOUT" "$BURROW_VM" "$@" </dev/null >"$out" 2>"$err" || BURROW_STATUS=$?
+    timeout -k 10 "$BURROW_VM_TIMEOUT" "$BURROW_VM" "$@" </dev/null >"$out" 2>"$err" &
+    local vm=$! watch
+    burrow_add_log "$BURROW_TMP/$name.hang"
+    watch=$(burrow_hang_watch "$vm" "$name")
+    wait "$vm" || BURROW_STATUS=$?
+    kill "$watch" 2>/dev/null
     burrow_note "     exit status $BURROW_STATUS after $((SECONDS - start)) s"
     if [ "$BURROW_STATUS" -eq 124 ] || [ "$BURROW_STATUS" -eq 137 ]; then
         burrow_fail "burrow-vm did not finish within $BURROW_VM_TIMEOUT s"

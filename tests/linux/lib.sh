@@ -203,7 +203,8 @@ linux_start() {
         --serial "file:$LINUX_SERIAL" --control "$LINUX_SOCK" "${args[@]}" \
         </dev/null >"$BURROW_TMP/$name.out" 2>"$BURROW_TMP/$name.err" &
     LINUX_PID=$!
-    LINUX_PIDS+=("$LINUX_PID")
+    burrow_add_log "$BURROW_TMP/$name.hang"
+    LINUX_PIDS+=("$LINUX_PID" "$(burrow_hang_watch "$LINUX_PID" "$name")")
     trap 'linux_cleanup' EXIT
 }
 
