@@ -37,6 +37,17 @@ DEFINE_LOG(log_warn, "warning: ", true)
 DEFINE_LOG(log_info, "", true)
 DEFINE_LOG(log_debug, "debug: ", log_debug_on)
 
+void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || !errlen)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
 void log_guest_error(const char *fmt, ...)
 {
     /* At most 20 reports per second, so a hostile guest cannot flood the log. */

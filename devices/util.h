@@ -24,6 +24,8 @@ void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_set_debug(bool on);
 /* A guest did something odd: reported, rate-limited, never fatal. */
 void log_guest_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Writes a message into a caller's (err, errlen) buffer; either may be 0. */
+void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static inline uint16_t ld16(const void *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static inline uint32_t ld32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }

@@ -477,18 +477,6 @@ static void destroy(struct sdl_window *w)
     free(w);
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 struct sdl_window *sdl_window_new(struct display *d, struct evloop *loop, const char *name,
                                   const struct ui_input_ops *input, void *opaque,
                                   char *err, size_t errlen)

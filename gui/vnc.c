@@ -118,18 +118,6 @@ static void vnc_err(const char *fmt, ...)
     va_end(ap);
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- pixels ---- */
 
 /* libvncserver resets the server format on every new framebuffer; ours is

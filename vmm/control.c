@@ -577,19 +577,6 @@ static json_t *cmd_help(void *opaque, json_t *args, struct control_error *err)
 
 /* ---- server ---- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Somebody listens on the socket at addr?  0: no (stale), 1: yes, -1: can't
  * tell (errno set). */
 static int socket_is_live(const struct sockaddr_un *addr)
