@@ -75,16 +75,11 @@ static int setup(void **state)
     f->host_port = ng_host_free_port(true);
     assert_true(f->host_port > 0);
 
-    char spec[512], err[256] = "";
-    snprintf(spec, sizeof(spec), "user,model=e1000,hostfwd=udp::%d-:%d,tftp=%s,bootfile=%s",
-             f->host_port, GUEST_PORT, f->dir, FILE_NAME);
-    struct net_user_opts opts;
-    if (net_parse_opts(spec, &opts, err, sizeof(err)) < 0)
-        fail_msg("net_parse_opts: %s", err);
-    assert_int_equal(opts.model, NET_MODEL_E1000);
-    f->nb = net_slirp_new(f->h->plat.loop, &opts, err, sizeof(err));
+    char err[256] = "";
+    f->nb = ng_user_backend(f->h->plat.loop, "e1000", f->dir, FILE_NAME, (uint16_t)f->host_port,
+                            GUEST_PORT, err, sizeof(err));
     if (!f->nb)
-        fail_msg("net_slirp_new: %s", err);
+        fail_msg("the user network: %s", err);
     f->nic = e1000_create(&f->h->plat, &f->bus, f->nb, test_mac, NULL, err, sizeof(err));
     if (!f->nic)
         fail_msg("e1000_create: %s", err);
@@ -161,27 +156,8 @@ static void test_dhcp_arp_tftp_hostfwd(void **state)
 {
     struct fx *f = *state;
     assert_int_equal(e1k_init(&f->d, 64, 64, 0), 0);   /* FCS kept: the driver checks it */
-    struct net_guest *g = &f->g;
-
-    assert_int_equal(ng_dhcp(g, 10000), 0);
-    assert_int_equal(g->ip, ng_ip("10.0.2.15"));
-    assert_int_equal(g->gw, ng_ip("10.0.2.2"));
-    assert_int_equal(g->dns, ng_ip("10.0.2.3"));
-    assert_int_equal(g->mask, ng_ip("255.255.255.0"));
-    assert_string_equal(g->bootfile, FILE_NAME);
-
-    uint8_t gw_mac[6];
-    assert_int_equal(ng_arp(g, g->gw, gw_mac, 5000), 0);
-    assert_false(gw_mac[0] & 1);
-    assert_memory_not_equal(gw_mac, "\0\0\0\0\0\0", 6);
-
-    static uint8_t got[FILE_LEN + 1024];
-    long n = ng_tftp_get(g, g->gw, FILE_NAME, got, sizeof(got), 30000);
-    assert_int_equal(n, FILE_LEN);
-    assert_memory_equal(got, f->content, FILE_LEN);
-
-    assert_int_equal(ng_check_hostfwd_udp(g, (uint16_t)f->host_port, GUEST_PORT, 5000), 0);
-    assert_int_equal(g->bad_checksums, 0);
+    assert_int_equal(ng_user_session(&f->g, FILE_NAME, f->content, FILE_LEN, (uint16_t)f->host_port,
+                                     GUEST_PORT), 0);
 
     /* The device counted what it moved, and raised its interrupt line. */
     assert_true(e1k_rd(&f->d, E1K_GPRC) > 0);

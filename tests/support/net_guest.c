@@ -2,6 +2,8 @@
  * (IPv4), 768 (UDP), 1071 (checksum), 2131/2132 (DHCP), 1350 (TFTP). */
 #include "support/net_guest.h"
 
+#include "devices/net/net.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -614,4 +616,55 @@ int ng_check_hostfwd_udp(struct net_guest *g, uint16_t host_port, uint16_t guest
 out:
     close(fd);
     return ret;
+}
+
+int ng_user_session(struct net_guest *g, const char *name, const uint8_t *content, size_t len,
+                    uint16_t host_port, uint16_t guest_port)
+{
+    if (ng_dhcp(g, 10000) < 0) {
+        fprintf(stderr, "net_guest: no DHCP lease\n");
+        return -1;
+    }
+    if (g->ip != ng_ip("10.0.2.15") || g->gw != ng_ip("10.0.2.2") || g->dns != ng_ip("10.0.2.3") ||
+        g->mask != ng_ip("255.255.255.0") || strcmp(g->bootfile, name)) {
+        fprintf(stderr, "net_guest: DHCP gave ip %08x gw %08x dns %08x mask %08x boot file '%s'\n",
+                ntohl(g->ip), ntohl(g->gw), ntohl(g->dns), ntohl(g->mask), g->bootfile);
+        return -1;
+    }
+    uint8_t gw_mac[6];
+    if (ng_arp(g, g->gw, gw_mac, 5000) < 0 || (gw_mac[0] & 1) ||
+        !memcmp(gw_mac, "\0\0\0\0\0\0", 6)) {
+        fprintf(stderr, "net_guest: the gateway's ARP answer is missing or not unicast\n");
+        return -1;
+    }
+    uint8_t *got = malloc(len + 1024);
+    if (!got)
+        return -1;
+    long n = ng_tftp_get(g, g->gw, name, got, len + 1024, 30000);
+    bool same = n == (long)len && !memcmp(got, content, len);
+    free(got);
+    if (!same) {
+        fprintf(stderr, "net_guest: TFTP of %s gave %ld bytes, not the %zu written\n", name, n, len);
+        return -1;
+    }
+    if (ng_check_hostfwd_udp(g, host_port, guest_port, 5000) < 0)
+        return -1;
+    if (g->bad_checksums) {
+        fprintf(stderr, "net_guest: %u frames with a bad checksum\n", g->bad_checksums);
+        return -1;
+    }
+    return 0;
+}
+
+struct net_backend *ng_user_backend(struct evloop *loop, const char *model, const char *dir,
+                                    const char *name, uint16_t host_port, uint16_t guest_port,
+                                    char *err, size_t errlen)
+{
+    char spec[512];
+    snprintf(spec, sizeof(spec), "user,model=%s,hostfwd=udp:127.0.0.1:%u-10.0.2.15:%u,tftp=%s,bootfile=%s",
+             model, host_port, guest_port, dir, name);
+    struct net_user_opts opts;
+    if (net_parse_opts(spec, &opts, err, errlen) < 0)
+        return NULL;
+    return net_slirp_new(loop, &opts, err, errlen);
 }

@@ -83,6 +83,25 @@ void ng_remove_tftp_dir(const char *dir, const char *name);
 int ng_check_hostfwd_udp(struct net_guest *g, uint16_t host_port, uint16_t guest_port,
                          int timeout_ms);
 
+/* A whole user-network session as a guest sees it against libslirp: DHCP
+ * gives 10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3 and `name` as the boot
+ * file; the gateway answers ARP with a unicast address; TFTP from it gives
+ * len bytes equal to content; a datagram to host_port is forwarded to
+ * guest_port and the guest's answer gets back; no frame had a bad checksum.
+ * Returns 0, or -1 with the first difference on stderr. */
+int ng_user_session(struct net_guest *g, const char *name, const uint8_t *content, size_t len,
+                    uint16_t host_port, uint16_t guest_port);
+
+struct evloop;
+struct net_backend;
+/* The user-network backend that ng_user_session talks to: model "virtio"
+ * or "e1000", TFTP from dir with `name` as the boot file, and a UDP hostfwd
+ * from 127.0.0.1:host_port to the guest's guest_port.  NULL with a message
+ * in err on failure. */
+struct net_backend *ng_user_backend(struct evloop *loop, const char *model, const char *dir,
+                                    const char *name, uint16_t host_port, uint16_t guest_port,
+                                    char *err, size_t errlen);
+
 /* dotted quad -> network order */
 uint32_t ng_ip(const char *dotted);
 
