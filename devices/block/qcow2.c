@@ -164,6 +164,11 @@ struct qcow2 {
     uint64_t tick;
     uint64_t free_hint;             /* no free cluster below this index */
 
+    /* Clusters of the refcount blocks and L2 tables, sorted (writable
+     * images only): guest data must never be written over them. */
+    uint64_t *meta;
+    size_t n_meta, cap_meta;
+
     struct free_range *frees;       /* refcount drops waiting for a flush */
     size_t nfrees, cap_frees;
 
@@ -608,6 +613,65 @@ static int rc_drop(struct qcow2 *s, uint64_t cl)
     return ret;
 }
 
+/* --- where the metadata lies -------------------------------------------- */
+
+/* Index of the first entry of s->meta at or above cluster c. */
+static size_t meta_find(const struct qcow2 *s, uint64_t c)
+{
+    size_t lo = 0, hi = s->n_meta;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->meta[mid] < c)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Records that cluster c now holds a refcount block or an L2 table.  New
+ * ones are mostly at the end of the file, so this is mostly an append. */
+static int meta_add(struct qcow2 *s, uint64_t c)
+{
+    if (s->ro)
+        return 0;
+    if (s->n_meta == s->cap_meta) {
+        size_t cap = s->cap_meta ? s->cap_meta * 2 : 64;
+        uint64_t *v = realloc(s->meta, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        s->meta = v;
+        s->cap_meta = cap;
+    }
+    size_t i = meta_find(s, c);
+    memmove(s->meta + i + 1, s->meta + i, (s->n_meta - i) * sizeof(*s->meta));
+    s->meta[i] = c;
+    s->n_meta++;
+    return 0;
+}
+
+/* Whether clusters [c0, c1) touch the header, the L1 table or the refcount
+ * table. */
+static bool on_fixed_meta(const struct qcow2 *s, uint64_t c0, uint64_t c1)
+{
+    uint64_t l1c = s->l1_off >> s->cluster_bits, l1n = div_up((uint64_t)s->l1_size * 8, s->cs);
+    uint64_t rtc = s->rt_off >> s->cluster_bits;
+    return c0 == 0 || (l1n && c0 < l1c + l1n && l1c < c1) || (c0 < rtc + s->rt_clusters && rtc < c1);
+}
+
+/* Whether host bytes [off, off+len) touch the header, the L1 table, the
+ * refcount table, a refcount block or an L2 table.  A data cluster there
+ * (a corrupt or hostile image) would let the guest rewrite the image's
+ * own structure. */
+static bool meta_overlaps(const struct qcow2 *s, uint64_t off, uint64_t len)
+{
+    uint64_t c0 = off >> s->cluster_bits, c1 = div_up(off + len, s->cs);
+    if (on_fixed_meta(s, c0, c1))
+        return true;
+    size_t i = meta_find(s, c0);
+    return i < s->n_meta && s->meta[i] < c1;
+}
+
 /* A new refcount block for range r, placed at the range's first cluster so
  * that it counts itself.  Every cluster of a range without a block is free,
  * so that cluster is too. */
@@ -637,7 +701,7 @@ static int create_refcount_block(struct qcow2 *s, uint64_t r)
     if (ret < 0)
         return ret;
     s->rt[r] = at;
-    return 0;
+    return meta_add(s, at >> s->cluster_bits);
 }
 
 /* Moves the refcount table to a bigger one that covers cluster `need - 1`
@@ -705,6 +769,8 @@ static int grow_refcount_table(struct qcow2 *s, uint64_t need)
     s->rt_size = entries;
     s->rt_off = new_off;
     s->rt_clusters = (uint32_t)tc;
+    for (uint64_t i = 0; i < nb && ret == 0; i++)
+        ret = meta_add(s, A + i);
     for (uint64_t i = 0; i < old_clusters && ret == 0; i++)
         ret = rc_drop(s, (old_off >> s->cluster_bits) + i);
 out:
@@ -955,6 +1021,8 @@ static int l2_for_write(struct qcow2 *s, uint64_t vcl, struct l2_slot **slot, un
     struct l2_slot *v;
     if ((ret = l2_victim(s, &v)) < 0)
         return ret;
+    if ((ret = meta_add(s, (uint64_t)h >> s->cluster_bits)) < 0)
+        return ret;
     memset(v->tbl, 0, s->cs);
     v->off = (uint64_t)h;
     v->used = ++s->tick;
@@ -1105,6 +1173,8 @@ static int write_new_cluster(struct qcow2 *s, uint64_t vcl, uint64_t in,
 
     uint64_t host;
     if (m.type == CL_ZERO && m.host && m.copied) {
+        if (meta_overlaps(s, m.host, s->cs))
+            return corrupt(s, "data cluster on the image's metadata", m.host);
         host = m.host;
     } else {
         int64_t h = alloc_clusters(s, 1);
@@ -1193,6 +1263,8 @@ static int write_range(struct qcow2 *s, struct q2_req *r, uint64_t off,
                     break;
                 chunk += (size_t)MIN((uint64_t)(total - pos - chunk), s->cs);
             }
+            if (meta_overlaps(s, m.host + in, chunk))
+                return corrupt(s, "data cluster on the image's metadata", m.host);
             ret = data_io(s, s->fd, r, true, m.host + in, iov, n, pos, chunk);
         } else if (r) {
             ret = -EIO;     /* planned as in place, yet it is not: a bug */
@@ -1404,6 +1476,7 @@ static void q_free(struct qcow2 *s)
     free(s->l2);
     free(s->l1);
     free(s->rt);
+    free(s->meta);
     free(s->frees);
     free(s->cbuf);
     free(s->dbuf);
@@ -1451,32 +1524,34 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Two refcount table entries naming one block, or a block on the header,
- * the L1 table or the refcount table, make every count there mean two
- * things (and an all-ones block repeated a million times makes each
- * allocation scan billions of clusters): refused, as `qemu-img check`
- * reports them. */
-static int check_refcount_blocks(struct qcow2 *s)
+/* Indexes the refcount blocks and L2 tables (s->meta).  Two of them in one
+ * cluster, or one on the header, the L1 table or the refcount table, make
+ * every count or mapping there mean two things (and an all-ones refcount
+ * block repeated a million times makes each allocation scan billions of
+ * clusters): refused, as `qemu-img check` reports them.  L1 entries that
+ * point nowhere sensible are left to fail when used. */
+static int index_metadata(struct qcow2 *s)
 {
-    uint64_t *v = malloc(MAX(s->rt_size, 1) * sizeof(*v));
-    if (!v)
+    size_t cap = s->rt_size + s->l1_size;
+    s->meta = malloc(MAX(cap, 1) * sizeof(*s->meta));
+    if (!s->meta)
         return -ENOMEM;
+    s->cap_meta = MAX(cap, 1);
     size_t n = 0;
     for (uint64_t i = 0; i < s->rt_size; i++)
         if (s->rt[i] & RTE_OFFSET_MASK)
-            v[n++] = s->rt[i] & RTE_OFFSET_MASK;
-    qsort(v, n, sizeof(*v), cmp_u64);
-    uint64_t l1_end = s->l1_off + div_up((uint64_t)s->l1_size * 8, s->cs) * s->cs;
-    uint64_t rt_end = s->rt_off + (uint64_t)s->rt_clusters * s->cs;
-    int ret = 0;
-    for (size_t k = 0; k < n && !ret; k++) {
-        if ((k && v[k] == v[k - 1]) || v[k] < s->cs ||
-            (s->l1_size && v[k] >= s->l1_off && v[k] < l1_end) ||
-            (v[k] >= s->rt_off && v[k] < rt_end))
-            ret = -EINVAL;
+            s->meta[n++] = (s->rt[i] & RTE_OFFSET_MASK) >> s->cluster_bits;
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        uint64_t off = s->l1[i] & L1E_OFFSET_MASK;
+        if (off && !(off & (s->cs - 1)) && off < s->file_end)
+            s->meta[n++] = off >> s->cluster_bits;
     }
-    free(v);
-    return ret;
+    qsort(s->meta, n, sizeof(*s->meta), cmp_u64);
+    s->n_meta = n;
+    for (size_t k = 0; k < n; k++)
+        if ((k && s->meta[k] == s->meta[k - 1]) || on_fixed_meta(s, s->meta[k], s->meta[k] + 1))
+            return -EINVAL;
+    return 0;
 }
 
 /* Whether cluster c has a refcount other than zero. */
@@ -1812,9 +1887,9 @@ static int q_open(struct qcow2 **out, const char *path, bool ro, int depth, bool
                 goto bad;
             }
         }
-        if ((ret = check_refcount_blocks(s)) < 0) {
-            fail(err, errlen, ret, "%s: qcow2 refcount blocks overlap each other or the image's "
-                 "metadata; repair the image with 'qemu-img check -r all'", path);
+        if ((ret = index_metadata(s)) < 0) {
+            fail(err, errlen, ret, "%s: qcow2 refcount blocks or L2 tables overlap each other or "
+                 "the image's other metadata; repair the image with 'qemu-img check -r all'", path);
             goto bad;
         }
         uint64_t l1c = div_up((uint64_t)s->l1_size * 8, s->cs);
