@@ -106,7 +106,7 @@
 #define MAX_CHAIN           16
 #define MIN_CLUSTER_BITS    9
 #define MAX_CLUSTER_BITS    21
-#define RB_CACHE            4
+#define RB_CACHE            16     /* 64 KiB clusters, 16-bit counts: 32 GiB */
 
 enum cl_type { CL_UNALLOC, CL_ZERO, CL_NORMAL, CL_COMPRESSED };
 
@@ -491,6 +491,8 @@ static int rb_load(struct qcow2 *s, uint64_t off, uint8_t **out)
         if (s->rb[i].used < victim->used)
             victim = &s->rb[i];
     }
+    if (s->nowait)
+        return -EWOULDBLOCK;
     if ((off & (s->cs - 1)) || off >= s->file_end)
         return corrupt(s, "refcount block offset", off);
     int ret = pread_full(s->fd, victim->blk, s->cs, off);
@@ -560,6 +562,20 @@ static int rc_get(struct qcow2 *s, uint64_t cl, uint64_t *v)
         return ret;
     *v = rc_read(blk, cl % s->rb_entries, s->rc_order);
     return 0;
+}
+
+/* Whether the data cluster at host may be written in place: its L2 entry
+ * says COPIED, and its refcount must say one too.  A corrupt image may
+ * point at a cluster whose count is zero, which the allocator would hand
+ * out again: two owners, each overwriting the other.  -EWOULDBLOCK while
+ * lookups are from the cache only and the count is not cached. */
+static int own_cluster(struct qcow2 *s, uint64_t host)
+{
+    uint64_t v;
+    int ret = rc_get(s, host >> s->cluster_bits, &v);
+    if (ret < 0)
+        return ret;
+    return v == 1 ? 0 : corrupt(s, "data cluster whose refcount is not one", host);
 }
 
 /* Sets the refcounts of clusters [cl, cl+n), whose blocks exist; written
@@ -1175,6 +1191,8 @@ static int write_new_cluster(struct qcow2 *s, uint64_t vcl, uint64_t in,
     if (m.type == CL_ZERO && m.host && m.copied) {
         if (meta_overlaps(s, m.host, s->cs))
             return corrupt(s, "data cluster on the image's metadata", m.host);
+        if ((ret = own_cluster(s, m.host)) < 0)
+            return ret;
         host = m.host;
     } else {
         int64_t h = alloc_clusters(s, 1);
@@ -1256,11 +1274,15 @@ static int write_range(struct qcow2 *s, struct q2_req *r, uint64_t off,
             return ret;
         if (m.type == CL_NORMAL && m.copied) {
             /* Our own clusters, contiguous on the host: in place. */
+            if ((ret = own_cluster(s, m.host)) < 0)
+                return ret;
             for (uint64_t k = 1; pos + chunk < total; k++) {
                 if ((ret = lookup(s, vcl + k, &next)) < 0)
                     return ret;
                 if (next.type != CL_NORMAL || !next.copied || next.host != m.host + (k << s->cluster_bits))
                     break;
+                if ((ret = own_cluster(s, next.host)) < 0)
+                    return ret;
                 chunk += (size_t)MIN((uint64_t)(total - pos - chunk), s->cs);
             }
             if (meta_overlaps(s, m.host + in, chunk))
@@ -1306,6 +1328,11 @@ static bool can_fast(struct qcow2 *s, uint64_t voff, uint64_t len, bool write)
             return false;
         if (write) {
             if (m.type != CL_NORMAL || !m.copied)
+                return false;
+            s->nowait = true;
+            ret = own_cluster(s, m.host);
+            s->nowait = false;
+            if (ret < 0)
                 return false;
         } else if (m.type == CL_COMPRESSED) {
             return false;

@@ -648,6 +648,40 @@ static void test_data_on_metadata(void **state)
     }
 }
 
+/* A data cluster whose L2 entry says COPIED but whose refcount is zero (a
+ * fuzzed image pointed past the end of the file): the allocator would hand
+ * it out again for the next new cluster, and the two owners overwrite each
+ * other.  Writing it in place fails; new clusters still work. */
+static void test_data_cluster_uncounted(void **state)
+{
+    const char *img = tpath("uncounted-data.qcow2");
+    unlink(img);
+    make_qcow2(img, 1 * MiB, 9, 16, NULL, NULL);
+    struct blk *b = open_img(img, "qcow2", false);
+    uint8_t buf[4096];
+    memset(buf, 0x5a, sizeof(buf));
+    assert_int_equal(blk_pwrite(b, 0, buf, sizeof(buf)), 0);
+    blk_close(b);
+    uint64_t l2 = get_be(img, get_be(img, 40, 8), 8) & 0x00fffffffffffe00ull;
+    uint64_t rb = get_be(img, get_be(img, 48, 8), 8);
+    uint64_t data = get_be(img, l2, 8) & 0x00fffffffffffe00ull;
+    assert_true(data);
+    put_be(img, rb + 2 * (data / 512), 2, 0);
+    b = open_img(img, "qcow2", false);
+    assert_non_null(b);
+    memset(buf, 0xa5, sizeof(buf));
+    assert_true(blk_pwrite(b, 0, buf, 512) < 0);
+    assert_true(blk_pwrite(b, 0, buf, sizeof(buf)) < 0);
+    uint8_t got[512];
+    assert_int_equal(blk_pwrite(b, 512, buf, 512), 0);
+    assert_int_equal(blk_pwrite(b, 64 * 1024, buf, 512), 0);    /* a new cluster */
+    assert_int_equal(blk_pread(b, 64 * 1024, got, sizeof(got)), 0);
+    assert_memory_equal(got, buf, sizeof(got));
+    assert_int_equal(blk_pread(b, 512, got, sizeof(got)), 0);
+    assert_memory_equal(got, buf, sizeof(got));
+    blk_close(b);
+}
+
 /* Random damage to the metadata of an image with data: opening, reading
  * and writing it may fail, but must not crash or hang. */
 static void test_mutated_images(void **state)
@@ -845,6 +879,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_malicious_headers),
         cmocka_unit_test(test_aliased_refcount_blocks),
         cmocka_unit_test(test_data_on_metadata),
+        cmocka_unit_test(test_data_cluster_uncounted),
         cmocka_unit_test(test_uncounted_metadata),
         cmocka_unit_test(test_mutated_images),
         cmocka_unit_test(test_probe),
