@@ -85,7 +85,7 @@ static const char *const allowed[] = {
     /* The SDL window's shared-memory images (MIT-SHM). */
     "shmget", "shmat", "shmdt", "shmctl",
     /* Odds and ends libraries ask for. */
-    "getrandom", "uname", "getuid", "geteuid", "getgid", "getegid",
+    "getrandom", "uname", "getuid", "geteuid", "getgid", "getegid", "getgroups",
     "sysinfo", "getcwd",
 };
 

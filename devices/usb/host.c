@@ -655,8 +655,6 @@ static void job_finished(struct host_job *j, struct usb_host_dev *h)
     switch (j->kind) {
     case JOB_OPEN:
         h->opened = j->rc == 0;
-        if (j->rc != 0)
-            log_warn("usb-host %s: %s", h->name, j->why);
         if (h->ops->opened)
             h->ops->opened(h->opaque, h, j->rc == 0 ? 0 : -1, j->why);
         break;

@@ -307,14 +307,14 @@ int usbhost_filter_parse(const char *s, struct usbhost_filter *f, char *err, siz
             *next++ = '\0';
         char *val = strchr(part, '=');
         if (!val) {
-            snprintf(err, errlen, "USB filter: '%s' is not KEY=VALUE (keys: vid, pid, serial)", part);
+            snprintf(err, errlen, "'%s' is not KEY=VALUE (keys: vid, pid, serial)", part);
             return -1;
         }
         *val++ = '\0';
         uint16_t id;
         if (!strcmp(part, "vid") || !strcmp(part, "pid")) {
             if (!parse_hex16(val, strlen(val), &id)) {
-                snprintf(err, errlen, "USB filter: %s '%s' is not 1 to 4 hexadecimal digits", part, val);
+                snprintf(err, errlen, "%s '%s' is not 1 to 4 hexadecimal digits", part, val);
                 return -1;
             }
             if (part[0] == 'v')
@@ -323,17 +323,17 @@ int usbhost_filter_parse(const char *s, struct usbhost_filter *f, char *err, siz
                 f->pid = id;
         } else if (!strcmp(part, "serial")) {
             if (!*val || strlen(val) >= sizeof(f->serial)) {
-                snprintf(err, errlen, "USB filter: a serial has 1 to %zu characters", sizeof(f->serial) - 1);
+                snprintf(err, errlen, "a serial has 1 to %zu characters", sizeof(f->serial) - 1);
                 return -1;
             }
             for (const char *p = val; *p; p++)
                 if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-                    snprintf(err, errlen, "USB filter: the serial has a control character");
+                    snprintf(err, errlen, "the serial has a control character");
                     return -1;
                 }
             snprintf(f->serial, sizeof(f->serial), "%s", val);
         } else {
-            snprintf(err, errlen, "USB filter: unknown key '%s' (known: vid, pid, serial)", part);
+            snprintf(err, errlen, "unknown key '%s' (known: vid, pid, serial)", part);
             return -1;
         }
         any = true;
@@ -439,6 +439,7 @@ void usbhost_access_facts(const char *path, struct usbhost_access *a)
         return;
     a->have_stat = true;
     a->mode = st.st_mode;
+    a->gid = (unsigned)st.st_gid;
     a->in_group = have_group(st.st_gid);
     pw = NULL;
     if (getpwuid_r(st.st_uid, &pwbuf, text, sizeof(text), &pw) == 0 && pw)
@@ -491,8 +492,10 @@ void usbhost_open_advice(const char *path, int err, const struct usbhost_info *d
                                  ms, a->user);
     at = MIN(at, len);
     const char *user = a->user[0] && strncmp(a->user, "uid ", 4) ? a->user : "$USER";
+    /* Joining a group that may write the node is the fix, unless it is
+     * root's group, which gives far more than this device. */
     bool group_rw = (a->mode & 060) == 060;
-    if (group_rw && !a->in_group) {
+    if (group_rw && !a->in_group && a->gid != 0) {
         snprintf(buf + at, len - at, "Join its group: sudo usermod -aG %s %s, then log out and in again",
                  a->group, user);
         return;

@@ -105,6 +105,7 @@ struct usbhost_access {
     bool root;
     char owner[64], group[64];     /* the node's, names or numbers */
     unsigned mode;                 /* st_mode, type bits included */
+    unsigned gid;                  /* the node's group */
     bool in_group;                 /* this process has the node's group */
     bool have_stat;
 };

@@ -35,6 +35,9 @@ struct pci_device *xhci_pci(struct xhci *x);
  * 2 ports for the rest).  Works before or while the guest runs (a
  * connect-status change).  Returns the port, or -1 with a message. */
 int xhci_attach(struct xhci *x, struct usb_device *d, int port, char *err, size_t errlen);
+/* The port xhci_attach(port 0) would give a device of this speed; 0 when
+ * every such port is taken. */
+int xhci_free_port(const struct xhci *x, enum usb_speed speed);
 /* Unplugs d: its transfers are cancelled, the port reports the disconnect. */
 void xhci_detach(struct xhci *x, struct usb_device *d);
 
