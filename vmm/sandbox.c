@@ -67,7 +67,7 @@ static const char *const allowed[] = {
      * a temporary file, chmod'ed and renamed into place; the control
      * socket's file goes when the VM ends; libraries read their files. */
     "open", "openat", "unlink", "unlinkat", "rename", "renameat",
-    "renameat2", "fchmod", "umask", "readlink", "access", "faccessat",
+    "renameat2", "fchmod", "umask", "readlink", "readlinkat", "access", "faccessat",
     "faccessat2", "getdents64",
     /* The I/O thread's event loop and its notifications. */
     "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "poll",
