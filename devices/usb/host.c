@@ -471,6 +471,15 @@ static void xfer_finished(struct host_xfer *hx)
         enum usb_status st = status_of(t->status);
         uint32_t actual = t->actual_length > 0 ? (uint32_t)t->actual_length : 0;
         const uint8_t *data = hx->control ? libusb_control_transfer_get_data(t) : t->buffer;
+        if (t->type == LIBUSB_TRANSFER_TYPE_ISOCHRONOUS) {
+            /* One packet: the service interval's data. */
+            const struct libusb_iso_packet_descriptor *p = &t->iso_packet_desc[0];
+            if (st == USB_OK)
+                st = status_of(p->status);
+            if (st == USB_STALL)
+                st = USB_IOERROR;      /* isochronous endpoints have no halt */
+            actual = p->actual_length;
+        }
         if (actual > x->len) {
             actual = x->len;
             if (st == USB_OK)
@@ -581,14 +590,16 @@ static enum usb_status host_data(struct usb_device *d, struct usb_xfer *x)
         return wait_for_job(h, x);
     uint8_t type = h->eps.type[x->in][x->ep & 15];
     uint8_t addr = (uint8_t)((x->ep & 15) | (x->in ? 0x80 : 0));
-    if (type != LIBUSB_TRANSFER_TYPE_BULK && type != LIBUSB_TRANSFER_TYPE_INTERRUPT) {
+    bool iso = type == LIBUSB_TRANSFER_TYPE_ISOCHRONOUS;
+    if ((type != LIBUSB_TRANSFER_TYPE_BULK && type != LIBUSB_TRANSFER_TYPE_INTERRUPT && !iso) ||
+        iso != x->iso) {
         /* Not in the current settings (nobody would answer on the bus),
-         * or isochronous, which the controller does not offer yet. */
-        log_guest_error("usb-host %s: no bulk or interrupt endpoint %#x in the current settings", h->name,
-                        addr);
+         * or of another type than the controller thinks. */
+        log_guest_error("usb-host %s: no %s endpoint %#x in the current settings", h->name,
+                        x->iso ? "isochronous" : "bulk or interrupt", addr);
         return USB_IOERROR;
     }
-    struct libusb_transfer *t = libusb_alloc_transfer(0);
+    struct libusb_transfer *t = libusb_alloc_transfer(iso ? 1 : 0);
     uint8_t *buf = malloc(x->len ? x->len : 1);
     if (!t || !buf) {
         libusb_free_transfer(t);
@@ -597,10 +608,18 @@ static enum usb_status host_data(struct usb_device *d, struct usb_xfer *x)
     }
     if (!x->in && x->len)
         memcpy(buf, x->buf, x->len);
-    if (type == LIBUSB_TRANSFER_TYPE_BULK)
+    if (iso) {
+        /* One packet of the whole interval (usbfs takes up to the
+         * endpoint's bytes per interval, high-bandwidth ones included);
+         * consecutive transfers of an endpoint go out in consecutive
+         * intervals. */
+        libusb_fill_iso_transfer(t, h->dh, addr, buf, (int)x->len, 1, NULL, NULL, 0);
+        libusb_set_iso_packet_lengths(t, x->len);
+    } else if (type == LIBUSB_TRANSFER_TYPE_BULK) {
         libusb_fill_bulk_transfer(t, h->dh, addr, buf, (int)x->len, NULL, NULL, 0);
-    else
+    } else {
         libusb_fill_interrupt_transfer(t, h->dh, addr, buf, (int)x->len, NULL, NULL, 0);
+    }
     return submit(h, x, t, false);
 }
 

@@ -3,8 +3,8 @@
  * The device model (struct usb_host_dev) stands on the guest's controller
  * for a real device whose usbfs node the owner opened.  Its interfaces are
  * claimed from the host's drivers (detached, and given back when it is
- * closed).  Control, bulk and interrupt transfers go to the device as
- * libusb asynchronous transfers; libusb's events are handled on a thread
+ * closed).  Control, bulk, interrupt and isochronous transfers go to the
+ * device as libusb asynchronous transfers; libusb's events are handled on a thread
  * of the context's own, and completions come back to the device model on
  * the event loop's thread, under the device lock.  Requests that libusb
  * does as blocking calls (claiming, SET_CONFIGURATION, SET_INTERFACE,

@@ -673,7 +673,7 @@ static enum xhci_cc check_ep_ctx(unsigned dci, const uint32_t c[8])
     unsigned type = (c[1] >> 3) & 7, mps = c[1] >> 16, maxpstreams = (c[0] >> 10) & 0x1f;
     if (type == EPT_INVALID || mps == 0 || maxpstreams != 0)
         return CC_PARAMETER;       /* streams: MaxPSASize is 0 */
-    if (type == EPT_ISOCH_IN || type == EPT_ISOCH_OUT || (type == EPT_CONTROL && dci != 1))
+    if (type == EPT_CONTROL && dci != 1)
         return CC_RESOURCE;        /* not implemented: no resources for it */
     if (dci == 1 ? type != EPT_CONTROL : (type >= EPT_ISOCH_IN) != (dci & 1))
         return CC_PARAMETER;

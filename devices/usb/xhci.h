@@ -6,8 +6,7 @@
  * interrupter); INTx on pin A while MSI-X is off.  The root hub has
  * XHCI_USB2_PORTS USB 2 ports (1..4) and XHCI_USB3_PORTS USB 3 ports
  * (5..8), described by Supported Protocol capabilities.  Control,
- * interrupt and bulk endpoints; no isochronous endpoints, streams or hubs
- * yet. */
+ * interrupt, bulk and isochronous endpoints; no streams or hubs yet. */
 #ifndef BURROW_XHCI_H
 #define BURROW_XHCI_H
 
