@@ -1,13 +1,15 @@
 /* Host USB device pass-through with libusb-1.0 (see host.h).
  *
- * Three threads meet here:
+ * Two kinds of thread meet here:
  *   - the event loop's (device lock held): the device model proper, which
- *     submits and cancels libusb transfers (non-blocking ioctls) and
- *     finishes the guest's transfers;
- *   - the context's event thread: libusb_handle_events(); a finished
- *     transfer is queued for the loop (an eventfd wakes it);
+ *     submits and cancels libusb transfers (non-blocking ioctls), and
+ *     handles libusb's events: libusb's own descriptors and each device's
+ *     usbfs node are watched by the loop, and libusb_handle_events() with
+ *     no wait runs when one is ready, so a finished transfer reaches the
+ *     guest with no other thread in between;
  *   - each device's worker: the blocking libusb calls (jobs), whose
- *     results come back through the same queue.
+ *     results come back through a queue the loop reads (an eventfd wakes
+ *     it).
  * Device state is the loop's; the worker keeps what only it touches (the
  * claimed interfaces, the alternate settings) in struct host_worker, and
  * hands the endpoint table over in the job. */
@@ -17,7 +19,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,7 @@
 
 #define MAX_IFACES      32        /* bInterfaceNumber values usbfs takes */
 #define EP_NONE         0xff      /* no such endpoint in the current settings */
-#define EVENT_WAIT_S    2         /* the event thread looks at its stop flag this often */
+#define MAX_LU_FDS      8         /* libusb's own descriptors (an eventfd, a timerfd) */
 
 /* Something finished that the loop's thread must look at. */
 struct host_event {
@@ -42,10 +43,9 @@ struct host_event {
 struct usb_host_ctx {
     libusb_context *lu;
     struct evloop *loop;
-    int efd;                          /* completions queued */
-    pthread_t thread;
-    bool thread_started;
-    atomic_bool stop;
+    int efd;                          /* job results queued */
+    int lu_fds[MAX_LU_FDS];           /* libusb's own, watched by the loop */
+    unsigned nlu_fds;
     pthread_mutex_t lock;             /* the queue */
     struct host_event *head, *tail;
     unsigned ndevs;
@@ -96,6 +96,7 @@ struct usb_host_dev {
     const struct usb_host_dev_ops *ops;
     void *opaque;
     int fd;
+    bool fd_watched;                  /* the loop watches fd for finished transfers */
     libusb_device_handle *dh;         /* set by the open job, before its result is queued */
 
     /* The loop's. */
@@ -215,7 +216,7 @@ static int claim_all(struct usb_host_dev *h, struct host_job *j)
         } else if (!first_err) {
             first_err = rc;
             snprintf(j->why, sizeof(j->why), "cannot take interface %u from the host: %s%s", n, lu_error(rc),
-                     rc == LIBUSB_ERROR_BUSY ? " (another VM or program uses the device)" : "");
+                     rc == LIBUSB_ERROR_BUSY ? " (another VM?)" : "");
         }
     }
     libusb_free_config_descriptor(cfg);
@@ -427,6 +428,30 @@ static void fail_inflight(struct usb_host_dev *h)
     }
 }
 
+static void handle_events_now(struct usb_host_ctx *c)
+{
+    struct timeval zero = { 0, 0 };
+    libusb_handle_events_timeout_completed(c->lu, &zero, NULL);
+}
+
+static void unwatch(struct usb_host_dev *h)
+{
+    if (!h->fd_watched)
+        return;
+    evloop_del_fd(h->ctx->loop, h->fd);
+    h->fd_watched = false;
+}
+
+/* The device's node: transfers to reap, or (EVLOOP_IN: an error or hang-up)
+ * the device went away, which libusb finishes its transfers for. */
+static void dev_ready(void *opaque, int fd, unsigned events)
+{
+    struct usb_host_dev *h = opaque;
+    handle_events_now(h->ctx);
+    if (events & EVLOOP_IN)
+        unwatch(h);            /* it would be ready forever */
+}
+
 static void device_lost(struct usb_host_dev *h)
 {
     if (h->gone)
@@ -449,10 +474,12 @@ static enum usb_status status_of(enum libusb_transfer_status s)
     }
 }
 
+static void xfer_finished(struct host_xfer *hx);
+
+/* Runs inside libusb_handle_events(), on the loop's thread. */
 static void LIBUSB_CALL xfer_cb(struct libusb_transfer *t)
 {
-    struct host_xfer *hx = t->user_data;
-    post(hx->h->ctx, &hx->ev);
+    xfer_finished(t->user_data);
 }
 
 static void xfer_finished(struct host_xfer *hx)
@@ -674,8 +701,17 @@ static void job_finished(struct host_job *j, struct usb_host_dev *h)
     switch (j->kind) {
     case JOB_OPEN:
         h->opened = j->rc == 0;
+        if (h->opened && h->ctx->loop) {
+            /* usbfs says a transfer can be reaped with POLLOUT. */
+            if (evloop_add_fd(h->ctx->loop, h->fd, EVLOOP_OUT, dev_ready, h) == 0) {
+                h->fd_watched = true;
+            } else {
+                h->opened = false;
+                snprintf(j->why, sizeof(j->why), "cannot watch its node: %s", strerror(errno));
+            }
+        }
         if (h->ops->opened)
-            h->ops->opened(h->opaque, h, j->rc == 0 ? 0 : -1, j->why);
+            h->ops->opened(h->opaque, h, h->opened ? 0 : -1, j->why);
         break;
     case JOB_SET_CONFIG:
         if (j->rc == 0) {
@@ -739,6 +775,7 @@ static void maybe_close(struct usb_host_dev *h)
 {
     if (!h->closing || h->inflight || h->job || h->closed)
         return;
+    unwatch(h);
     struct host_job *j = calloc(1, sizeof(*j));
     if (!j) {
         log_error("usb-host %s: out of memory closing it", h->name);
@@ -786,14 +823,10 @@ static void ctx_ready(void *opaque, int fd, unsigned events)
     drain(opaque);
 }
 
-static void *event_main(void *arg)
+/* One of libusb's own descriptors (its internal event, its timer). */
+static void lu_ready(void *opaque, int fd, unsigned events)
 {
-    struct usb_host_ctx *c = arg;
-    while (!atomic_load(&c->stop)) {
-        struct timeval tv = { EVENT_WAIT_S, 0 };
-        libusb_handle_events_timeout_completed(c->lu, &tv, NULL);
-    }
-    return NULL;
+    handle_events_now(opaque);
 }
 
 struct usb_host_ctx *usb_host_ctx_new(struct evloop *loop, char *err, size_t errlen)
@@ -822,13 +855,26 @@ struct usb_host_ctx *usb_host_ctx_new(struct evloop *loop, char *err, size_t err
         usb_host_ctx_free(c);
         return NULL;
     }
-    rc = start_thread(&c->thread, event_main, c, "usb-events");
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot start USB pass-through's event thread: %s", strerror(rc));
+    /* libusb's events are handled on the loop's thread: its descriptors
+     * are watched there (on Linux its time-outs are a timerfd among them;
+     * the device nodes are added as they are opened). */
+    if (!libusb_pollfds_handle_timeouts(c->lu)) {
+        snprintf(err, errlen, "this libusb needs its time-outs handled by hand");
         usb_host_ctx_free(c);
         return NULL;
     }
-    c->thread_started = true;
+    const struct libusb_pollfd **fds = libusb_get_pollfds(c->lu);
+    for (size_t i = 0; fds && fds[i] && loop; i++) {
+        unsigned ev = ((fds[i]->events & POLLIN) ? EVLOOP_IN : 0) | ((fds[i]->events & POLLOUT) ? EVLOOP_OUT : 0);
+        if (c->nlu_fds == MAX_LU_FDS || evloop_add_fd(loop, fds[i]->fd, ev, lu_ready, c) < 0) {
+            snprintf(err, errlen, "cannot watch libusb's descriptors");
+            libusb_free_pollfds(fds);
+            usb_host_ctx_free(c);
+            return NULL;
+        }
+        c->lu_fds[c->nlu_fds++] = fds[i]->fd;
+    }
+    libusb_free_pollfds(fds);
     return c;
 }
 
@@ -838,11 +884,8 @@ void usb_host_ctx_free(struct usb_host_ctx *c)
         return;
     if (c->ndevs)
         log_error("usb-host: %u devices still open at exit", c->ndevs);
-    if (c->thread_started) {
-        atomic_store(&c->stop, true);
-        libusb_interrupt_event_handler(c->lu);
-        pthread_join(c->thread, NULL);
-    }
+    for (unsigned i = 0; i < c->nlu_fds; i++)
+        evloop_del_fd(c->loop, c->lu_fds[i]);
     if (c->efd >= 0) {
         if (c->loop)
             evloop_del_fd(c->loop, c->efd);
@@ -856,12 +899,20 @@ void usb_host_ctx_free(struct usb_host_ctx *c)
 
 int usb_host_ctx_poll(struct usb_host_ctx *c, int timeout_ms)
 {
-    struct pollfd pfd = { .fd = c->efd, .events = POLLIN };
+    /* The loop does not run: wait on what it would watch. */
+    struct pollfd pfd[1 + 64];
+    nfds_t n = 0;
+    pfd[n++] = (struct pollfd){ .fd = c->efd, .events = POLLIN };
+    const struct libusb_pollfd **fds = libusb_get_pollfds(c->lu);
+    for (size_t i = 0; fds && fds[i] && n < ARRAY_SIZE(pfd); i++)
+        pfd[n++] = (struct pollfd){ .fd = fds[i]->fd, .events = fds[i]->events };
+    libusb_free_pollfds(fds);
     pthread_mutex_lock(&c->lock);
     bool have = c->head != NULL;
     pthread_mutex_unlock(&c->lock);
-    if (!have && poll(&pfd, 1, timeout_ms) <= 0)
+    if (!have && poll(pfd, n, timeout_ms) <= 0)
         return 0;
+    handle_events_now(c);
     return drain(c);
 }
 

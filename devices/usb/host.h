@@ -4,10 +4,10 @@
  * for a real device whose usbfs node the owner opened.  Its interfaces are
  * claimed from the host's drivers (detached, and given back when it is
  * closed).  Control, bulk, interrupt and isochronous transfers go to the
- * device as libusb asynchronous transfers; libusb's events are handled on a thread
- * of the context's own, and completions come back to the device model on
- * the event loop's thread, under the device lock.  Requests that libusb
- * does as blocking calls (claiming, SET_CONFIGURATION, SET_INTERFACE,
+ * device as libusb asynchronous transfers; libusb's events are handled on
+ * the event loop's thread (the loop watches libusb's descriptors and the
+ * device's node), so completions reach the device model there, under the
+ * device lock.  Requests that libusb does as blocking calls (claiming, SET_CONFIGURATION, SET_INTERFACE,
  * CLEAR_FEATURE(ENDPOINT_HALT), a port reset) run on a worker thread of
  * the device's own.  So no vCPU and no device-lock holder ever waits for
  * the device.  SET_ADDRESS is answered here: the host's kernel addressed
@@ -33,8 +33,8 @@ struct usb_host_ctx;
 struct usb_host_dev;
 
 /* libusb (with no device discovery of its own: the owner finds devices in
- * sysfs and opens their nodes) and the thread that handles its events.
- * NULL with a message when libusb cannot start. */
+ * sysfs and opens their nodes), its descriptors watched by loop.  NULL
+ * with a message when libusb cannot start. */
 struct usb_host_ctx *usb_host_ctx_new(struct evloop *loop, char *err, size_t errlen);
 /* Every device must have been closed (closed() called) and freed. */
 void usb_host_ctx_free(struct usb_host_ctx *c);
