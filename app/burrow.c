@@ -21,6 +21,7 @@ static void usage(FILE *f)
                "Commands:\n");
     list_commands(f, NULL, cli_vm_commands);
     list_commands(f, "disk", cli_disk_commands);
+    list_commands(f, "usb", cli_usb_commands);
     fprintf(f, "\n'burrow COMMAND --help' describes a command.\n");
 }
 
@@ -55,6 +56,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "disk"))
         return run_group("disk", cli_disk_commands, argc - 2, argv + 2);
+    if (!strcmp(argv[1], "usb"))
+        return run_group("usb", cli_usb_commands, argc - 2, argv + 2);
     for (const struct cli_command *c = cli_vm_commands; c->name; c++)
         if (!strcmp(c->name, argv[1]))
             return c->run(argc - 1, argv + 1);

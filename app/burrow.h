@@ -71,6 +71,7 @@ const struct burrow_ostype *burrow_ostype_default(void);
 #define BURROW_MAX_NICS    4
 #define BURROW_MAX_USB_DISKS 2  /* of the disks, interface "usb" */
 #define BURROW_MAX_HOSTFWD 8
+#define BURROW_MAX_USB_FILTERS 8
 #define BURROW_PATH_MAX    4096
 #define BURROW_MEMORY_MIN  16
 #define BURROW_MEMORY_MAX  (1024 * 1024)   /* MiB: 1 TiB */
@@ -92,6 +93,14 @@ struct burrow_nic {
     char hostfwd[BURROW_MAX_HOSTFWD][128];   /* "tcp:HOSTADDR:PORT-GUESTADDR:PORT" */
 };
 
+/* A host USB device the VM takes whenever it is there (when the VM starts,
+ * when it is plugged in): every field given must match. */
+struct burrow_usb_filter {
+    char name[64];               /* a label for people ("" none) */
+    char vid[5], pid[5];         /* 4 lowercase hexadecimal digits, "" any */
+    char serial[64];             /* "" any; no ',' nor control characters */
+};
+
 /* Plain data: what vm.ini says.  Edit it, then burrow_vm_save(). */
 struct burrow_vmdef {
     char name[BURROW_NAME_MAX + 1];
@@ -109,7 +118,16 @@ struct burrow_vmdef {
     struct burrow_disk disks[BURROW_MAX_DISKS];
     unsigned nnics;
     struct burrow_nic nics[BURROW_MAX_NICS];
+    unsigned nusb_filters;
+    struct burrow_usb_filter usb_filters[BURROW_MAX_USB_FILTERS];   /* need usb */
 };
+
+/* "vid=HEX,pid=HEX,serial=TEXT,name=TEXT", each part optional, one of vid,
+ * pid and serial at least (the CLI's and the manager's way to write one);
+ * ids are normalised to 4 lowercase digits. */
+int burrow_usb_filter_parse(const char *spec, struct burrow_usb_filter *f, struct burrow_error *err);
+/* burrow-vm's --usb-filter value for it ("vid=0525,pid=a4a5"). */
+void burrow_usb_filter_option(const struct burrow_usb_filter *f, char *buf, size_t len);
 
 /* Checks a definition held in memory (the messages name the field). */
 int burrow_vmdef_validate(const struct burrow_vmdef *def, struct burrow_error *err);

@@ -13,6 +13,8 @@ struct cli_command {
 
 /* `burrow disk ...` subcommands (app/disk_cli.c); NULL-name terminated. */
 extern const struct cli_command cli_disk_commands[];
-extern const struct cli_command cli_vm_commands[];   /* `burrow create|start|...` (app/cli_vm.c) */
+extern const struct cli_command cli_vm_commands[];
+/* `burrow usb ...` subcommands (app/usb_cli.c). */
+extern const struct cli_command cli_usb_commands[];   /* `burrow create|start|...` (app/cli_vm.c) */
 
 #endif

@@ -449,6 +449,13 @@ static json_t *vm_json(struct burrow_vm *vm, const struct burrow_vm_status *st)
                           "disks", disks, "nics", nics, "dir", burrow_vm_dir(vm),
                           "log", burrow_vm_log_path(vm));
     json_object_set_new(o, "usb", json_boolean(d->usb));
+    json_t *filters = json_array();
+    for (unsigned i = 0; i < d->nusb_filters; i++) {
+        const struct burrow_usb_filter *f = &d->usb_filters[i];
+        json_array_append_new(filters, json_pack("{s:s,s:s,s:s,s:s}", "name", f->name, "vid", f->vid,
+                                                 "pid", f->pid, "serial", f->serial));
+    }
+    json_object_set_new(o, "usb_filters", filters);
     if (d->vnc_listen[0])
         json_object_set_new(o, "vnc_listen", json_string(d->vnc_listen));
     if (st) {
@@ -688,6 +695,12 @@ static int cmd_show(int argc, char **argv)
     }
     if (!d->nnics)
         printf("Network:    none\n");
+    for (unsigned i = 0; i < d->nusb_filters; i++) {
+        const struct burrow_usb_filter *f = &d->usb_filters[i];
+        printf("USB filter %u: %s:%s%s%s%s%s%s\n", i, f->vid[0] ? f->vid : "any", f->pid[0] ? f->pid : "any",
+               f->serial[0] ? ", serial " : "", f->serial, f->name[0] ? " (" : "", f->name,
+               f->name[0] ? ")" : "");
+    }
     printf("State:      %s", burrow_vm_state_name(st.state));
     if (st.pid)
         printf(" (pid %d)", st.pid);
@@ -783,11 +796,17 @@ static const char help_modify[] =
 "  --mac XX:XX:XX:XX:XX:XX    its MAC address\n"
 "  --add-hostfwd RULE         forward a host port: tcp|udp:[HOSTADDR]:PORT-[GUESTADDR]:PORT\n"
 "  --remove-hostfwd RULE      drop a forward\n"
+"  --usb-filter-add [vid=HEX][,pid=HEX][,serial=TEXT][,name=TEXT]\n"
+"                             take every host USB device that matches when the VM\n"
+"                             starts and whenever one is plugged in (see 'burrow\n"
+"                             usb list' for the ids)\n"
+"  --usb-filter-remove N|NAME drop USB filter N (or the one called NAME)\n"
 "  --help                     this text\n";
 
 enum mod_kind {
     M_OS, M_MEMORY, M_CPUS, M_CDROM, M_BOOT, M_DISPLAY, M_VNC, M_VNC_PW, M_ADD_DISK,
-    M_REMOVE_DISK, M_NET, M_NIC_MODEL, M_MAC, M_ADD_FWD, M_REMOVE_FWD, M_USB,
+    M_REMOVE_DISK, M_NET, M_NIC_MODEL, M_MAC, M_ADD_FWD, M_REMOVE_FWD, M_USB, M_ADD_USBF,
+    M_REMOVE_USBF,
 };
 
 struct mod_op {
@@ -977,6 +996,43 @@ static int apply_mods(struct burrow_vmdef *d, void *opaque, struct burrow_error 
             }
             snprintf(nic->hostfwd[nic->nhostfwd++], sizeof(nic->hostfwd[0]), "%s", op->arg);
             break;
+        case M_ADD_USBF: {
+            struct burrow_usb_filter f;
+            if (burrow_usb_filter_parse(op->arg, &f, err) < 0)
+                return -1;      /* checked before: cannot happen */
+            if (d->nusb_filters >= BURROW_MAX_USB_FILTERS) {
+                burrow_error_set(err, "--usb-filter-add: at most %d USB filters", BURROW_MAX_USB_FILTERS);
+                return -1;
+            }
+            for (unsigned k = 0; k < d->nusb_filters; k++) {
+                const struct burrow_usb_filter *g = &d->usb_filters[k];
+                if (f.name[0] && !strcmp(f.name, g->name)) {
+                    burrow_error_set(err, "--usb-filter-add: filter %u is called '%s' already", k, f.name);
+                    return -1;
+                }
+            }
+            if (!d->usb) {
+                burrow_error_set(err, "--usb-filter-add: USB filters need USB on (--usb on)");
+                return -1;
+            }
+            d->usb_filters[d->nusb_filters++] = f;
+            break;
+        }
+        case M_REMOVE_USBF: {
+            unsigned k = 0;
+            while (k < d->nusb_filters && strcmp(d->usb_filters[k].name, op->arg) &&
+                   !(op->num >= 0 && (long long)k == op->num))
+                k++;
+            if (k == d->nusb_filters) {
+                burrow_error_set(err, "--usb-filter-remove: no USB filter '%s' (the VM has %u; 'burrow show' "
+                                 "lists them)", op->arg, d->nusb_filters);
+                return -1;
+            }
+            memmove(&d->usb_filters[k], &d->usb_filters[k + 1],
+                    (d->nusb_filters - k - 1) * sizeof(d->usb_filters[0]));
+            d->nusb_filters--;
+            break;
+        }
         case M_REMOVE_FWD: {
             if (!(nic = first_nic(d, "--remove-hostfwd", err)))
                 return -1;
@@ -995,6 +1051,11 @@ static int apply_mods(struct burrow_vmdef *d, void *opaque, struct burrow_error 
     }
     /* What the definition's own checks would refuse, said with the
      * options that led there. */
+    if (!d->usb && d->nusb_filters) {
+        burrow_error_set(err, "--usb off: the VM has USB filters, which need USB: remove them first "
+                         "(--usb-filter-remove)");
+        return -1;
+    }
     if (!strcmp(d->display, "vnc") && !d->vnc_listen[0]) {
         burrow_error_set(err, "--display vnc needs the address to listen on: add --vnc HOST:PORT");
         return -1;
@@ -1021,6 +1082,8 @@ static int cmd_modify(int argc, char **argv)
         { "add-hostfwd", required_argument, NULL, 256 + M_ADD_FWD },
         { "remove-hostfwd", required_argument, NULL, 256 + M_REMOVE_FWD },
         { "usb", required_argument, NULL, 256 + M_USB },
+        { "usb-filter-add", required_argument, NULL, 256 + M_ADD_USBF },
+        { "usb-filter-remove", required_argument, NULL, 256 + M_REMOVE_USBF },
         HELP_OPT, { NULL, 0, NULL, 0 },
     };
     struct mod_list ml = { .n = 0 };
@@ -1085,6 +1148,18 @@ static int cmd_modify(int argc, char **argv)
         case M_MAC:
             if (!vmdef_mac_valid(optarg))
                 return usage_error("modify", "--mac: '%s' is not a unicast MAC address", optarg);
+            break;
+        case M_ADD_USBF: {
+            struct burrow_usb_filter f;
+            struct burrow_error ferr;
+            if (burrow_usb_filter_parse(optarg, &f, &ferr) < 0)
+                return usage_error("modify", "--usb-filter-add: %s", ferr.msg);
+            break;
+        }
+        case M_REMOVE_USBF:
+            /* A number is an index, unless a filter has that name. */
+            if (!parse_ll(optarg, &op->num))
+                op->num = -1;
             break;
         case M_ADD_FWD:
             if (!vmdef_hostfwd_valid(optarg))

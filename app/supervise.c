@@ -101,6 +101,12 @@ char **supervise_build_argv(const char *binary, const struct burrow_vmdef *def,
     }
     g_ptr_array_add(a, g_strdup("--usb"));
     g_ptr_array_add(a, g_strdup(def->usb ? "on" : "off"));
+    for (unsigned i = 0; i < def->nusb_filters; i++) {
+        char opt[128];
+        burrow_usb_filter_option(&def->usb_filters[i], opt, sizeof(opt));
+        g_ptr_array_add(a, g_strdup("--usb-filter"));
+        g_ptr_array_add(a, g_strdup(opt));
+    }
 
     const char *display = opts->display ? opts->display : def->display;
     const char *listen = opts->vnc_listen ? opts->vnc_listen : def->vnc_listen;

@@ -191,6 +191,7 @@ struct linemap {
         disk_fmt[BURROW_MAX_DISKS];
     int nic[BURROW_MAX_NICS], nic_mode[BURROW_MAX_NICS], nic_model[BURROW_MAX_NICS],
         nic_mac[BURROW_MAX_NICS], nic_fwd[BURROW_MAX_NICS];
+    int usbf[BURROW_MAX_USB_FILTERS];
 };
 
 /* Reports an error at a line of file when both are known, else naming the
@@ -212,6 +213,99 @@ static int fail_at(struct burrow_error *err, const char *file, int line, const c
     else
         burrow_error_set(err, "%s: %s", field, msg);
     return -1;
+}
+
+/* A USB id: 1-4 hexadecimal digits. */
+static bool usb_id_valid(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= 4 && strspn(s, "0123456789abcdefABCDEF") == n;
+}
+
+/* Text a filter holds: printable, and for the serial no ',' either, since
+ * burrow-vm's --usb-filter separates its parts with it. */
+static bool usb_text_valid(const char *s, bool comma)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f || (!comma && *s == ','))
+            return false;
+    return true;
+}
+
+/* What is wrong with a filter, or NULL. */
+static const char *usb_filter_fault(const struct burrow_usb_filter *f)
+{
+    if (!f->vid[0] && !f->pid[0] && !f->serial[0])
+        return "a USB filter needs vid, pid or serial";
+    if (f->vid[0] && !usb_id_valid(f->vid))
+        return "vid must be 1 to 4 hexadecimal digits";
+    if (f->pid[0] && !usb_id_valid(f->pid))
+        return "pid must be 1 to 4 hexadecimal digits";
+    if (!usb_text_valid(f->serial, false))
+        return "a serial cannot hold ',' or control characters";
+    if (!usb_text_valid(f->name, true))
+        return "a name cannot hold control characters";
+    return NULL;
+}
+
+int burrow_usb_filter_parse(const char *spec, struct burrow_usb_filter *f, struct burrow_error *err)
+{
+    memset(f, 0, sizeof(*f));
+    char buf[512];
+    if (strlen(spec) >= sizeof(buf)) {
+        burrow_error_set(err, "the USB filter is too long");
+        return -1;
+    }
+    snprintf(buf, sizeof(buf), "%s", spec);
+    for (char *part = buf, *next; part && *part; part = next) {
+        next = strchr(part, ',');
+        if (next)
+            *next++ = '\0';
+        char *val = strchr(part, '=');
+        if (!val) {
+            burrow_error_set(err, "'%s' is not KEY=VALUE (keys: vid, pid, serial, name)", part);
+            return -1;
+        }
+        *val++ = '\0';
+        char *dst;
+        size_t cap;
+        if (!strcmp(part, "vid") || !strcmp(part, "pid")) {
+            if (!usb_id_valid(val)) {
+                burrow_error_set(err, "%s '%s' is not 1 to 4 hexadecimal digits", part, val);
+                return -1;
+            }
+            dst = part[0] == 'v' ? f->vid : f->pid;
+            snprintf(dst, 5, "%04lx", strtoul(val, NULL, 16));
+            continue;
+        } else if (!strcmp(part, "serial")) {
+            dst = f->serial;
+            cap = sizeof(f->serial);
+        } else if (!strcmp(part, "name")) {
+            dst = f->name;
+            cap = sizeof(f->name);
+        } else {
+            burrow_error_set(err, "unknown key '%s' (keys: vid, pid, serial, name)", part);
+            return -1;
+        }
+        if (!*val || strlen(val) >= cap) {
+            burrow_error_set(err, "%s must have 1 to %zu characters", part, cap - 1);
+            return -1;
+        }
+        snprintf(dst, cap, "%s", val);
+    }
+    const char *why = usb_filter_fault(f);
+    if (why) {
+        burrow_error_set(err, "%s", why);
+        return -1;
+    }
+    return 0;
+}
+
+void burrow_usb_filter_option(const struct burrow_usb_filter *f, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s%s%s%s%s%s%s%s", f->vid[0] ? "vid=" : "", f->vid,
+             f->vid[0] && (f->pid[0] || f->serial[0]) ? "," : "", f->pid[0] ? "pid=" : "", f->pid,
+             f->pid[0] && f->serial[0] ? "," : "", f->serial[0] ? "serial=" : "", f->serial);
 }
 
 static int check(const struct burrow_vmdef *d, const struct linemap *lm, const char *file,
@@ -310,6 +404,17 @@ static int check(const struct burrow_vmdef *d, const struct linemap *lm, const c
                 return fail_at(err, file, lm->nic_fwd[i], field,
                                "port forward '%s' is not tcp|udp:[HOSTADDR]:PORT-[GUESTADDR]:PORT",
                                n->hostfwd[j]);
+    }
+    if (d->nusb_filters > BURROW_MAX_USB_FILTERS)
+        return fail_at(err, file, lm->end, "usb-filters", "at most %d USB filters", BURROW_MAX_USB_FILTERS);
+    for (unsigned i = 0; i < d->nusb_filters; i++) {
+        char field[32];
+        snprintf(field, sizeof(field), "usb-filter %u", i);
+        const char *why = usb_filter_fault(&d->usb_filters[i]);
+        if (why)
+            return fail_at(err, file, lm->usbf[i], field, "%s", why);
+        if (!d->usb)
+            return fail_at(err, file, lm->usbf[i], field, "USB filters need usb=on in [vm]");
     }
     /* Two forwards of one host port cannot both be set up, in one NIC or
      * in two: each takes the port on the host. */
@@ -602,6 +707,7 @@ static const char *const keys_display[] = { "type", "vnc-listen", "vnc-password-
 static const char *const keys_cdrom[] = { "path", NULL };
 static const char *const keys_disk[] = { "path", "interface", "format", "readonly", NULL };
 static const char *const keys_nic[] = { "mode", "model", "mac", "hostfwd", NULL };
+static const char *const keys_usbf[] = { "name", "vid", "pid", "serial", NULL };
 
 /* "disk 3" -> 3 when prefix is "disk" and 0 <= 3 < max; else -1. */
 static int indexed_group(const char *group, const char *prefix, int max)
@@ -630,11 +736,13 @@ int vmdef_parse(const char *text, size_t len, const char *file, const char *expe
 
     /* Every group and key must be known. */
     int disk_line[BURROW_MAX_DISKS] = { 0 }, nic_line[BURROW_MAX_NICS] = { 0 };
+    int usbf_line[BURROW_MAX_USB_FILTERS] = { 0 };
     for (size_t i = 0; i < s.n; i++) {
         const struct scan_entry *e = &s.e[i];
         const char *const *keys = NULL;
         int di = indexed_group(e->group, "disk", BURROW_MAX_DISKS);
         int ni = indexed_group(e->group, "nic", BURROW_MAX_NICS);
+        int fi = indexed_group(e->group, "usb-filter", BURROW_MAX_USB_FILTERS);
         if (!strcmp(e->group, "burrow"))
             keys = keys_burrow;
         else if (!strcmp(e->group, "vm"))
@@ -647,10 +755,12 @@ int vmdef_parse(const char *text, size_t len, const char *file, const char *expe
             keys = keys_disk;
         else if (ni >= 0)
             keys = keys_nic;
+        else if (fi >= 0)
+            keys = keys_usbf;
         if (!keys) {
             fail_at(err, file, e->line, NULL, "unknown group [%s] (known: burrow, vm, display, "
-                    "cdrom, disk 0-%d, nic 0-%d)", e->group, BURROW_MAX_DISKS - 1,
-                    BURROW_MAX_NICS - 1);
+                    "cdrom, disk 0-%d, nic 0-%d, usb-filter 0-%d)", e->group, BURROW_MAX_DISKS - 1,
+                    BURROW_MAX_NICS - 1, BURROW_MAX_USB_FILTERS - 1);
             goto out;
         }
         if (!e->key) {
@@ -658,6 +768,8 @@ int vmdef_parse(const char *text, size_t len, const char *file, const char *expe
                 disk_line[di] = e->line;
             if (ni >= 0)
                 nic_line[ni] = e->line;
+            if (fi >= 0)
+                usbf_line[fi] = e->line;
             continue;
         }
         if (!one_of(e->key, keys)) {
@@ -785,6 +897,26 @@ int vmdef_parse(const char *text, size_t len, const char *file, const char *expe
             g_strfreev(list);
         }
     }
+    for (int i = 0; i < BURROW_MAX_USB_FILTERS; i++) {
+        if (!usbf_line[i])
+            continue;
+        unsigned k = def->nusb_filters++;
+        struct burrow_usb_filter *f = &def->usb_filters[k];
+        char g[24];
+        snprintf(g, sizeof(g), "usb-filter %d", i);
+        lm.usbf[k] = usbf_line[i];
+        int line_;
+        if (get_str(kf, &s, file, g, "name", f->name, sizeof(f->name), false, &line_, err) < 0 ||
+            get_str(kf, &s, file, g, "vid", f->vid, sizeof(f->vid), false, &line_, err) < 0 ||
+            get_str(kf, &s, file, g, "pid", f->pid, sizeof(f->pid), false, &line_, err) < 0 ||
+            get_str(kf, &s, file, g, "serial", f->serial, sizeof(f->serial), false, &line_, err) < 0)
+            goto out;
+        /* Ids as 4 lowercase digits, however they were written. */
+        if (f->vid[0] && usb_id_valid(f->vid))
+            snprintf(f->vid, sizeof(f->vid), "%04lx", strtoul(f->vid, NULL, 16));
+        if (f->pid[0] && usb_id_valid(f->pid))
+            snprintf(f->pid, sizeof(f->pid), "%04lx", strtoul(f->pid, NULL, 16));
+    }
     rc = check(def, &lm, file, err);
 out:
     if (kf)
@@ -839,6 +971,19 @@ char *vmdef_format(const struct burrow_vmdef *d, size_t *len)
                 list[j] = n->hostfwd[j];
             g_key_file_set_string_list(kf, g, "hostfwd", list, cnt);
         }
+    }
+    for (unsigned i = 0; i < d->nusb_filters && i < BURROW_MAX_USB_FILTERS; i++) {
+        const struct burrow_usb_filter *f = &d->usb_filters[i];
+        char g[24];
+        snprintf(g, sizeof(g), "usb-filter %u", i);
+        if (f->name[0])
+            g_key_file_set_string(kf, g, "name", f->name);
+        if (f->vid[0])
+            g_key_file_set_string(kf, g, "vid", f->vid);
+        if (f->pid[0])
+            g_key_file_set_string(kf, g, "pid", f->pid);
+        if (f->serial[0])
+            g_key_file_set_string(kf, g, "serial", f->serial);
     }
     gsize n = 0;
     gchar *text = g_key_file_to_data(kf, &n, NULL);

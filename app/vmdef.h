@@ -12,6 +12,9 @@
  *               (usb: USB mass storage, at most two, with usb=on),
  *               format=raw|qcow2, readonly=true|false          N = 0..7
  *   [nic N]     mode=user, model=virtio|e1000, mac, hostfwd (list, ';')  N = 0..3
+ *   [usb-filter N]  name, vid, pid (hexadecimal), serial: host USB devices
+ *               the VM takes when it starts and whenever one is plugged in
+ *               (usb=on; one of vid, pid, serial at least)       N = 0..7
  * Unknown groups and keys are errors (a newer format bumps the version),
  * so a definition is never silently stripped of what this version does not
  * know. */

@@ -10,6 +10,7 @@ libjansson-dev liburing-dev libcmocka-dev
 libglib2.0-dev
 libslirp-dev
 libseccomp-dev
+libusb-1.0-0-dev
 zlib1g-dev
 qemu-utils
 libvncserver-dev libsdl2-dev libpng-dev

@@ -16,6 +16,7 @@
 #include "vmm/control.h"
 #include "vmm/machine.h"
 #include "vmm/machine_internal.h"
+#include "vmm/usb_passthrough.h"
 
 /* Where keys and the pointer go now, and how many events went where. */
 static json_t *input_status(struct machine *m)
@@ -409,6 +410,7 @@ int machine_control_setup(struct machine *m, char *err, size_t errlen)
                      "insert an image: {\"device\":\"cdrom\",\"path\":\"/abs/image.iso\"}");
     control_register(m->control, "link", cmd_link, m,
                      "NIC link state: {\"state\":\"up\"|\"down\",\"nic\":0}; without state, report it");
+    passthrough_register_commands(m);
     return 0;
 }
 

@@ -37,6 +37,14 @@ struct control_cmd {
     void *opaque;
 };
 
+/* A request whose reply comes later (control_defer). */
+struct control_deferred {
+    unsigned long token;
+    unsigned client;          /* its client's serial: the client may be gone by then */
+    json_t *id;
+    struct control_deferred *next;
+};
+
 struct control_client {
     struct control_server *srv;
     struct control_client *next;
@@ -77,6 +85,10 @@ struct control_server {
     void (*after_fn)(void *opaque);
     void *after_opaque;
     int after_wait_ms;        /* bound on the wait for a reply before its after-action */
+
+    struct control_deferred *deferred;
+    unsigned long next_token;
+    unsigned long deferring;  /* the handler running asked control_defer() for this one */
 };
 
 void control_error_set(struct control_error *err, const char *cls, const char *fmt, ...)
@@ -292,12 +304,22 @@ static void run_command(struct control_client *c, json_t *id, struct control_cmd
     json_t *own_args = args ? json_incref(args) : json_object();
 
     srv->after_fn = NULL;
+    srv->deferring = 0;
     srv->in_handler++;
     srv->current = c;
     json_t *result = cmd->fn(cmd->opaque, own_args, &err);
     srv->current = NULL;
     srv->in_handler--;
     json_decref(own_args);
+
+    if (srv->deferring) {
+        for (struct control_deferred *d = srv->deferred; d; d = d->next)
+            if (d->token == srv->deferring && id)
+                d->id = json_incref(id);
+        srv->deferring = 0;
+        json_decref(result);
+        return;
+    }
 
     if (result && !json_is_object(result)) {
         log_error("control: command \"%s\" returned a non-object", cmd->name);
@@ -563,6 +585,56 @@ static void accept_cb(void *opaque, int fd, unsigned events)
     reap_clients(srv);
 }
 
+/* ---- replies that come later ---- */
+
+unsigned long control_defer(struct control_server *srv)
+{
+    if (!srv->current || srv->deferring)
+        return srv->deferring;
+    struct control_deferred *d = calloc(1, sizeof(*d));
+    if (!d)
+        return 0;
+    d->token = ++srv->next_token;
+    d->client = srv->current->serial;
+    d->next = srv->deferred;
+    srv->deferred = d;
+    srv->deferring = d->token;
+    return d->token;
+}
+
+void control_reply_later(struct control_server *srv, unsigned long token, json_t *result,
+                         const struct control_error *err)
+{
+    struct control_deferred **pp = &srv->deferred;
+    while (*pp && (*pp)->token != token)
+        pp = &(*pp)->next;
+    struct control_deferred *d = *pp;
+    if (!d) {
+        json_decref(result);
+        return;
+    }
+    *pp = d->next;
+    struct control_client *c = srv->clients;
+    while (c && (c->serial != d->client || c->dead))
+        c = c->next;
+    if (c && result) {
+        json_t *msg = json_object();
+        if (d->id)
+            json_object_set(msg, "id", d->id);
+        json_object_set_new(msg, "return", result);
+        result = NULL;
+        client_send_json(c, msg);
+        json_decref(msg);
+    } else if (c) {
+        client_reply_error(c, d->id, err && err->cls[0] ? err->cls : CONTROL_ERR_FAILED,
+                           err && err->desc[0] ? err->desc : "command failed");
+    }
+    json_decref(result);
+    json_decref(d->id);
+    free(d);
+    reap_clients(srv);
+}
+
 /* ---- built-in commands ---- */
 
 static json_t *cmd_help(void *opaque, json_t *args, struct control_error *err)
@@ -729,6 +801,12 @@ void control_server_free(struct control_server *srv)
     if (lstat(srv->path, &st) == 0 && st.st_dev == srv->dev && st.st_ino == srv->ino)
         unlink(srv->path);
 
+    while (srv->deferred) {
+        struct control_deferred *d = srv->deferred;
+        srv->deferred = d->next;
+        json_decref(d->id);
+        free(d);
+    }
     for (unsigned i = 0; i < srv->ncmds; i++) {
         free(srv->cmds[i].name);
         free(srv->cmds[i].help);

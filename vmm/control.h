@@ -41,7 +41,7 @@ struct control_server;
 
 struct control_error {
     char cls[32];    /* one of CONTROL_ERR_*; "failed" if left empty */
-    char desc[256];
+    char desc[512];
 };
 
 void control_error_set(struct control_error *err, const char *cls, const char *fmt, ...)
@@ -83,6 +83,16 @@ void control_after_reply(struct control_server *srv, void (*fn)(void *opaque), v
 /* Changes that 1 s bound (a fuzzer whose clients read late sets a short
  * one to keep its pace). */
 void control_set_after_wait(struct control_server *srv, int ms);
+
+/* For commands that finish later (work on another thread): from inside a
+ * handler, its reply is left for control_reply_later(); the handler then
+ * returns NULL, and err is not used.  Returns the token that names the
+ * request (never 0; 0 outside a handler). */
+unsigned long control_defer(struct control_server *srv);
+/* The reply to a deferred request: result (stolen, an object) or, when it
+ * is NULL, err.  Nothing is sent when the client has gone meanwhile. */
+void control_reply_later(struct control_server *srv, unsigned long token, json_t *result,
+                         const struct control_error *err);
 
 /* From inside a handler: the oldest descriptor its client sent and no
  * command has taken yet, now the handler's to close; -1 when none. */

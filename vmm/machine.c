@@ -55,6 +55,7 @@
 #include "vmm/control.h"
 #include "vmm/machine_internal.h"
 #include "vmm/sandbox.h"
+#include "vmm/usb_passthrough.h"
 #include "vmm/smbios.h"
 #include "gui/sdl.h"
 #include "gui/ui.h"
@@ -571,7 +572,8 @@ static int create_usb(struct machine *m, char *err, size_t errlen)
     usb_watch_active(usb_tablet_device(d->usb_tablet), usb_input_changed, m);
     usb_watch_active(usb_kbd_device(d->usb_kbd), usb_input_changed, m);
     input_route_init(&d->route, d->kbc, d->usb_kbd, d->usb_tablet);
-    return 0;
+    /* Host devices on the ports left. */
+    return passthrough_setup(m, err, errlen);
 }
 
 /* iPXE's ROM only boots from the network: without the ipxe-qemu package a
@@ -956,6 +958,12 @@ void machine_destroy(struct machine *m)
     }
     if (m->dev) {
         struct machine_devices *d = m->dev;
+        if (d->usb_pt) {
+            /* The host's drivers get their devices back. */
+            pthread_mutex_lock(&m->lock);
+            passthrough_teardown(m);
+            pthread_mutex_unlock(&m->lock);
+        }
         if (d->hda)
             hda_destroy(d->hda);
         audio_close(d->audio);   /* the WAV file's sizes are written here */

@@ -15,6 +15,7 @@
 #include "devices/pci.h"
 #include "devices/platform.h"
 #include "devices/net/net.h"
+#include "devices/usb/host_list.h"
 #include "vmm/kvm.h"
 
 #define MACHINE_MAX_DISKS 8
@@ -22,6 +23,8 @@
 #define MACHINE_MAX_NICS  4
 /* USB disks take the USB 2 root ports the tablet and keyboard leave. */
 #define MACHINE_MAX_USB_DISKS 2
+/* --usb-host and --usb-filter rules, each. */
+#define MACHINE_MAX_USB_HOSTS 8
 
 struct disk_opt {
     const char *path;
@@ -56,6 +59,10 @@ struct machine_opts {
     bool usb;                       /* xHCI controller with a USB tablet and keyboard */
     struct disk_opt usb_disks[MACHINE_MAX_USB_DISKS];   /* USB mass storage, needs usb */
     int nusb_disks;
+    struct usbhost_spec usb_hosts[MACHINE_MAX_USB_HOSTS];     /* host devices passed through */
+    int nusb_hosts;
+    struct usbhost_filter usb_filters[MACHINE_MAX_USB_HOSTS]; /* host devices taken when they match */
+    int nusb_filters;
     const char *audio;              /* an HDA controller on this backend (none, wav:PATH); NULL: no sound device */
     bool audio_in;                  /* its microphone is connected */
     struct net_user_opts nics[MACHINE_MAX_NICS];

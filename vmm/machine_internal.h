@@ -31,6 +31,7 @@ struct virtio_rng;
 struct vnc_server;
 struct usb_kbd;
 struct usb_msd;
+struct passthrough;
 struct usb_tablet;
 struct xhci;
 struct hda;
@@ -63,6 +64,7 @@ struct machine_devices {
     struct usb_tablet *usb_tablet;
     struct usb_kbd *usb_kbd;
     struct usb_msd *usb_disk[MACHINE_MAX_USB_DISKS];
+    struct passthrough *usb_pt;     /* host devices passed through (vmm/usb_passthrough.c) */
     struct input_route route;       /* front-end input to the PS/2 or USB devices */
     struct {                        /* send-keys: key events paced out by a timer */
         struct {

@@ -92,6 +92,17 @@ static void usage(FILE *f)
 "                         a disk image as a USB mass-storage device (bulk-only,\n"
 "                         SCSI) on the xHCI controller; needs --usb on; may be\n"
 "                         given twice\n"
+"  --usb-host VID:PID|BUS-PORT[.PORT...]\n"
+"                         pass a USB device of the host through to the guest:\n"
+"                         by vendor and product id (hexadecimal, e.g. 0525:a4a5)\n"
+"                         or by where it is plugged in (e.g. 1-1.2, as the\n"
+"                         control socket's usb-list shows).  Taken from the\n"
+"                         host's drivers when the VM starts and whenever it is\n"
+"                         plugged in, given back when the VM ends; needs --usb\n"
+"                         on; may be repeated (%d at most)\n"
+"  --usb-filter [vid=HEX][,pid=HEX][,serial=TEXT]\n"
+"                         take every host USB device that matches, at start and\n"
+"                         whenever one is plugged in; may be repeated (%d at most)\n"
 "  --audio none|wav:PATH  an Intel HDA sound card (ICH6) with a line out and a\n"
 "                         microphone; none: the guest plays into nothing and\n"
 "                         records silence; wav:PATH: what it plays goes to the WAV\n"
@@ -103,7 +114,8 @@ static void usage(FILE *f)
 "\n"
 "Control and testing:\n"
 "  --control PATH         JSON-lines control socket (mode 0600); commands: status,\n"
-"                         pause, resume, reset, powerdown, quit, help\n"
+"                         pause, resume, reset, powerdown, quit, usb-list,\n"
+"                         usb-attach, usb-detach, help (which lists them all)\n"
 "  --firmware-log PATH    write what the firmware prints to I/O port 0x402 to PATH\n"
 "  --debug-exit           a byte V written to I/O port 0xf4 ends the process with\n"
 "                         status (V<<1)|1\n"
@@ -120,7 +132,8 @@ static void usage(FILE *f)
 "                         (e.g. a missing path, to see the messages)\n"
 "\n"
 "Exit status: 0 after a guest power-off or 'quit'; 1 on errors.\n",
-            MAX_CPUS, DEFAULT_FIRMWARE, SANDBOX_DEFAULT ? "on" : "off");
+            MAX_CPUS, DEFAULT_FIRMWARE, MACHINE_MAX_USB_HOSTS, MACHINE_MAX_USB_HOSTS,
+            SANDBOX_DEFAULT ? "on" : "off");
 }
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -254,7 +267,7 @@ enum {
     OPT_DISK, OPT_SERIAL, OPT_DISPLAY, OPT_CONTROL, OPT_FIRMWARE_LOG, OPT_DEBUG_EXIT,
     OPT_NO_RNG, OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_NET, OPT_BOOT, OPT_CDROM,
     OPT_VNC_PASSWORD_FILE, OPT_VGA_ROM, OPT_UUID, OPT_VNC_KEYMAP, OPT_SANDBOX, OPT_USB,
-    OPT_USB_DISK, OPT_AUDIO, OPT_AUDIO_IN,
+    OPT_USB_DISK, OPT_AUDIO, OPT_AUDIO_IN, OPT_USB_HOST, OPT_USB_FILTER,
 };
 
 static const struct option long_opts[] = {
@@ -282,6 +295,8 @@ static const struct option long_opts[] = {
     { "sandbox", required_argument, NULL, OPT_SANDBOX },
     { "usb", required_argument, NULL, OPT_USB },
     { "usb-disk", required_argument, NULL, OPT_USB_DISK },
+    { "usb-host", required_argument, NULL, OPT_USB_HOST },
+    { "usb-filter", required_argument, NULL, OPT_USB_FILTER },
     { "audio", required_argument, NULL, OPT_AUDIO },
     { "audio-in", required_argument, NULL, OPT_AUDIO_IN },
     { "verbose", no_argument, NULL, OPT_VERBOSE },
@@ -337,6 +352,24 @@ int main(int argc, char **argv)
                 return 1;
             o.nusb_disks++;
             break;
+        case OPT_USB_HOST: {
+            char why[256];
+            if (o.nusb_hosts == MACHINE_MAX_USB_HOSTS)
+                return fail("--usb-host: at most %d devices", MACHINE_MAX_USB_HOSTS);
+            if (usbhost_spec_parse(optarg, &o.usb_hosts[o.nusb_hosts], why, sizeof(why)) < 0)
+                return fail("--usb-host: %s", why);
+            o.nusb_hosts++;
+            break;
+        }
+        case OPT_USB_FILTER: {
+            char why[256];
+            if (o.nusb_filters == MACHINE_MAX_USB_HOSTS)
+                return fail("--usb-filter: at most %d filters", MACHINE_MAX_USB_HOSTS);
+            if (usbhost_filter_parse(optarg, &o.usb_filters[o.nusb_filters], why, sizeof(why)) < 0)
+                return fail("--usb-filter: %s", why);
+            o.nusb_filters++;
+            break;
+        }
         case OPT_SERIAL: o.serial = optarg; break;
         case OPT_DISPLAY:
             if (parse_display(optarg, &o))
@@ -431,6 +464,8 @@ int main(int argc, char **argv)
             return 1;
     if (o.nusb_disks && !o.usb)
         return fail("--usb-disk needs --usb on");
+    if ((o.nusb_hosts || o.nusb_filters) && !o.usb)
+        return fail("%s needs --usb on", o.nusb_hosts ? "--usb-host" : "--usb-filter");
     for (int i = 0; i < o.nusb_disks; i++)
         if (check_readable("USB disk", o.usb_disks[i].path))
             return 1;

@@ -67,7 +67,7 @@ static const char *const allowed[] = {
      * a temporary file, chmod'ed and renamed into place; the control
      * socket's file goes when the VM ends; libraries read their files. */
     "open", "openat", "unlink", "unlinkat", "rename", "renameat",
-    "renameat2", "fchmod", "umask", "readlink", "access", "faccessat",
+    "renameat2", "fchmod", "umask", "readlink", "readlinkat", "access", "faccessat",
     "faccessat2", "getdents64",
     /* The I/O thread's event loop and its notifications. */
     "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "poll",
@@ -85,7 +85,7 @@ static const char *const allowed[] = {
     /* The SDL window's shared-memory images (MIT-SHM). */
     "shmget", "shmat", "shmdt", "shmctl",
     /* Odds and ends libraries ask for. */
-    "getrandom", "uname", "getuid", "geteuid", "getgid", "getegid",
+    "getrandom", "uname", "getuid", "geteuid", "getgid", "getegid", "getgroups",
     "sysinfo", "getcwd",
 };
 
@@ -199,11 +199,15 @@ static int install_conditional(scmp_filter_ctx ctx)
     rc |= allow(ctx, "getrlimit", 0, NULL);
 
     /* ioctl: KVM's (the vCPU loop, memory slots, irqfd, ioeventfd, the
-     * interrupt controllers), the terminal of a serial console on stdio,
+     * interrupt controllers), usbfs's, the terminal of a serial console on stdio,
      * sockets' queues and modes, an interface's index (if_nametoindex, for
      * a scoped IPv6 name server libslirp reads from resolv.conf), block
      * devices' sizes.  Others, TIOCSTI among them, are off. */
     rc |= allow_if(ctx, "ioctl", SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00, KVMIO << 8));
+    /* usbfs ('U'): the host USB devices passed through (transfers,
+     * claiming interfaces from the host's drivers and giving them back,
+     * configurations, resets), on nodes the VM opened itself. */
+    rc |= allow_if(ctx, "ioctl", SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00, (unsigned)'U' << 8));
     static const unsigned long ioctls[] = {
         TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, FIONREAD, FIONBIO, FIOCLEX, FIONCLEX,
         SIOCGIFINDEX, BLKGETSIZE64, BLKSSZGET,

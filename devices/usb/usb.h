@@ -74,6 +74,11 @@ struct usb_xfer {
     /* Filled in by the host before usb_submit(). */
     uint8_t ep;                 /* endpoint number, 0-15 */
     bool in;                    /* direction; for endpoint 0 the SETUP's */
+    bool iso;                   /* isochronous: one service interval's data
+                                 * (all the packets of one (micro)frame);
+                                 * errors end it, they never halt the
+                                 * endpoint.  A host may have several of an
+                                 * endpoint's in flight: they finish in order */
     uint8_t setup[8];           /* endpoint 0: the SETUP packet */
     uint8_t *buf;               /* OUT: len bytes to send; IN: room for len;
                                  * never NULL, even when len is 0 */

@@ -557,6 +557,15 @@ static bool host_reachable(void *opaque, const struct usb_device *d)
 
 static const struct usb_host_ops host_ops = { .wakeup = host_wakeup, .reachable = host_reachable };
 
+int xhci_free_port(const struct xhci *x, enum usb_speed speed)
+{
+    bool usb3 = speed == USB_SPEED_SUPER;
+    for (unsigned i = 1; i <= XHCI_PORTS; i++)
+        if (!x->ports[i - 1].dev && x->ports[i - 1].usb3 == usb3)
+            return (int)i;
+    return 0;
+}
+
 int xhci_attach(struct xhci *x, struct usb_device *d, int port, char *err, size_t errlen)
 {
     bool usb3 = d->speed == USB_SPEED_SUPER;
@@ -565,9 +574,7 @@ int xhci_attach(struct xhci *x, struct usb_device *d, int port, char *err, size_
         return -1;
     }
     if (port == 0) {
-        for (unsigned i = 1; i <= XHCI_PORTS && !port; i++)
-            if (!x->ports[i - 1].dev && x->ports[i - 1].usb3 == usb3)
-                port = (int)i;
+        port = xhci_free_port(x, d->speed);
         if (!port) {
             snprintf(err, errlen, "no free USB %d port for %s", usb3 ? 3 : 2, d->name);
             return -1;
@@ -666,7 +673,7 @@ static enum xhci_cc check_ep_ctx(unsigned dci, const uint32_t c[8])
     unsigned type = (c[1] >> 3) & 7, mps = c[1] >> 16, maxpstreams = (c[0] >> 10) & 0x1f;
     if (type == EPT_INVALID || mps == 0 || maxpstreams != 0)
         return CC_PARAMETER;       /* streams: MaxPSASize is 0 */
-    if (type == EPT_ISOCH_IN || type == EPT_ISOCH_OUT || (type == EPT_CONTROL && dci != 1))
+    if (type == EPT_CONTROL && dci != 1)
         return CC_RESOURCE;        /* not implemented: no resources for it */
     if (dci == 1 ? type != EPT_CONTROL : (type >= EPT_ISOCH_IN) != (dci & 1))
         return CC_PARAMETER;

@@ -6,8 +6,7 @@
  * interrupter); INTx on pin A while MSI-X is off.  The root hub has
  * XHCI_USB2_PORTS USB 2 ports (1..4) and XHCI_USB3_PORTS USB 3 ports
  * (5..8), described by Supported Protocol capabilities.  Control,
- * interrupt and bulk endpoints; no isochronous endpoints, streams or hubs
- * yet. */
+ * interrupt, bulk and isochronous endpoints; no streams or hubs yet. */
 #ifndef BURROW_XHCI_H
 #define BURROW_XHCI_H
 
@@ -35,6 +34,9 @@ struct pci_device *xhci_pci(struct xhci *x);
  * 2 ports for the rest).  Works before or while the guest runs (a
  * connect-status change).  Returns the port, or -1 with a message. */
 int xhci_attach(struct xhci *x, struct usb_device *d, int port, char *err, size_t errlen);
+/* The port xhci_attach(port 0) would give a device of this speed; 0 when
+ * every such port is taken. */
+int xhci_free_port(const struct xhci *x, enum usb_speed speed);
 /* Unplugs d: its transfers are cancelled, the port reports the disconnect. */
 void xhci_detach(struct xhci *x, struct usb_device *d);
 

@@ -25,6 +25,10 @@
 #define XHCI_TD_MAX_TRBS  4096    /* TRBs of one TD, and Link TRBs in it */
 #define XHCI_TD_MAX_BYTES (16u << 20)
 #define XHCI_PASS_TRBS    1024    /* TRBs one pass walks before yielding */
+/* Isochronous TDs handed to the device at once: a device with a steady
+ * rate gets its next service interval's data queued before the last one
+ * is done. */
+#define XHCI_ISO_INFLIGHT 16
 
 /* TRB (6.4): parameter, status, control. */
 struct xhci_trb {
@@ -97,7 +101,11 @@ struct xhci_ep {
     uint16_t mps;
     uint64_t deq;                 /* TR Dequeue Pointer */
     bool dcs;                     /* its cycle state */
-    struct xhci_td *td;           /* handed to the device and not finished */
+    struct xhci_td *td;           /* handed to the device and not finished;
+                                   * isochronous: the first of ntd, in ring order */
+    unsigned ntd;
+    uint64_t rd_deq;              /* isochronous: where the next TD is read */
+    bool rd_dcs;
     bool busy, again;             /* a pass over the ring is running / asked for */
     bool resched;                 /* the pass yielded: continue from the event loop */
 };

@@ -2,7 +2,15 @@
  * ring, handed to the USB device as one transfer through a bounce buffer,
  * and completed with the Transfer Events its TRBs ask for.  An endpoint
  * has at most one TD with the device at a time; a TD the device NAKed
- * stays at the head of the ring until the device has something. */
+ * stays at the head of the ring until the device has something.
+ *
+ * Isochronous endpoints (4.11.2.5, 4.14.2) differ: each TD (an Isoch TRB
+ * and what is chained to it) is one service interval's data, and up to
+ * XHCI_ISO_INFLIGHT of them are with the device at once, so that a device
+ * with a steady rate (sound, video) always has the next one; they finish
+ * in ring order.  An error ends its TD with an event on the TD's last TRB
+ * and the ring goes on: isochronous endpoints never halt.  TDs are
+ * serviced as soon as they are queued, whatever their Frame ID says. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +29,8 @@ struct xhci_td {
     struct xhci *x;
     unsigned slot, dci;
     bool waiting;             /* NAKed, or its device was away: try again */
+    bool done;                /* isochronous: finished, waits for those before it */
+    struct xhci_td *next;     /* isochronous: the next in flight */
     bool no_packets;          /* No Op and Event Data TRBs only: the bus is not used */
     struct td_trb *trbs;
     unsigned n, cap;
@@ -44,7 +54,12 @@ static unsigned trb_type(const struct td_trb *tr)
 
 static bool is_data(const struct td_trb *tr)
 {
-    return trb_type(tr) == TRB_NORMAL || trb_type(tr) == TRB_DATA;
+    return trb_type(tr) == TRB_NORMAL || trb_type(tr) == TRB_DATA || trb_type(tr) == TRB_ISOCH;
+}
+
+static bool is_iso(const struct xhci_ep *ep)
+{
+    return ep->type == EPT_ISOCH_IN || ep->type == EPT_ISOCH_OUT;
 }
 
 static bool read_trb(struct xhci *x, uint64_t addr, struct xhci_trb *t)
@@ -72,15 +87,14 @@ static bool td_append(struct xhci_td *td, uint64_t addr, const struct xhci_trb *
     return true;
 }
 
-/* Reads the TD at the dequeue pointer: TRBs up to one without the chain
+/* Reads the TD at deq (cycle state dcs): TRBs up to one without the chain
  * bit (for a control transfer: up to the Status Stage and what is chained
  * to it), Link TRBs followed.  A TD whose end is not on the ring yet is
  * not there (TD_EMPTY).  TD_BAD leaves the offending TRB in *bad. */
-static enum td_read_result td_read(struct xhci *x, const struct xhci_ep *ep, bool control,
+static enum td_read_result td_read(struct xhci *x, uint64_t deq, bool dcs, bool control,
                                    struct xhci_td *td, struct td_trb *bad, unsigned *walked)
 {
-    uint64_t deq = ep->deq;
-    bool dcs = ep->dcs, seen_status = false;
+    bool seen_status = false;
     unsigned links = 0, td_links = 0;
     for (;;) {
         struct xhci_trb t;
@@ -119,9 +133,12 @@ static enum td_read_result td_read(struct xhci *x, const struct xhci_ep *ep, boo
 }
 
 /* The TD's TRB types in their places (4.11.2): Setup, Data and Normal
- * TRBs, Status, Event Data for control; Normal, Event Data and No Op
- * elsewhere.  Sets each TRB's stage, the direction and the byte count. */
-static bool td_check(struct xhci_td *td, bool control, bool *in, uint32_t *total, struct td_trb *bad)
+ * TRBs, Status, Event Data for control; an Isoch TRB first, then Normal,
+ * Event Data and No Op for isochronous endpoints; Normal, Event Data and
+ * No Op elsewhere.  Sets each TRB's stage, the direction and the byte
+ * count. */
+static bool td_check(struct xhci_td *td, bool control, bool iso, bool *in, uint32_t *total,
+                     struct td_trb *bad)
 {
     unsigned stage = control ? 0 : 1;
     bool data_seen = false;
@@ -155,6 +172,9 @@ static bool td_check(struct xhci_td *td, bool control, bool *in, uint32_t *total
             } else if (type != TRB_EVENT_DATA) {
                 return false;
             }
+        } else if (iso && i == 0) {
+            if (type != TRB_ISOCH)
+                return false;
         } else if (type != TRB_NORMAL && type != TRB_EVENT_DATA && type != TRB_NOOP) {
             return false;
         }
@@ -327,7 +347,7 @@ static void xfer_done(struct usb_xfer *xf);
 static struct xhci_td *td_next(struct xhci *x, unsigned slot, unsigned dci, unsigned *walked)
 {
     struct xhci_ep *ep = &x->slots[slot].ep[dci];
-    bool control = ep->type == EPT_CONTROL;
+    bool control = ep->type == EPT_CONTROL, iso = is_iso(ep);
     struct xhci_td *td = calloc(1, sizeof(*td));
     struct td_trb bad;
     if (!td)
@@ -335,10 +355,12 @@ static struct xhci_td *td_next(struct xhci *x, unsigned slot, unsigned dci, unsi
     td->x = x;
     td->slot = slot;
     td->dci = dci;
-    enum td_read_result r = td_read(x, ep, control, td, &bad, walked);
+    /* Isochronous TDs are read ahead of the dequeue pointer. */
+    enum td_read_result r = td_read(x, iso ? ep->rd_deq : ep->deq, iso ? ep->rd_dcs : ep->dcs, control, td,
+                                    &bad, walked);
     bool in = dci & 1;
     uint32_t total = 0;
-    if (r == TD_OK && !td_check(td, control, &in, &total, &bad))
+    if (r == TD_OK && !td_check(td, control, iso, &in, &total, &bad))
         r = TD_BAD;
     /* Never a NULL buffer, even for no data (usb.h). */
     if (r == TD_OK && !(td->xfer.buf = malloc(total ? total : 1)))
@@ -346,6 +368,7 @@ static struct xhci_td *td_next(struct xhci *x, unsigned slot, unsigned dci, unsi
     if (r == TD_OK) {
         td->xfer.ep = (uint8_t)(dci / 2);
         td->xfer.in = in;
+        td->xfer.iso = iso;
         td->xfer.len = total;
         td->xfer.done = xfer_done;
         td->xfer.opaque = td;
@@ -359,12 +382,20 @@ static struct xhci_td *td_next(struct xhci *x, unsigned slot, unsigned dci, unsi
     }
     if (r != TD_OK) {
         td_free(td);
-        if (r == TD_BAD)
+        /* A bad TRB behind isochronous TDs in flight waits for them: the
+         * endpoint stops at it once they are done. */
+        if (r == TD_BAD && !(iso && ep->ntd))
             trb_error(x, slot, dci, &bad);
         return NULL;
     }
-    ep->deq = td->trbs[0].addr;       /* past any Link TRBs before the TD */
-    ep->dcs = td->trbs[0].dcs;
+    if (!iso || !ep->ntd) {
+        ep->deq = td->trbs[0].addr;   /* past any Link TRBs before the TD */
+        ep->dcs = td->trbs[0].dcs;
+    }
+    if (iso) {
+        ep->rd_deq = td->next_deq;
+        ep->rd_dcs = td->next_dcs;
+    }
     return td;
 }
 
@@ -391,12 +422,90 @@ static enum usb_status td_submit(struct xhci *x, struct xhci_td *td)
     return st;
 }
 
+/* An isochronous TD that finished, at the head: data, events, the ring
+ * moved on whatever happened. */
+static void iso_complete(struct xhci *x, struct xhci_td *td)
+{
+    struct xhci_ep *ep = &x->slots[td->slot].ep[td->dci];
+    enum usb_status st = td->xfer.status;
+    uint32_t actual = td->xfer.actual;
+    if (td->xfer.in && actual && !scatter(x, td, actual))
+        return;
+    ep->deq = td->next_deq;
+    ep->dcs = td->next_dcs;
+    if (st == USB_OK) {
+        events_done(x, td, actual);
+        return;
+    }
+    /* On the TD's last TRB, which ends the TD for the driver (4.10.2). */
+    enum xhci_cc cc = st == USB_BABBLE ? CC_BABBLE : CC_USB_TRANSACTION;
+    transfer_event(x, td, &td->trbs[td->n - 1], cc, td->xfer.len - actual, false);
+}
+
+/* Isochronous: hands TDs to the device until XHCI_ISO_INFLIGHT are there
+ * or the ring is empty, and completes those at the head that are done. */
+static void run_iso_ring(struct xhci *x, unsigned slot, unsigned dci)
+{
+    struct xhci_ep *ep = &x->slots[slot].ep[dci];
+    unsigned walked = 0;
+    if (!ep->ntd) {
+        ep->rd_deq = ep->deq;         /* nothing read ahead: start at the dequeue pointer */
+        ep->rd_dcs = ep->dcs;
+    }
+    while (ep->state == EP_RUNNING && xhci_running(x)) {
+        struct xhci_td *td = ep->td;
+        if (td && td->done) {
+            ep->td = td->next;
+            ep->ntd--;
+            iso_complete(x, td);
+            td_free(td);
+            continue;
+        }
+        /* TDs that waited (a NAK, the device away) go again, in order;
+         * after one that still waits, none goes. */
+        struct xhci_td **tail = &ep->td;
+        bool blocked = false;
+        for (; *tail; tail = &(*tail)->next) {
+            if (blocked || !(*tail)->waiting)
+                continue;
+            enum usb_status st = td_submit(x, *tail);
+            if (st == USB_NAK)
+                blocked = true;
+            else if (st != USB_ASYNC)
+                (*tail)->done = true;
+        }
+        if (ep->td && ep->td->done)
+            continue;
+        if (blocked || ep->ntd >= XHCI_ISO_INFLIGHT)
+            return;
+        if (walked >= XHCI_PASS_TRBS) {
+            ep->resched = true;
+            xhci_schedule(x);
+            return;
+        }
+        td = td_next(x, slot, dci, &walked);
+        if (!td) {
+            /* A bad TRB once those before it are done: the endpoint's Error state. */
+            return;
+        }
+        *tail = td;
+        ep->ntd++;
+        enum usb_status st = td_submit(x, td);
+        if (st != USB_ASYNC && st != USB_NAK)
+            td->done = true;
+    }
+}
+
 /* One pass over the ring: TDs until it is empty, one waits for the device,
  * or the pass has walked its share. */
 static void run_ring(struct xhci *x, unsigned slot, unsigned dci)
 {
     struct xhci_ep *ep = &x->slots[slot].ep[dci];
     unsigned walked = 0;
+    if (is_iso(ep)) {
+        run_iso_ring(x, slot, dci);
+        return;
+    }
     while (ep->state == EP_RUNNING && xhci_running(x)) {
         struct xhci_td *td = ep->td;
         if (td && !td->waiting)
@@ -447,12 +556,39 @@ static void xfer_done(struct usb_xfer *xf)
     struct xhci *x = td->x;
     unsigned slot = td->slot, dci = td->dci;
     struct xhci_ep *ep = &x->slots[slot].ep[dci];
+    if (is_iso(ep)) {
+        /* Finished in any order, completed in ring order. */
+        struct xhci_td *t = ep->td;
+        while (t && t != td)
+            t = t->next;
+        if (!t)
+            return;                   /* cancelled TDs are never completed */
+        td->done = true;
+        xhci_ep_kick(x, slot, dci);
+        return;
+    }
     if (ep->td != td)
         return;                       /* cancelled TDs are never completed */
     ep->td = NULL;
     td_complete(x, td);
     td_free(td);
     xhci_ep_kick(x, slot, dci);
+}
+
+/* Takes every isochronous TD in flight back; the first is td. */
+static void iso_drop_rest(struct xhci_ep *ep, struct xhci_td *td)
+{
+    struct xhci_td *t = td->next;
+    while (t) {
+        struct xhci_td *next = t->next;
+        usb_cancel(&t->xfer);
+        td_free(t);
+        t = next;
+    }
+    td->next = NULL;
+    ep->ntd = 0;
+    ep->rd_deq = ep->deq;             /* what was read ahead is read again */
+    ep->rd_dcs = ep->dcs;
 }
 
 void xhci_ep_cancel(struct xhci *x, unsigned slot, unsigned dci, bool report)
@@ -462,6 +598,7 @@ void xhci_ep_cancel(struct xhci *x, unsigned slot, unsigned dci, bool report)
     if (!td)
         return;
     ep->td = NULL;
+    iso_drop_rest(ep, td);
     usb_cancel(&td->xfer);
     if (report) {
         /* The TRB the endpoint stopped on: nothing of the TD has moved. */
@@ -481,9 +618,19 @@ void xhci_ep_cancel(struct xhci *x, unsigned slot, unsigned dci, bool report)
 
 void xhci_ep_quiesce(struct xhci *x, unsigned slot, unsigned dci)
 {
-    struct xhci_td *td = x->slots[slot].ep[dci].td;
+    struct xhci_ep *ep = &x->slots[slot].ep[dci];
+    struct xhci_td *td = ep->td;
     if (!td)
         return;
+    if (is_iso(ep)) {
+        /* Service intervals that passed are not made up: the TDs are read
+         * again from the dequeue pointer when the device is back. */
+        ep->td = NULL;
+        iso_drop_rest(ep, td);
+        usb_cancel(&td->xfer);
+        td_free(td);
+        return;
+    }
     usb_cancel(&td->xfer);
     td->waiting = true;
 }

@@ -130,6 +130,81 @@ static const struct usb_device_ops loop_ops = {
     .control = loop_control, .data = loop_data, .cancel = loop_cancel,
 };
 
+/* --- an isochronous device (full speed): IN on endpoint 1 holds every
+ * transfer until the test finishes it, in any order; OUT on endpoint 2
+ * takes the data at once. ------------------------------------------------ */
+
+static const uint8_t iso_device_desc[18] = {
+    18, USB_DT_DEVICE, 0x00, 0x02, 0, 0, 0, 64, 0x09, 0x12, 0x03, 0x00, 0x00, 0x01, 0, 0, 0, 1,
+};
+static const uint8_t iso_config_desc[32] = {
+    9, USB_DT_CONFIG, 32, 0, 1, 1, 0, 0x80, 10,
+    9, USB_DT_INTERFACE, 0, 0, 2, 0xff, 0, 0, 0,
+    7, USB_DT_ENDPOINT, 0x81, 0x01, 64, 0, 1,
+    7, USB_DT_ENDPOINT, 0x02, 0x01, 64, 0, 1,
+};
+static const struct usb_descriptors iso_descs = { .device = iso_device_desc, .config = iso_config_desc };
+
+#define ISO_HELD 64
+
+struct isodev {
+    struct usb_device dev;
+    struct usb_xfer *held[ISO_HELD];  /* IN transfers in the order they came */
+    unsigned nheld, in_seen, cancels, not_iso;
+    uint8_t out[4096];
+    uint32_t out_len;
+};
+
+static enum usb_status iso_data(struct usb_device *d, struct usb_xfer *x)
+{
+    struct isodev *s = d->opaque;
+    if (!x->iso)
+        s->not_iso++;
+    if (x->ep == 1 && x->in) {
+        s->in_seen++;
+        assert_true(s->nheld < ISO_HELD);
+        s->held[s->nheld++] = x;
+        return USB_ASYNC;
+    }
+    if (x->ep == 2 && !x->in && s->out_len + x->len <= sizeof(s->out)) {
+        memcpy(s->out + s->out_len, x->buf, x->len);
+        s->out_len += x->len;
+        x->actual = x->len;
+        return USB_OK;
+    }
+    return USB_IOERROR;
+}
+
+static void iso_cancel(struct usb_device *d, struct usb_xfer *x)
+{
+    struct isodev *s = d->opaque;
+    for (unsigned i = 0; i < s->nheld; i++) {
+        if (s->held[i] == x) {
+            memmove(&s->held[i], &s->held[i + 1], (s->nheld - i - 1) * sizeof(s->held[0]));
+            s->nheld--;
+            s->cancels++;
+            return;
+        }
+    }
+}
+
+static const struct usb_device_ops iso_ops = {
+    .control = loop_control, .data = iso_data, .cancel = iso_cancel,
+};
+
+/* Finishes held IN transfer i: n bytes of value fill, with status st. */
+static void iso_finish(struct isodev *s, unsigned i, enum usb_status st, uint32_t n, uint8_t fill)
+{
+    assert_true(i < s->nheld);
+    struct usb_xfer *x = s->held[i];
+    memmove(&s->held[i], &s->held[i + 1], (s->nheld - i - 1) * sizeof(s->held[0]));
+    s->nheld--;
+    memset(x->buf, fill, n);
+    x->actual = n;
+    x->status = st;
+    usb_xfer_done(x);
+}
+
 /* --- fixture ----------------------------------------------------------------- */
 
 /* Calls of a usb_watch_active() callback and what it saw last. */
@@ -148,6 +223,7 @@ struct fx {
     struct xhci_drv d;
     unsigned tablet_slot, kbd_slot, loop_slot;
     struct watch_count kbd_watch, tablet_watch;
+    struct isodev *iso;            /* test_isochronous's, on port 3 */
 };
 
 static int setup(void **state)
@@ -180,6 +256,7 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
     xhci_destroy(f->xhci);
+    free(f->iso);
     if (f->loopdev.timer >= 0)
         evloop_del_timer(f->h->plat.loop, f->loopdev.timer);
     usb_tablet_free(f->tablet);
@@ -1026,7 +1103,7 @@ static void test_bad_commands(void **state)
     /* Endpoint contexts the controller cannot take. */
     assert_int_equal(xd_configure_ep(d, s, 4, 0, 8, 0), XD_CC_PARAMETER);               /* no type */
     assert_int_equal(xd_configure_ep(d, s, 4, XD_EP_INTR_IN, 8, 0), XD_CC_PARAMETER);   /* IN on OUT */
-    assert_int_equal(xd_configure_ep(d, s, 5, 5, 8, 0), XD_CC_RESOURCE);               /* isochronous */
+    assert_int_equal(xd_configure_ep(d, s, 5, XD_EP_CONTROL, 8, 0), XD_CC_RESOURCE);   /* a second control */
     assert_int_equal(xd_configure_ep(d, s, 5, XD_EP_INTR_IN, 0, 0), XD_CC_PARAMETER);   /* no packet size */
     assert_int_equal(xd_ep_state(d, s, 5, NULL), 0);
     /* Address Device: a slot never enabled, no such port, a bad context. */
@@ -1272,6 +1349,141 @@ static void test_bad_event_ring(void **state)
 
 /* Suspend a port (U3) and resume it; a report while suspended waits, and
  * remote wakeup signals resume. */
+/* Isochronous endpoints: Isoch TDs go to the device XHCI_ISO_INFLIGHT (16)
+ * at a time, marked isochronous; finished out of order they complete in
+ * ring order, each with its event, short packets as such; a transaction
+ * error or babble ends its TD without halting the endpoint, and the ring
+ * goes on; Stop Endpoint takes all back with one Stopped event for the
+ * first, and a doorbell sends them again; a Normal TRB where an Isoch TD
+ * starts is a TRB Error once those before it are done.  OUT data arrives
+ * whole. */
+#define PORT_ISO 3
+#define ISO_IN_DCI 3
+#define ISO_OUT_DCI 4
+
+/* A few rounds of the event loop (yielded passes, timers). */
+static void run_loop(struct fx *f)
+{
+    for (int i = 0; i < 10; i++)
+        evloop_run_once(f->h->plat.loop, 1);
+}
+
+static uint64_t iso_wait(struct fx *f, unsigned slot, uint64_t trb, unsigned cc, uint32_t residual)
+{
+    struct xd_trb ev;
+    if (xd_wait_event(&f->d, XD_EV_TRANSFER, true, trb, &ev, 1000) < 0)
+        fail_msg("no Transfer Event for the TRB at %#llx", (unsigned long long)trb);
+    assert_int_equal(XD_EV_SLOT(ev.control), slot);
+    assert_int_equal(XD_EV_CC(ev.status), cc);
+    assert_int_equal(XD_EV_LEN(ev.status), residual);
+    return ev.param;
+}
+
+static void test_isochronous(void **state)
+{
+    struct fx *f = *state;
+    struct xhci_drv *d = &f->d;
+    char err[256];
+    f->iso = calloc(1, sizeof(*f->iso));
+    assert_non_null(f->iso);
+    struct isodev *s = f->iso;
+    usb_device_init(&s->dev, "iso", USB_SPEED_FULL, &iso_ops, &iso_descs, s);
+    assert_int_equal(xhci_attach(f->xhci, &s->dev, 0, err, sizeof(err)), PORT_ISO);
+    start(f, 0, false);
+    enumerate_all(f);
+    unsigned slot = enumerate(f, PORT_ISO, ISO_IN_DCI, XD_EP_ISOCH_IN, 64, NULL);
+    assert_int_equal(xd_configure_ep(d, slot, ISO_OUT_DCI, XD_EP_ISOCH_OUT, 64, 1), XD_CC_SUCCESS);
+    xd_drain_events(d);
+
+    /* 20 TDs: 16 reach the device. */
+    uint64_t buf[20], trb[20];
+    for (unsigned i = 0; i < 20; i++) {
+        buf[i] = xd_alloc(d, 64, 64);
+        trb[i] = xd_queue_isoch(d, slot, ISO_IN_DCI, buf[i], 64);
+    }
+    run_loop(f);
+    assert_int_equal(s->nheld, 16);
+    assert_int_equal(s->not_iso, 0);
+    struct xd_trb ev;
+    assert_false(xd_poll_event(d, &ev));
+
+    /* The second finishes first: nothing until the first does. */
+    iso_finish(s, 1, USB_OK, 10, 0xb1);
+    run_loop(f);
+    assert_false(xd_poll_event(d, &ev));
+    iso_finish(s, 0, USB_OK, 64, 0xa0);
+    iso_wait(f, slot, trb[0], XD_CC_SUCCESS, 0);
+    iso_wait(f, slot, trb[1], XD_CC_SHORT_PACKET, 54);
+    uint8_t got[64];
+    xd_mem_read(d, buf[0], got, 64);
+    assert_int_equal(got[0], 0xa0);
+    assert_int_equal(got[63], 0xa0);
+    xd_mem_read(d, buf[1], got, 64);
+    assert_int_equal(got[9], 0xb1);
+    assert_int_equal(got[10], 0);
+    run_loop(f);
+    assert_int_equal(s->nheld, 16);                     /* two more went to the device */
+    assert_int_equal(s->in_seen, 18);
+
+    /* Errors end their TD; the endpoint runs on. */
+    iso_finish(s, 0, USB_IOERROR, 0, 0);
+    iso_wait(f, slot, trb[2], XD_CC_USB_TRANSACTION, 64);
+    iso_finish(s, 0, USB_BABBLE, 64, 0xc3);
+    iso_wait(f, slot, trb[3], XD_CC_BABBLE, 0);
+    assert_int_equal(xd_ep_state(d, slot, ISO_IN_DCI, NULL), 1);     /* Running */
+    iso_finish(s, 0, USB_OK, 64, 0xd4);
+    iso_wait(f, slot, trb[4], XD_CC_SUCCESS, 0);
+    run_loop(f);
+    assert_int_equal(s->in_seen, 20);
+    assert_int_equal(s->nheld, 15);                     /* TDs 5-19: the ring is empty */
+
+    /* Stop Endpoint: every TD back, one Stopped event, at the first. */
+    assert_int_equal(xd_command(d, 0, 0, XD_TRB_TYPE(XD_CMD_STOP_EP) | slot << 24 | ISO_IN_DCI << 16, NULL),
+                     XD_CC_SUCCESS);
+    assert_int_equal(s->nheld, 0);
+    assert_int_equal(s->cancels, 15);
+    iso_wait(f, slot, trb[5], XD_CC_STOPPED, 64);
+    assert_false(xd_poll_event(d, &ev));
+    uint64_t deq = 0;
+    assert_int_equal(xd_ep_state(d, slot, ISO_IN_DCI, &deq), 3);       /* Stopped */
+    assert_int_equal(deq & ~0xfull, trb[5]);
+    /* A doorbell: the same TDs again, from the dequeue pointer. */
+    xd_doorbell(d, slot, ISO_IN_DCI);
+    run_loop(f);
+    assert_int_equal(s->nheld, 15);
+    for (unsigned i = 5; i < 20; i++) {
+        iso_finish(s, 0, USB_OK, 64, (uint8_t)i);
+        iso_wait(f, slot, trb[i], XD_CC_SUCCESS, 0);
+        xd_mem_read(d, buf[i], got, 1);
+        assert_int_equal(got[0], i);
+    }
+
+    /* OUT: data as queued. */
+    uint64_t ob = xd_alloc(d, 64, 64);
+    uint8_t pattern[48];
+    for (unsigned i = 0; i < sizeof(pattern); i++)
+        pattern[i] = (uint8_t)(i * 7);
+    xd_mem_write(d, ob, pattern, sizeof(pattern));
+    uint64_t ot = xd_queue_isoch(d, slot, ISO_OUT_DCI, ob, sizeof(pattern));
+    iso_wait(f, slot, ot, XD_CC_SUCCESS, 0);
+    assert_int_equal(s->out_len, sizeof(pattern));
+    assert_memory_equal(s->out, pattern, sizeof(pattern));
+
+    /* A TD that does not start with an Isoch TRB, behind one in flight. */
+    uint64_t good = xd_queue_isoch(d, slot, ISO_IN_DCI, buf[0], 64);
+    uint64_t bad = xd_queue_normal(d, slot, ISO_IN_DCI, buf[1], 64);
+    run_loop(f);
+    assert_int_equal(s->nheld, 1);
+    assert_false(xd_poll_event(d, &ev));
+    iso_finish(s, 0, USB_OK, 64, 0xee);
+    iso_wait(f, slot, good, XD_CC_SUCCESS, 0);
+    iso_wait(f, slot, bad, XD_CC_TRB, 0);
+    assert_int_equal(xd_ep_state(d, slot, ISO_IN_DCI, NULL), 4);      /* Error */
+    assert_int_equal(s->not_iso, 0);
+    check_tablet_works(f);
+    xhci_detach(f->xhci, &s->dev);
+}
+
 static void test_suspend_resume(void **state)
 {
     struct fx *f = *state;
@@ -1323,6 +1535,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dma_outside_ram, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_event_ring, setup, teardown),
         cmocka_unit_test_setup_teardown(test_suspend_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_isochronous, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -601,6 +601,14 @@ uint64_t xd_queue_normal(struct xhci_drv *d, unsigned slot, unsigned dci, uint64
     return at;
 }
 
+uint64_t xd_queue_isoch(struct xhci_drv *d, unsigned slot, unsigned dci, uint64_t buf, uint32_t len)
+{
+    uint32_t flags = XD_TRB_IOC | ((dci & 1) ? XD_TRB_ISP : 0) | 1u << 31;   /* SIA */
+    uint64_t at = xd_ring_put(d, &d->slots[slot].ep[dci], buf, len, XD_TRB_TYPE(XD_TRB_ISOCH) | flags);
+    xd_doorbell(d, slot, dci);
+    return at;
+}
+
 int xd_wait_transfer(struct xhci_drv *d, unsigned slot, unsigned dci, uint32_t *residual,
                      int timeout_ms)
 {

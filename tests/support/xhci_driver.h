@@ -79,7 +79,10 @@ enum {
 #define XD_EV_EP(c)    (((c) >> 16) & 0x1f)
 
 /* Endpoint types (6.2.3) */
-enum { XD_EP_BULK_OUT = 2, XD_EP_INTR_OUT = 3, XD_EP_CONTROL = 4, XD_EP_BULK_IN = 6, XD_EP_INTR_IN = 7 };
+enum {
+    XD_EP_ISOCH_OUT = 1, XD_EP_BULK_OUT, XD_EP_INTR_OUT, XD_EP_CONTROL, XD_EP_ISOCH_IN, XD_EP_BULK_IN,
+    XD_EP_INTR_IN,
+};
 
 #define XD_RING_TRBS  32        /* per transfer ring, the Link TRB included */
 #define XD_CMD_TRBS   64
@@ -198,6 +201,10 @@ int xd_configure_ep(struct xhci_drv *d, unsigned slot, unsigned dci, unsigned ty
 /* Queues one Normal TRB (IOC, and ISP for IN endpoints) for buf (guest
  * address) and len and rings the doorbell.  Returns the TRB's address. */
 uint64_t xd_queue_normal(struct xhci_drv *d, unsigned slot, unsigned dci, uint64_t buf, uint32_t len);
+/* Queues one Isoch TRB (6.4.1.3: IOC, ISP for IN endpoints, SIA: as soon
+ * as possible) for buf and len, a TD of its own, and rings the doorbell.
+ * Returns the TRB's address. */
+uint64_t xd_queue_isoch(struct xhci_drv *d, unsigned slot, unsigned dci, uint64_t buf, uint32_t len);
 /* Waits for the Transfer Event of slot/dci; returns its completion code
  * and the residual length in *residual (-1: none came). */
 int xd_wait_transfer(struct xhci_drv *d, unsigned slot, unsigned dci, uint32_t *residual,

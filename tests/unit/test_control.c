@@ -39,6 +39,8 @@ struct fixture {
     int after_fd;            /* client whose reply must be readable in after_fn */
     bool after_saw_reply;
     struct reader *reader;   /* set: quit lets it go and looks there */
+    unsigned long later[4];  /* tokens of deferred requests, in order */
+    unsigned nlater;
 };
 
 /* A client read by its own thread once told to go: lets the server's
@@ -94,6 +96,18 @@ static json_t *cmd_bcast(void *opaque, json_t *args, struct control_error *err)
     struct fixture *f = opaque;
     control_broadcast(f->srv, "PING", json_pack("{s:i}", "n", 7));
     return json_object();
+}
+
+/* Replies later: the test answers through control_reply_later(). */
+static json_t *cmd_later(void *opaque, json_t *args, struct control_error *err)
+{
+    struct fixture *f = opaque;
+    unsigned long t = control_defer(f->srv);
+    assert_true(t != 0);
+    assert_int_equal(control_defer(f->srv), t);   /* asked twice: the same request */
+    f->later[f->nlater++] = t;
+    control_error_set(err, CONTROL_ERR_FAILED, "not sent: the reply comes later");
+    return NULL;
 }
 
 static void *reader_main(void *opaque)
@@ -197,6 +211,7 @@ static void register_test_commands(struct fixture *f)
     control_register(f->srv, "big", cmd_big, f, "Return 64 KiB.");
     control_register(f->srv, "bcast", cmd_bcast, f, "Broadcast PING, then reply.");
     control_register(f->srv, "quit", cmd_quit, f, "Reply, then act.");
+    control_register(f->srv, "later", cmd_later, f, "Reply when the test says.");
 }
 
 /* ---- helpers ---- */
@@ -779,13 +794,13 @@ static void test_help(void **state)
         }
     }
     assert_true(saw_help && saw_echo);
-    assert_int_equal(json_array_size(cmds), 8);
+    assert_int_equal(json_array_size(cmds), 9);
     json_decref(r);
 
     /* re-registering replaces, it does not add */
     control_register(f->srv, "echo", cmd_fail, f, "Now fails.");
     r = tc_call(tc, f->loop, "{\"command\":\"help\"}\n");
-    assert_int_equal(json_array_size(json_object_get(json_object_get(r, "return"), "commands")), 8);
+    assert_int_equal(json_array_size(json_object_get(json_object_get(r, "return"), "commands")), 9);
     json_decref(r);
     r = tc_call(tc, f->loop, "{\"command\":\"echo\"}\n");
     assert_error(r, "invalid-argument");
@@ -843,6 +858,66 @@ mode_t umask(mode_t mask)
 {
     umask_calls++;
     return (mode_t)syscall(SYS_umask, mask);
+}
+
+/* Deferred replies go to the client that asked, with its id, in the order
+ * the work finishes; other requests are answered meanwhile; a client that
+ * left gets nothing, and its token is harmless. */
+static void test_reply_later(void **state)
+{
+    struct fixture *f = *state;
+    struct tclient *a = tc_open(f), *b = tc_open(f);
+    assert_int_equal(control_defer(f->srv), 0);        /* outside a handler */
+    tc_sends(a, f->loop, "{\"command\":\"later\",\"id\":\"a1\"}\n");
+    tc_sends(b, f->loop, "{\"command\":\"later\",\"id\":7}\n");
+    tc_sends(a, f->loop, "{\"command\":\"later\"}\n");
+    for (int i = 0; i < 100 && f->nlater < 3; i++)
+        evloop_run_once(f->loop, 5);
+    assert_int_equal(f->nlater, 3);
+    /* Nothing came yet: the next reply a sees is its echo's. */
+    json_t *r = tc_call(a, f->loop, "{\"command\":\"echo\",\"id\":\"e\"}\n");
+    assert_string_equal(json_string_value(json_object_get(r, "id")), "e");
+    json_decref(r);
+
+    struct control_error err = { CONTROL_ERR_FAILED, "the device went away" };
+    control_reply_later(f->srv, f->later[1], NULL, &err);
+    r = tc_read(b, f->loop);
+    assert_non_null(r);
+    assert_error(r, "failed");
+    assert_int_equal(json_integer_value(json_object_get(r, "id")), 7);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "error"), "desc")),
+                        "the device went away");
+    json_decref(r);
+
+    control_reply_later(f->srv, f->later[2], json_pack("{s:i}", "port", 3), NULL);
+    control_reply_later(f->srv, f->later[0], json_pack("{s:i}", "port", 4), NULL);
+    r = tc_read(a, f->loop);
+    assert_non_null(r);
+    assert_null(json_object_get(r, "id"));               /* the request had none */
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "return"), "port")), 3);
+    json_decref(r);
+    r = tc_read(a, f->loop);
+    assert_non_null(r);
+    assert_string_equal(json_string_value(json_object_get(r, "id")), "a1");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "return"), "port")), 4);
+    json_decref(r);
+    /* A token used already, or never given, does nothing. */
+    control_reply_later(f->srv, f->later[0], json_object(), NULL);
+    control_reply_later(f->srv, 999, NULL, &err);
+
+    /* The client leaves before its reply: nothing breaks. */
+    tc_sends(b, f->loop, "{\"command\":\"later\",\"id\":8}\n");
+    for (int i = 0; i < 100 && f->nlater < 4; i++)
+        evloop_run_once(f->loop, 5);
+    assert_int_equal(f->nlater, 4);
+    tc_close(b);
+    for (int i = 0; i < 20; i++)
+        evloop_run_once(f->loop, 5);
+    control_reply_later(f->srv, f->later[3], json_object(), NULL);
+    r = tc_call(a, f->loop, "{\"command\":\"echo\",\"id\":\"still\"}\n");
+    assert_string_equal(json_string_value(json_object_get(r, "id")), "still");
+    json_decref(r);
+    tc_close(a);
 }
 
 static void test_socket_mode(void **state)
@@ -1017,6 +1092,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_help, setup, teardown),
         cmocka_unit_test_setup_teardown(test_after_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_after_reply_behind_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reply_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_socket_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_socket_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_socket_refused, setup, teardown),

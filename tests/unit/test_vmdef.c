@@ -318,6 +318,70 @@ static void test_errors_with_lines(void **state)
     free(d);
 }
 
+/* [usb-filter N]: read in index order, ids normalised, written back the
+ * same; mistakes named with their line; the CLI's spec parser and
+ * burrow-vm's option. */
+static void test_usb_filters(void **state)
+{
+    static const char text[] =
+        "[burrow]\nformat=1\n[vm]\nname=t\nos=debian\nmemory=1024\ncpus=1\n"
+        "[usb-filter 3]\nname=My stick, the red one\nvid=525\npid=A4A5\n"
+        "[usb-filter 0]\nserial=XYZ-1\n";
+    struct burrow_vmdef *d = calloc(1, sizeof(*d)), *e = calloc(1, sizeof(*e));
+    struct burrow_error err = { .msg = "" };
+    assert_int_equal(vmdef_parse(text, strlen(text), "f", "t", d, &err), 0);
+    assert_int_equal(d->nusb_filters, 2);
+    assert_string_equal(d->usb_filters[0].serial, "XYZ-1");
+    assert_string_equal(d->usb_filters[0].vid, "");
+    assert_string_equal(d->usb_filters[1].name, "My stick, the red one");
+    assert_string_equal(d->usb_filters[1].vid, "0525");
+    assert_string_equal(d->usb_filters[1].pid, "a4a5");
+    char *out = vmdef_format(d, NULL);
+    assert_non_null(strstr(out, "[usb-filter 0]\nserial=XYZ-1\n"));
+    assert_non_null(strstr(out, "[usb-filter 1]\nname=My stick, the red one\nvid=0525\npid=a4a5\n"));
+    assert_int_equal(vmdef_parse(out, strlen(out), "f", "t", e, &err), 0);
+    assert_int_equal(e->nusb_filters, 2);
+    assert_string_equal(e->usb_filters[1].pid, "a4a5");
+    g_free(out);
+
+    expect_error(11, "path=a.img\n[usb-filter 0]\nvid=zz", 12, "vid must be 1 to 4 hexadecimal digits");
+    expect_error(11, "path=a.img\n[usb-filter 0]\npid=12345", 13, "pid: value too long");
+    expect_error(11, "path=a.img\n[usb-filter 0]\nname=only a name", 12, "needs vid, pid or serial");
+    expect_error(11, "path=a.img\n[usb-filter 0]\nserial=a,b", 12, "cannot hold ','");
+    expect_error(11, "path=a.img\n[usb-filter 0]\ncolour=red", 13, "unknown key 'colour'");
+    expect_error(11, "path=a.img\n[usb-filter 8]\nvid=1", 12, "unknown group [usb-filter 8]");
+    expect_error(7, "cpus=1\nusb=off\n[usb-filter 0]\nvid=1", 9, "need usb=on");
+
+    /* The CLI's spec. */
+    struct burrow_usb_filter f;
+    assert_int_equal(burrow_usb_filter_parse("vid=1d6b,pid=2,serial=S 1,name=hub", &f, &err), 0);
+    assert_string_equal(f.vid, "1d6b");
+    assert_string_equal(f.pid, "0002");
+    assert_string_equal(f.serial, "S 1");
+    assert_string_equal(f.name, "hub");
+    char opt[128];
+    burrow_usb_filter_option(&f, opt, sizeof(opt));
+    assert_string_equal(opt, "vid=1d6b,pid=0002,serial=S 1");
+    assert_int_equal(burrow_usb_filter_parse("serial=ABC", &f, &err), 0);
+    burrow_usb_filter_option(&f, opt, sizeof(opt));
+    assert_string_equal(opt, "serial=ABC");
+    assert_int_equal(burrow_usb_filter_parse("pid=a4a5", &f, &err), 0);
+    burrow_usb_filter_option(&f, opt, sizeof(opt));
+    assert_string_equal(opt, "pid=a4a5");
+    assert_int_equal(burrow_usb_filter_parse("name=x", &f, &err), -1);
+    assert_non_null(strstr(err.msg, "needs vid, pid or serial"));
+    assert_int_equal(burrow_usb_filter_parse("vid=12345", &f, &err), -1);
+    assert_non_null(strstr(err.msg, "vid '12345'"));
+    assert_int_equal(burrow_usb_filter_parse("vid", &f, &err), -1);
+    assert_non_null(strstr(err.msg, "not KEY=VALUE"));
+    assert_int_equal(burrow_usb_filter_parse("class=8", &f, &err), -1);
+    assert_non_null(strstr(err.msg, "unknown key 'class'"));
+    assert_int_equal(burrow_usb_filter_parse("serial=", &f, &err), -1);
+    assert_int_equal(burrow_usb_filter_parse("serial=a\tb", &f, &err), -1);
+    free(d);
+    free(e);
+}
+
 static void test_validate_in_memory(void **state)
 {
     struct burrow_vmdef *d = calloc(1, sizeof(*d));
@@ -708,7 +772,19 @@ static void test_argv(void **state)
     assert_string_equal(arg_after(argv, "--usb-disk", 0), "/data/shared.img,readonly=on");
     assert_null(arg_after(argv, "--usb-disk", 1));
     assert_null(arg_after(argv, "--disk", 1));
+    assert_null(arg_after(argv, "--usb-filter", 0));
     g_strfreev(argv);
+    /* USB filters go to --usb-filter, without their names. */
+    struct burrow_error ferr;
+    assert_int_equal(burrow_usb_filter_parse("vid=0525,pid=a4a5,name=stick", &d->usb_filters[0], &ferr), 0);
+    assert_int_equal(burrow_usb_filter_parse("serial=XYZ", &d->usb_filters[1], &ferr), 0);
+    d->nusb_filters = 2;
+    argv = supervise_build_argv("/bin/burrow-vm", d, &p, NULL, &err);
+    assert_string_equal(arg_after(argv, "--usb-filter", 0), "vid=0525,pid=a4a5");
+    assert_string_equal(arg_after(argv, "--usb-filter", 1), "serial=XYZ");
+    assert_null(arg_after(argv, "--usb-filter", 2));
+    g_strfreev(argv);
+    d->nusb_filters = 0;
 
     /* The start options override the display; nothing optional is sent
      * when the definition does not ask for it. */
@@ -855,6 +931,7 @@ int main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_errors_with_lines),
+        cmocka_unit_test(test_usb_filters),
         cmocka_unit_test(test_validate_in_memory),
         cmocka_unit_test(test_hostfwd_clash),
         cmocka_unit_test(test_resource_fit),
