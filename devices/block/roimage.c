@@ -57,6 +57,13 @@ int ro_open_file(const char *path, int *fd, uint64_t *size, char *err, size_t er
     return ret;
 }
 
+void ro_count_file(struct ro_info *info, int fd)
+{
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0)
+        info->host_bytes += S_ISREG(st.st_mode) ? (uint64_t)st.st_blocks * 512 : 0;
+}
+
 int ro_pread(int fd, void *buf, size_t len, uint64_t off)
 {
     uint8_t *p = buf;

@@ -44,6 +44,7 @@ struct ro_info {
     char subformat[32];         /* "dynamic", "fixed", "streamOptimized", ... */
     uint64_t size;              /* virtual, bytes */
     uint64_t allocated;         /* guest bytes this image stores itself */
+    uint64_t host_bytes;        /* what its files take on the host */
     uint32_t block_size;        /* allocation unit (block, grain); 0: none */
     char parent[1024];          /* parent file as the image names it; "" */
 };
@@ -58,7 +59,7 @@ struct ro_format {
     /* How [off, off+len) begins (off < img->size, len > 0, off + len <=
      * img->size); a negative errno (ro_corrupt() for bad metadata). */
     int (*map)(struct ro_image *img, uint64_t off, uint64_t len, struct ro_map *m);
-    /* Fills in subformat, block_size and parent. */
+    /* Fills in subformat, block_size, parent and host_bytes. */
     void (*describe)(struct ro_image *img, struct ro_info *info);
 };
 
@@ -93,6 +94,8 @@ int ro_parent_path(const char *child_path, const char *name, char *full, size_t 
 /* Opens a file of an image read-only, with a reader's lock (QEMU's
  * protocol, devices/block/lock.c); *size gets its length. */
 int ro_open_file(const char *path, int *fd, uint64_t *size, char *err, size_t errlen);
+/* Adds what the file fd takes on the host to info->host_bytes. */
+void ro_count_file(struct ro_info *info, int fd);
 /* Reads exactly len bytes at off: -EIO for a file that ends sooner. */
 int ro_pread(int fd, void *buf, size_t len, uint64_t off);
 /* UTF-16 (little- or big-endian) of n bytes into a UTF-8 string of at

@@ -188,6 +188,7 @@ static void vdi_describe(struct ro_image *img, struct ro_info *info)
     struct vdi *s = img->state;
     snprintf(info->subformat, sizeof(info->subformat), "%s", s->type == TYPE_FIXED ? "fixed" : "dynamic");
     info->block_size = s->block;
+    ro_count_file(info, s->fd);
 }
 
 const struct ro_format ro_format_vdi = {

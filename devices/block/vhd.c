@@ -379,6 +379,7 @@ static void vhd_describe(struct ro_image *img, struct ro_info *info)
              s->type == TYPE_FIXED ? "fixed" : s->type == TYPE_DYNAMIC ? "dynamic" : "differencing");
     info->block_size = s->type == TYPE_FIXED ? 0 : s->block;
     snprintf(info->parent, sizeof(info->parent), "%s", s->parent_name);
+    ro_count_file(info, s->fd);
 }
 
 const struct ro_format ro_format_vhd = {

@@ -513,6 +513,7 @@ static void vhdx_describe(struct ro_image *img, struct ro_info *info)
     snprintf(info->subformat, sizeof(info->subformat), "%s", sub);
     info->block_size = s->block;
     snprintf(info->parent, sizeof(info->parent), "%s", s->parent_name);
+    ro_count_file(info, s->fd);
 }
 
 const struct ro_format ro_format_vhdx = {

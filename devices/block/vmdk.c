@@ -698,11 +698,11 @@ static void vmdk_describe(struct ro_image *img, struct ro_info *info)
 {
     struct vmdk *s = img->state;
     snprintf(info->subformat, sizeof(info->subformat), "%s", s->create_type);
-    for (unsigned i = 0; i < s->next; i++)
-        if (s->ext[i].type == EXT_SPARSE) {
+    for (unsigned i = 0; i < s->next; i++) {
+        if (s->ext[i].type == EXT_SPARSE && !info->block_size)
             info->block_size = (uint32_t)s->ext[i].grain;
-            break;
-        }
+        ro_count_file(info, s->ext[i].fd);
+    }
     if (s->parent_cid != NO_CID)
         snprintf(info->parent, sizeof(info->parent), "%s", s->parent_hint);
 }
