@@ -364,3 +364,76 @@ int disk_convert(const char *src, const char *dst, const char *format,
         unlink(dst);
     return ret;
 }
+
+const char *disk_detect_format(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return "raw";
+    const char *seen = blk_probe_fd(fd);
+    close(fd);
+    return seen ? seen : "raw";
+}
+
+int disk_qcow2_name(const char *src, const char *dir, char *out, size_t len)
+{
+    const char *base = strrchr(src, '/');
+    base = base ? base + 1 : src;
+    size_t stem = strlen(base);
+    const char *dot = strrchr(base, '.');
+    if (dot && dot != base)
+        stem = (size_t)(dot - base);
+    int dlen = dir ? (int)strlen(dir) : (int)(base - src);
+    const char *d = dir ? dir : src;
+    const char *sep = dir && dlen && d[dlen - 1] != '/' ? "/" : "";
+    for (int i = 0; i < 100; i++) {
+        char num[8] = "";
+        if (i)
+            snprintf(num, sizeof(num), "-%d", i);
+        int n = snprintf(out, len, "%.*s%s%.*s%s.qcow2", dlen, d, sep, (int)stem, base, num);
+        if (n < 0 || (size_t)n >= len)
+            return -ENAMETOOLONG;
+        if (!exists(out))
+            return 0;
+    }
+    return -EEXIST;
+}
+
+/* Appends word to out, in single quotes unless it needs none. */
+static void shell_word(char *out, size_t len, const char *word)
+{
+    size_t o = strlen(out);
+    bool plain = *word != '\0';
+    for (const char *c = word; *c; c++)
+        if (!isalnum((unsigned char)*c) && !strchr("_-./+:@%=,", *c))
+            plain = false;
+    if (plain) {
+        snprintf(out + o, len - o, "%s", word);
+        return;
+    }
+    if (o + 1 < len)
+        out[o++] = '\'';
+    for (const char *c = word; *c && o + 5 < len; c++) {
+        if (*c == '\'') {
+            memcpy(out + o, "'\\''", 4);
+            o += 4;
+        } else {
+            out[o++] = *c;
+        }
+    }
+    if (o + 1 < len)
+        out[o++] = '\'';
+    out[o < len ? o : len - 1] = '\0';
+}
+
+void disk_convert_command(const char *src, char *out, size_t len)
+{
+    char dst[PATH_MAX];
+    if (disk_qcow2_name(src, NULL, dst, sizeof(dst)) < 0)
+        snprintf(dst, sizeof(dst), "NEW.qcow2");
+    snprintf(out, len, "burrow disk convert ");
+    shell_word(out, len, src);
+    size_t o = strlen(out);
+    snprintf(out + o, len - o, " ");
+    shell_word(out, len, dst);
+}

@@ -59,4 +59,18 @@ typedef void (*disk_progress_fn)(void *opaque, uint64_t done, uint64_t total);
 int disk_convert(const char *src, const char *dst, const char *format,
                  disk_progress_fn progress, void *opaque, char *err, size_t errlen);
 
+/* The format of the image at path as a VM definition records it: "raw",
+ * "qcow2", one Burrow only reads ("vdi", "vmdk", "vhd", "vhdx"), or the
+ * name of one it cannot read ("qed", "luks", "qcow"). */
+const char *disk_detect_format(const char *path);
+
+/* A free name for a qcow2 copy of src in folder dir (NULL: src's own
+ * folder): src's name with its extension replaced by .qcow2, numbered when
+ * taken.  -EEXIST when none of the first hundred is free. */
+int disk_qcow2_name(const char *src, const char *dir, char *out, size_t len);
+
+/* The exact command that converts src into a qcow2 image beside it,
+ * quoted for a POSIX shell: "burrow disk convert SRC DST". */
+void disk_convert_command(const char *src, char *out, size_t len);
+
 #endif

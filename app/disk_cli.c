@@ -296,13 +296,9 @@ static int cmd_resize(int argc, char **argv)
     return 0;
 }
 
-struct bar {
-    int last;       /* per mille shown, -1 before the first */
-};
-
-static void progress(void *opaque, uint64_t done, uint64_t total)
+void cli_progress(void *opaque, uint64_t done, uint64_t total)
 {
-    struct bar *b = opaque;
+    struct cli_bar *b = opaque;
     int pm = total ? (int)(done * 1000 / total) : 1000;
     if (pm == b->last)
         return;
@@ -329,10 +325,10 @@ static int cmd_convert(int argc, char **argv)
     if (a.npos < 2)
         return usage_error("convert", a.npos ? "missing DST" : "missing SRC");
     char err[ERRLEN];
-    struct bar b = { .last = -1 };
+    struct cli_bar b = { .last = -1 };
     bool tty = isatty(2);
     int ret = disk_convert(a.pos[0], a.pos[1], a.format ? a.format : "qcow2",
-                           tty ? progress : NULL, &b, err, sizeof(err));
+                           tty ? cli_progress : NULL, &b, err, sizeof(err));
     if (tty && b.last >= 0)
         fprintf(stderr, "\n");
     if (ret < 0)
