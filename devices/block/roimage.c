@@ -206,8 +206,11 @@ int ro_open_parent(struct ro_image *img, const struct ro_format *fmt, const char
     }
     char sub[512];
     int ret = ro_open(&img->parent, fmt, full, img->depth + 1, true, sub, sizeof(sub));
-    if (ret < 0)
+    /* Said once, by the image opened, about the innermost failure. */
+    if (ret < 0 && img->depth == 0)
         set_err(err, errlen, "%s: parent %s: %s", child_path, name, sub);
+    else if (ret < 0)
+        set_err(err, errlen, "%s", sub);
     return ret;
 }
 
@@ -299,6 +302,21 @@ int ro_status(struct ro_image *img, uint64_t off, uint64_t len, uint64_t *pnum)
     *pnum = m.len;
     if (m.kind == RO_PARENT && img->parent)
         return ro_status(img->parent, off, m.len, pnum);
+    if (m.kind == RO_DATA) {
+        /* A hole in the file (a fixed image, a flat extent, copied
+         * sparse) is no data either. */
+        off_t d = lseek(m.fd, (off_t)m.host, SEEK_DATA);
+        if (d < 0 && errno == ENXIO) {
+            return 0;
+        } else if (d > (off_t)m.host) {
+            *pnum = MIN(m.len, (uint64_t)d - m.host);
+            return 0;
+        } else if (d == (off_t)m.host) {
+            off_t h = lseek(m.fd, (off_t)m.host, SEEK_HOLE);
+            if (h > (off_t)m.host)
+                *pnum = MIN(m.len, (uint64_t)h - m.host);
+        }
+    }
     return m.kind == RO_DATA || m.kind == RO_BUF;
 }
 
