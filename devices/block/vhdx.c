@@ -444,13 +444,17 @@ static void vhdx_close(struct ro_image *img)
     free(s);
 }
 
-static enum ro_kind payload_kind(unsigned state)
+/* How a block of this state reads; -1 for the reserved states. */
+static int payload_kind(unsigned state)
 {
     switch (state) {
-    case PAYLOAD_FULLY: return RO_DATA;
+    case PAYLOAD_FULLY:
+    case PAYLOAD_PARTIALLY: return RO_DATA;
     case PAYLOAD_ZERO:
     case PAYLOAD_UNMAPPED: return RO_ZERO;
-    default: return RO_PARENT;      /* not present, undefined */
+    case PAYLOAD_NOT_PRESENT:
+    case PAYLOAD_UNDEFINED: return RO_PARENT;
+    default: return -1;
     }
 }
 
@@ -471,8 +475,11 @@ static int vhdx_map(struct ro_image *img, uint64_t off, uint64_t len, struct ro_
         m->kind = RO_DATA;
         m->host = host + in;
     } else {
-        m->kind = payload_kind(state);
-        while (m->len < len && ++k < s->nblocks && payload_kind(BAT_STATE(s->bat[k + k / s->chunk_ratio])) == m->kind)
+        m->kind = (enum ro_kind)payload_kind(state);
+        /* Blocks that read alike extend the run (never into a present or
+         * partial block, nor a reserved state, which are mapped alone). */
+        while (m->len < len && ++k < s->nblocks &&
+               payload_kind(BAT_STATE(s->bat[k + k / s->chunk_ratio])) == (int)m->kind)
             m->len += MIN(len - m->len, (uint64_t)s->block);
         return 0;
     }
