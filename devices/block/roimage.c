@@ -84,6 +84,21 @@ int ro_pread(int fd, void *buf, size_t len, uint64_t off)
     return 0;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+bool ro_overlap(uint64_t *at, size_t n, uint64_t len)
+{
+    qsort(at, n, sizeof(*at), cmp_u64);
+    for (size_t i = 1; i < n; i++)
+        if (at[i] - at[i - 1] < len)
+            return true;
+    return false;
+}
+
 static bool quiet_errors;
 
 void ro_set_quiet(bool on)

@@ -104,6 +104,11 @@ int ro_pread(int fd, void *buf, size_t len, uint64_t off);
 int ro_utf16_to_utf8(const uint8_t *in, size_t n, bool big_endian, char *out, size_t len);
 /* Logs no inconsistency (tools report them themselves, ro_error()). */
 void ro_set_quiet(bool on);
+/* Whether any two of the n places (sorted here, in place) lie closer than
+ * len to each other: tables whose blocks share bytes of the file, which
+ * no writer makes, are refused, so the work an image can ask for stays
+ * bounded by what the file holds. */
+bool ro_overlap(uint64_t *at, size_t n, uint64_t len);
 /* Records the first inconsistency of img (what, with a number); -EIO. */
 int ro_corrupt(struct ro_image *img, const char *what, uint64_t v);
 

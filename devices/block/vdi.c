@@ -132,8 +132,21 @@ static int vdi_open(struct ro_image *img, const char *path, bool open_parent, ch
         set_err(err, errlen, "cannot read %s: %s", path, strerror(-ret));
         return ret;
     }
-    for (uint32_t i = 0; i < s->nblocks; i++)
+    uint64_t *at = malloc((size_t)s->nblocks * sizeof(*at) + 1);
+    if (!at) {
+        set_err(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    size_t n = 0;
+    for (uint32_t i = 0; i < s->nblocks; i++) {
         s->map[i] = ld32(&s->map[i]);       /* little-endian on disk */
+        if (s->map[i] != BLOCK_FREE && s->map[i] != BLOCK_ZERO)
+            at[n++] = s->map[i];
+    }
+    bool shared = ro_overlap(at, n, 1);
+    free(at);
+    if (shared)
+        return bad(err, errlen, path, "two blocks of the disk share their data");
     return 0;
 }
 

@@ -247,8 +247,21 @@ static int open_dynamic(struct ro_image *img, struct vhd *s, const char *path, c
         set_err(err, errlen, "cannot read %s: %s", path, strerror(-ret));
         return ret;
     }
-    for (uint32_t i = 0; i < s->nentries; i++)
+    uint64_t *at = malloc(needed * sizeof(*at) + 1);
+    if (!at) {
+        set_err(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    size_t n = 0;
+    for (uint32_t i = 0; i < s->nentries; i++) {
         s->bat[i] = be32(&s->bat[i]);
+        if (s->bat[i] != BAT_UNUSED)
+            at[n++] = (uint64_t)s->bat[i] * SECTOR;
+    }
+    bool shared = ro_overlap(at, n, (uint64_t)s->bitmap_len + s->block);
+    free(at);
+    if (shared)
+        return bad(err, errlen, path, "two blocks of the disk share bytes of the file");
     if (s->type != TYPE_DIFFERENCING)
         return 0;
     s->bitmap = malloc(s->bitmap_len);

@@ -405,8 +405,30 @@ static int vhdx_open(struct ro_image *img, const char *path, bool open_parent, c
         set_err(err, errlen, "cannot read %s: %s", path, strerror(-ret));
         return ret;
     }
-    for (uint64_t i = 0; i < s->nentries; i++)
+    /* Present payload blocks, and sector bitmap blocks, each have bytes
+     * of their own. */
+    uint64_t *at = malloc(s->nentries * sizeof(*at) + 1), *sb = malloc(s->nentries * sizeof(*sb) + 1);
+    if (!at || !sb) {
+        free(at);
+        free(sb);
+        set_err(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    size_t n = 0, nsb = 0;
+    for (uint64_t i = 0; i < s->nentries; i++) {
         s->bat[i] = ld64(&s->bat[i]);       /* little-endian on disk */
+        unsigned st = BAT_STATE(s->bat[i]);
+        bool bitmap_entry = (i + 1) % (s->chunk_ratio + 1) == 0;
+        if (bitmap_entry && st == SB_PRESENT)
+            sb[nsb++] = BAT_OFFSET(s->bat[i]);
+        else if (!bitmap_entry && (st == PAYLOAD_FULLY || st == PAYLOAD_PARTIALLY))
+            at[n++] = BAT_OFFSET(s->bat[i]);
+    }
+    bool shared = ro_overlap(at, n, s->block) || ro_overlap(sb, nsb, MB1);
+    free(at);
+    free(sb);
+    if (shared)
+        return bad(err, errlen, path, "two blocks share bytes of the file");
     if (!(s->fp_flags & FP_HAS_PARENT))
         return 0;
     if (!(s->bitmap = malloc(MB1))) {

@@ -331,8 +331,23 @@ static int open_sparse(struct vmdk *s, struct extent *x, const char *file, uint6
         set_err(err, errlen, "cannot read %s: %s", file, strerror(-ret));
         return ret;
     }
-    for (uint64_t i = 0; i < x->ngd; i++)
+    uint64_t *at = malloc(x->ngd * sizeof(*at) + 1);
+    if (!at) {
+        set_err(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    size_t n = 0;
+    for (uint64_t i = 0; i < x->ngd; i++) {
         x->gd[i] = ld32(&x->gd[i]);
+        if (x->gd[i])
+            at[n++] = (uint64_t)x->gd[i] * SECTOR;
+    }
+    /* Grain tables of their own: what the tables name stays bounded by
+     * what the file holds. */
+    bool shared = ro_overlap(at, n, (uint64_t)x->ngtes * 4);
+    free(at);
+    if (shared)
+        return bad(err, errlen, file, "two grain tables share bytes of the file");
     for (int i = 0; i < GT_CACHE; i++)
         x->gts[i].gd_index = UINT32_MAX;
     if (x->flags & FLAG_COMPRESSED) {

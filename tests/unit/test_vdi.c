@@ -188,8 +188,19 @@ static void test_malformed(void **state)
     fx_read("base.vdi", H_OFF_DATA, &off_data, 4);
     fresh("t.vdi");
     fx_run("truncate -s %llu t.vdi", (unsigned long long)off_data + (3 << 20));
+    uint32_t e0, e6;
+    fx_read("base.vdi", off_blocks, &e0, 4);
+    fx_read("base.vdi", off_blocks + 4 * 6, &e6, 4);
+    assert_int_equal(e6, 6);
     fx_patch_le32("t.vdi", off_blocks, 6);          /* a place past the file's end */
+    fx_patch_le32("t.vdi", off_blocks + 4 * 6, e0);
     fx_expect_read_fails("t.vdi", "beyond the end of the file");
+    /* Two blocks on the same data. */
+    uint32_t second;
+    fx_read("base.vdi", off_blocks + 4, &second, 4);
+    fresh("t.vdi");
+    fx_patch_le32("t.vdi", off_blocks, second);
+    fx_expect_refused("t.vdi", "two blocks of the disk share their data");
     /* ZERO entries read as zeroes, even where data was. */
     fresh("t.vdi");
     for (int k = 0; k < 8; k++)

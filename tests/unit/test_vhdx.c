@@ -293,6 +293,13 @@ static void test_malformed(void **state)
         fx_patch_le64("t.vhdx", bat + 8 * 2, ents[i].v);
         fx_expect_read_fails("t.vhdx", ents[i].want);
     }
+    /* Two present blocks on the same bytes. */
+    uint64_t first;
+    fx_read("m.vhdx", bat, &first, 8);
+    assert_int_equal(first & 7, 6);
+    fx_run("cp m.vhdx t.vhdx");
+    fx_patch_le64("t.vhdx", bat + 8, first);
+    fx_expect_refused("t.vhdx", "two blocks share bytes of the file");
     /* Cut short. */
     fx_run("cp m.vhdx t.vhdx && truncate -s 200K t.vhdx");
     fx_expect_refused("t.vhdx", "too short");

@@ -263,6 +263,14 @@ static void test_malformed(void **state)
     fx_run("cp m.vmdk t.vmdk");
     fx_patch_le32("t.vmdk", gd * 512, 0x7fffffff);
     fx_expect_read_fails("t.vmdk", "grain table beyond the end of the file");
+    make_vmdk("m2.vmdk", "monolithicSparse", 96 << 20, 14);     /* three grain tables */
+    uint64_t gd2 = 0;
+    uint32_t gt2 = 0;
+    fx_read("m2.vmdk", S_GD_OFFSET, &gd2, 8);
+    fx_read("m2.vmdk", gd2 * 512, &gt2, 4);
+    fx_run("cp m2.vmdk t.vmdk");
+    fx_patch_le32("t.vmdk", gd2 * 512 + 8, gt2 + 1);     /* overlaps the first */
+    fx_expect_refused("t.vmdk", "two grain tables share bytes");
     fx_run("cp m.vmdk t.vmdk");
     fx_patch_le32("t.vmdk", (uint64_t)gt * 512, 0x7fffffff);
     fx_expect_read_fails("t.vmdk", "grain beyond the end of the file");
