@@ -63,6 +63,7 @@ void fx_need_qemu(void)
         fail_msg("qemu-img not found (install-deps.sh installs qemu-utils)");
 }
 
+static int vsh(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 static int vsh(const char *fmt, va_list ap)
 {
     char cmd[4096];
