@@ -1248,8 +1248,8 @@ struct burrow_vm *burrow_vm_create(const struct burrow_vm_config *cfg, struct bu
             disk_convert_command(cfg->disk, cmd, sizeof(cmd));
 #endif
             burrow_error_set(err, "%s is a %s image, which Burrow reads but cannot run a VM on: convert it "
-                             "with '%s' and give that, or add --convert to convert it into the VM's folder",
-                             cfg->disk, k->format, cmd);
+                             "with '%s' and give that, or have it converted into the VM's folder "
+                             "(burrow create --convert)", cfg->disk, k->format, cmd);
             goto fail;
         }
     } else if (!cfg->no_disk) {
