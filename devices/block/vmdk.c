@@ -19,7 +19,9 @@
  *
  * A child disk names its parent (parentFileNameHint) and the parent's
  * content id (parentCID): a parent whose CID differs was changed since,
- * and is refused. */
+ * and is refused.  Extents must lie in the descriptor's folder (or below
+ * it): a descriptor naming /etc/shadow as a flat extent would otherwise
+ * show that file to the guest. */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -531,6 +533,20 @@ static int read_text(int fd, uint64_t at, uint64_t len, char **out, const char *
     return 0;
 }
 
+/* A relative name without ".." components. */
+static bool extent_name_ok(const char *name)
+{
+    if (name[0] == '/')
+        return false;
+    for (const char *p = name; *p;) {
+        size_t n = strcspn(p, "/");
+        if (n == 2 && !strncmp(p, "..", 2))
+            return false;
+        p += n + (p[n] == '/');
+    }
+    return true;
+}
+
 static int vmdk_open(struct ro_image *img, const char *path, bool open_parent, char *err, size_t errlen)
 {
     struct vmdk *s = calloc(1, sizeof(*s));
@@ -601,6 +617,15 @@ static int vmdk_open(struct ro_image *img, const char *path, bool open_parent, c
             }
             if (de->type == EXT_ZERO)
                 continue;
+            /* An extent is the descriptor's own data: in its folder or
+             * below, never a path that could name any file of the host
+             * (a flat extent would hand that file's bytes to the guest). */
+            if (!extent_name_ok(de->file)) {
+                set_err(err, errlen, "%s: extent '%s' is not in the descriptor's folder, which Burrow "
+                        "refuses (it could name any file)", path, de->file);
+                ret = -EPERM;
+                break;
+            }
             char full[PATH_MAX];
             if (ro_parent_path(path, de->file, full, sizeof(full)) < 0) {
                 ret = bad(err, errlen, path, "an extent path too long");

@@ -165,6 +165,9 @@ static void test_descriptor(void **state)
         { "RW 2048 FLAT \"no-such-file\"", "no-such-file" },
         { "RW 2048 SPARSE \"part.raw\"", "without its header" },
         { "", "without extents" },
+        { "RW 2048 FLAT \"/etc/passwd\"", "not in the descriptor's folder" },
+        { "RW 2048 FLAT \"sub/../../x.raw\"", "not in the descriptor's folder" },
+        { "RW 2048 FLAT \"../part.raw\"", "not in the descriptor's folder" },
     };
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         f = fopen("bad.vmdk", "w");
