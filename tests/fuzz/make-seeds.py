@@ -1610,6 +1610,16 @@ def seeds_probe():
     out["luks"] = b"LUKS\xba\xbe\0\x01" + bytes(504)
     out["raw-mbr"] = bytes(446) + b"\x80" + bytes(63) + b"\x55\xaa" + b"QFI\xfb" + bytes(508)
     out["raw-tiny"] = b"\xeb\x3c\x90MSDOS5.0"
+    # A fixed VHD: data, then a footer (cookie, version, size, type 2,
+    # checksum) found at the end.
+    foot = bytearray(512)
+    foot[0:8] = b"conectix"
+    foot[12:16] = struct.pack(">I", 0x10000)
+    foot[16:24] = b"\xff" * 8
+    foot[48:56] = struct.pack(">Q", 1024)
+    foot[60:64] = struct.pack(">I", 2)
+    foot[64:68] = struct.pack(">I", vhd_sum(foot))
+    out["vhd-fixed"] = bytes(446) + b"\x80" + bytes(63) + b"\x55\xaa" + bytes(512) + bytes(foot)
     return out
 
 
