@@ -81,7 +81,8 @@ struct burrow_disk {
     /* Relative paths are relative to the VM's directory. */
     char path[BURROW_PATH_MAX];
     char interface[16];          /* "virtio" | "sata" | "usb" */
-    char format[16];             /* "raw" | "qcow2" */
+    char format[16];             /* "raw" | "qcow2" | "vdi" | "vmdk" | "vhd" | "vhdx"
+                                  * (the last four read-only) */
     bool readonly;
 };
 
@@ -162,6 +163,13 @@ struct burrow_vm_config {
     const char *nic_model;       /* NULL: the OS type's */
     const char *display;         /* NULL: the OS type's */
     const char *usb;             /* "on" or "off"; NULL: on */
+    /* A `disk` in a format Burrow only reads (vdi, vmdk, vhd, vhdx) is
+     * refused with the command that converts it, unless convert_disk:
+     * then it is converted into a qcow2 image in the VM's folder, telling
+     * progress(progress_opaque, done, total) now and then (may be NULL). */
+    bool convert_disk;
+    void (*progress)(void *opaque, uint64_t done, uint64_t total);
+    void *progress_opaque;
 };
 
 /* Creates the VM's directory, its disk (if any) and vm.ini.  Refuses an

@@ -17,4 +17,12 @@ extern const struct cli_command cli_vm_commands[];
 /* `burrow usb ...` subcommands (app/usb_cli.c). */
 extern const struct cli_command cli_usb_commands[];   /* `burrow create|start|...` (app/cli_vm.c) */
 
+/* A progress bar on stderr for long work (conversions): pass a struct
+ * cli_bar with last = -1 as opaque; end the line when last >= 0. */
+#include <stdint.h>
+struct cli_bar {
+    int last;       /* per mille shown, -1 before the first */
+};
+void cli_progress(void *opaque, uint64_t done, uint64_t total);
+
 #endif

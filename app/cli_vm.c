@@ -23,8 +23,10 @@
 
 #include "app/burrow.h"
 #include "app/cli.h"
+#include "app/disk.h"
 #include "app/hostcheck.h"
 #include "app/vmdef.h"
+#include "devices/block/block.h"
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
@@ -291,7 +293,12 @@ static const char help_create[] =
 "                         default linux64)\n"
 "  --memory MIB           RAM in MiB\n"
 "  --cpus N               virtual CPUs\n"
-"  --disk PATH            attach this existing disk image (raw or qcow2)\n"
+"  --disk PATH            attach this existing disk image (raw or qcow2; an\n"
+"                         image of VirtualBox, VMware, Hyper-V: vdi, vmdk,\n"
+"                         vhd, vhdx, needs --convert)\n"
+"  --convert              convert a --disk in one of the formats Burrow only\n"
+"                         reads into a qcow2 image in the VM's folder (the\n"
+"                         original is not changed), with a progress bar\n"
 "  --disk-size SIZE       create a new disk of SIZE (e.g. 20G); without --disk\n"
 "                         or --disk-size a disk of the OS type's size is made\n"
 "  --no-disk              no disk\n"
@@ -319,7 +326,7 @@ static void print_create_help(void)
 static int cmd_create(int argc, char **argv)
 {
     enum { O_OS = 256, O_MEMORY, O_CPUS, O_DISK, O_DISK_SIZE, O_NO_DISK, O_DISK_IF, O_CDROM,
-           O_NET, O_NIC_MODEL, O_DISPLAY, O_USB };
+           O_NET, O_NIC_MODEL, O_DISPLAY, O_USB, O_CONVERT };
     static const struct option opts[] = {
         { "os", required_argument, NULL, O_OS },
         { "memory", required_argument, NULL, O_MEMORY },
@@ -333,9 +340,11 @@ static int cmd_create(int argc, char **argv)
         { "nic-model", required_argument, NULL, O_NIC_MODEL },
         { "display", required_argument, NULL, O_DISPLAY },
         { "usb", required_argument, NULL, O_USB },
+        { "convert", no_argument, NULL, O_CONVERT },
         HELP_OPT, { NULL, 0, NULL, 0 },
     };
     struct burrow_vm_config cfg = { 0 };
+    struct cli_bar bar = { .last = -1 };
     optind = 0;
     opterr = 0;
     int c;
@@ -393,6 +402,7 @@ static int cmd_create(int argc, char **argv)
                 return usage_error("create", "--usb: '%s' is not on or off", optarg);
             cfg.usb = optarg;
             break;
+        case O_CONVERT: cfg.convert_disk = true; break;
         default: return bad_option("create", c, argv);
         }
     }
@@ -409,8 +419,14 @@ static int cmd_create(int argc, char **argv)
                   cfg.memory_mib != 0, cfg.cpus ? (unsigned)cfg.cpus : os->cpus, cfg.cpus != 0,
                   &warn))
         return 1;
+    if (cfg.convert_disk && isatty(2)) {
+        cfg.progress = cli_progress;
+        cfg.progress_opaque = &bar;
+    }
     struct burrow_error err;
     struct burrow_vm *vm = burrow_vm_create(&cfg, &err);
+    if (bar.last >= 0)
+        fprintf(stderr, "\n");
     if (!vm)
         return fail("%s", err.msg);
     print_warnings(&warn);
@@ -789,7 +805,12 @@ static const char help_modify[] =
 "  --usb on|off               the USB tablet and keyboard\n"
 "  --add-disk PATH[,if=virtio|sata|usb][,readonly=on]\n"
 "                             attach an existing disk image (if=usb: as a USB\n"
-"                             disk, at most two, with --usb on)\n"
+"                             disk, at most two, with --usb on); an image of\n"
+"                             VirtualBox, VMware or Hyper-V (vdi, vmdk, vhd,\n"
+"                             vhdx), which Burrow reads but does not write,\n"
+"                             needs readonly=on or --convert\n"
+"  --convert                  convert such an --add-disk into a qcow2 image in\n"
+"                             the VM's folder (the original is not changed)\n"
 "  --remove-disk N            detach disk N (the file stays)\n"
 "  --net user|none            the network adapter\n"
 "  --nic-model virtio|e1000   its model\n"
@@ -1063,6 +1084,68 @@ static int apply_mods(struct burrow_vmdef *d, void *opaque, struct burrow_error 
     return 0;
 }
 
+/* Disks that --convert made for an --add-disk, with the specs that
+ * replace the ones given. */
+struct converted {
+    char path[BURROW_MAX_DISKS][BURROW_PATH_MAX];
+    char spec[BURROW_MAX_DISKS][BURROW_PATH_MAX + 64];
+    unsigned n;
+};
+
+/* --add-disk of an image Burrow only reads: attached read-only when asked
+ * (readonly=on), converted into the VM's folder with --convert, or refused
+ * with the ways to use it.  Returns 0 or an exit status. */
+static int foreign_disks(const char *name, struct mod_list *ml, bool convert, struct converted *conv)
+{
+    for (unsigned i = 0; i < ml->n; i++) {
+        struct mod_op *op = &ml->ops[i];
+        if (op->kind != M_ADD_DISK)
+            continue;
+        char path[BURROW_PATH_MAX];
+        snprintf(path, sizeof(path), "%.*s", (int)strcspn(op->arg, ","), op->arg);
+        const char *fmt = disk_detect_format(path);
+        char opts[64];
+        if (strlen(op->arg + strlen(path)) >= sizeof(opts))
+            continue;       /* not options apply_mods takes: it says so */
+        snprintf(opts, sizeof(opts), "%s", op->arg + strlen(path));
+        if (!blk_format_read_only(fmt) || strstr(opts, ",readonly=on"))
+            continue;
+        if (!convert) {
+            char cmd[512];
+            disk_convert_command(path, cmd, sizeof(cmd));
+            return fail("--add-disk: %s is a %s image, which Burrow reads but does not write: attach it "
+                        "read-only (--add-disk %s,readonly=on), add --convert to convert it into the VM's "
+                        "folder, or convert it yourself with '%s' and attach that", path, fmt, path, cmd);
+        }
+        if (conv->n == BURROW_MAX_DISKS)
+            return fail("--add-disk: too many disks to convert at once");
+        struct burrow_error err;
+        struct burrow_vm *vm = burrow_vm_load(name, &err);
+        if (!vm)
+            return fail("%s", err.msg);
+        char *dst = conv->path[conv->n], derr[512];
+        int ret = disk_qcow2_name(path, burrow_vm_dir(vm), dst, sizeof(conv->path[0]));
+        burrow_vm_free(vm);
+        if (ret < 0)
+            return fail("--add-disk: no free name for a converted copy of %s", path);
+        struct cli_bar bar = { .last = -1 };
+        ret = disk_convert(path, dst, "qcow2", isatty(2) ? cli_progress : NULL, &bar, derr, sizeof(derr));
+        if (bar.last >= 0)
+            fprintf(stderr, "\n");
+        if (ret < 0) {
+            for (unsigned k = 0; k < conv->n; k++)
+                unlink(conv->path[k]);
+            return fail("--add-disk: %s", derr);
+        }
+        fprintf(stderr, "burrow: converted %s into %s\n", path, dst);
+        size_t dl = strlen(dst);
+        memcpy(conv->spec[conv->n], dst, dl);
+        snprintf(conv->spec[conv->n] + dl, sizeof(conv->spec[0]) - dl, "%s", opts);
+        op->arg = conv->spec[conv->n++];
+    }
+    return 0;
+}
+
 static int cmd_modify(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -1084,9 +1167,11 @@ static int cmd_modify(int argc, char **argv)
         { "usb", required_argument, NULL, 256 + M_USB },
         { "usb-filter-add", required_argument, NULL, 256 + M_ADD_USBF },
         { "usb-filter-remove", required_argument, NULL, 256 + M_REMOVE_USBF },
+        { "convert", no_argument, NULL, 'c' },
         HELP_OPT, { NULL, 0, NULL, 0 },
     };
     struct mod_list ml = { .n = 0 };
+    bool convert = false;
     optind = 0;
     opterr = 0;
     int c;
@@ -1094,6 +1179,10 @@ static int cmd_modify(int argc, char **argv)
         if (c == 'h') {
             fputs(help_modify, stdout);
             return 0;
+        }
+        if (c == 'c') {
+            convert = true;
+            continue;
         }
         if (c < 256)
             return bad_option("modify", c, argv);
@@ -1189,9 +1278,16 @@ static int cmd_modify(int argc, char **argv)
     }
     if (check_fit(&host, memory, true, cpus, true, &warn))
         return 1;
+    struct converted conv = { .n = 0 };
+    int rc = foreign_disks(name, &ml, convert, &conv);
+    if (rc)
+        return rc;
     struct burrow_error err;
-    if (burrow_vm_modify(name, apply_mods, &ml, &err) < 0)
+    if (burrow_vm_modify(name, apply_mods, &ml, &err) < 0) {
+        for (unsigned i = 0; i < conv.n; i++)
+            unlink(conv.path[i]);       /* made just now, for this change only */
         return fail("%s", err.msg);
+    }
     print_warnings(&warn);
     struct burrow_vm *vm = burrow_vm_load(name, &err);
     if (vm) {

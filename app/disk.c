@@ -17,6 +17,7 @@
 
 #include "devices/block/block.h"
 #include "devices/block/qcow2.h"
+#include "devices/block/roimage.h"
 #include "devices/util.h"
 
 #define SECTOR        512
@@ -103,22 +104,19 @@ static int raw_size(const char *path, uint64_t *size, uint64_t *allocated, char 
     return ret;
 }
 
-/* "raw", "qcow2", or an error naming what the file looks like. */
+/* The image's format: "raw", "qcow2", or one Burrow only reads ("vdi",
+ * "vmdk", "vhd", "vhdx"); an error naming what the file looks like when
+ * Burrow cannot read it. */
 static int detect(const char *path, const char **fmt, char *err, size_t errlen)
 {
-    uint8_t head[SECTOR] = { 0 };
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return fail(err, errlen, -errno, "cannot open %s: %s", path, strerror(errno));
-    ssize_t n = pread(fd, head, sizeof(head), 0);
-    int e = errno;
+    const char *seen = blk_probe_fd(fd);
     close(fd);
-    if (n < 0)
-        return fail(err, errlen, -e, "cannot read %s: %s", path, strerror(e));
-    const char *seen = blk_probe(head, (size_t)n);
-    if (seen && strcmp(seen, "qcow2"))
+    if (seen && strcmp(seen, "qcow2") && !blk_format_read_only(seen))
         return fail(err, errlen, -ENOTSUP, "%s looks like a %s image, which Burrow cannot read", path, seen);
-    *fmt = seen ? "qcow2" : "raw";
+    *fmt = seen ? seen : "raw";
     return 0;
 }
 
@@ -169,6 +167,13 @@ int disk_create(const char *path, uint64_t size, const char *format, const char 
         struct blk *b = blk_open_format(NULL, full, NULL, true, err, errlen);
         if (!b)
             return -EINVAL;
+        const char *bfmt = blk_format(b);      /* a string of the driver's, not of b */
+        if (blk_format_read_only(bfmt)) {
+            blk_close(b);
+            return fail(err, errlen, -ENOTSUP, "backing file %s is a %s image; a backing file must be "
+                        "qcow2 or raw (convert it first: burrow disk convert %s NEW.qcow2)",
+                        full, bfmt, full);
+        }
         size = ALIGN_UP(blk_size(b), (uint64_t)SECTOR);
         blk_close(b);
         if (!size)
@@ -191,6 +196,19 @@ int disk_get_info(const char *path, struct disk_info *info, char *err, size_t er
     snprintf(info->format, sizeof(info->format), "%s", fmt);
     if (!strcmp(fmt, "raw")) {
         info->virtual_size = size;
+        return 0;
+    }
+    if (blk_format_read_only(fmt)) {
+        struct ro_info r;
+        if ((ret = ro_info(path, fmt, &r, err, errlen)) < 0)
+            return ret;
+        info->read_only_format = true;
+        info->virtual_size = r.size;
+        info->actual_size = r.host_bytes;
+        info->allocated_size = r.allocated;
+        info->cluster_size = r.block_size;
+        snprintf(info->subformat, sizeof(info->subformat), "%s", r.subformat);
+        snprintf(info->backing_file, sizeof(info->backing_file), "%s", r.parent);
         return 0;
     }
     struct qcow2_info q;
@@ -219,6 +237,9 @@ int disk_resize(const char *path, uint64_t size, char *err, size_t errlen)
                     "(the data past the new end would be lost)", path, info.virtual_size, size);
     if (size == info.virtual_size)
         return 0;
+    if (info.read_only_format)
+        return fail(err, errlen, -EROFS, "%s is a %s image, which Burrow reads but does not write; convert "
+                    "it first: burrow disk convert %s NEW.qcow2", path, info.format, path);
     if (!strcmp(info.format, "qcow2"))
         return qcow2_resize(path, size, err, errlen);
     int fd = open(path, O_RDWR | O_CLOEXEC);
@@ -239,6 +260,36 @@ static bool all_zero(const uint8_t *p, size_t n)
     return n == 0 || (p[0] == 0 && !memcmp(p, p + 1, n - 1));
 }
 
+/* Reads [off, off+len) of in into buf, leaving the regions the image does
+ * not store (holes, unallocated blocks) as zeroes without reading them. */
+static int read_stored(struct blk *in, uint64_t off, uint8_t *buf, size_t len)
+{
+    for (size_t pos = 0; pos < len;) {
+        uint64_t n;
+        int st = blk_block_status(in, off + pos, len - pos, &n);
+        if (st < 0)
+            return st;
+        if (n == 0 || n > len - pos)
+            return -EIO;
+        int ret = st ? blk_pread(in, off + pos, buf + pos, (size_t)n) : 0;
+        if (ret < 0)
+            return ret;
+        if (!st)
+            memset(buf + pos, 0, (size_t)n);
+        pos += (size_t)n;
+    }
+    return 0;
+}
+
+/* Why reading in failed: its format's finding, else the errno's text. */
+static const char *read_error(const struct blk *in, int ret)
+{
+    const char *why = qcow2_error(in);
+    if (!why[0])
+        why = ro_error(in);
+    return why[0] ? why : strerror(-ret);
+}
+
 static int copy_data(struct blk *in, struct blk *out, uint64_t size, disk_progress_fn progress,
                      void *opaque, char *err, size_t errlen, const char *src, const char *dst)
 {
@@ -251,10 +302,8 @@ static int copy_data(struct blk *in, struct blk *out, uint64_t size, disk_progre
         size_t len = (size_t)MIN((uint64_t)COPY_CHUNK, size - off);
         size_t have = off < in_size ? (size_t)MIN((uint64_t)len, in_size - off) : 0;
         memset(buf + have, 0, len - have);
-        if (have && (ret = blk_pread(in, off, buf, have)) < 0) {
-            const char *why = qcow2_error(in);
-            fail(err, errlen, ret, "cannot read %s at byte %" PRIu64 ": %s", src, off,
-                 why[0] ? why : strerror(-ret));
+        if (have && (ret = read_stored(in, off, buf, have)) < 0) {
+            fail(err, errlen, ret, "cannot read %s at byte %" PRIu64 ": %s", src, off, read_error(in, ret));
             break;
         }
         /* Write runs of grains that hold data; zero grains stay holes. */
@@ -314,4 +363,77 @@ int disk_convert(const char *src, const char *dst, const char *format,
     if (ret < 0)
         unlink(dst);
     return ret;
+}
+
+const char *disk_detect_format(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return "raw";
+    const char *seen = blk_probe_fd(fd);
+    close(fd);
+    return seen ? seen : "raw";
+}
+
+int disk_qcow2_name(const char *src, const char *dir, char *out, size_t len)
+{
+    const char *base = strrchr(src, '/');
+    base = base ? base + 1 : src;
+    size_t stem = strlen(base);
+    const char *dot = strrchr(base, '.');
+    if (dot && dot != base)
+        stem = (size_t)(dot - base);
+    int dlen = dir ? (int)strlen(dir) : (int)(base - src);
+    const char *d = dir ? dir : src;
+    const char *sep = dir && dlen && d[dlen - 1] != '/' ? "/" : "";
+    for (int i = 0; i < 100; i++) {
+        char num[8] = "";
+        if (i)
+            snprintf(num, sizeof(num), "-%d", i);
+        int n = snprintf(out, len, "%.*s%s%.*s%s.qcow2", dlen, d, sep, (int)stem, base, num);
+        if (n < 0 || (size_t)n >= len)
+            return -ENAMETOOLONG;
+        if (!exists(out))
+            return 0;
+    }
+    return -EEXIST;
+}
+
+/* Appends word to out, in single quotes unless it needs none. */
+static void shell_word(char *out, size_t len, const char *word)
+{
+    size_t o = strlen(out);
+    bool plain = *word != '\0';
+    for (const char *c = word; *c; c++)
+        if (!isalnum((unsigned char)*c) && !strchr("_-./+:@%=,", *c))
+            plain = false;
+    if (plain) {
+        snprintf(out + o, len - o, "%s", word);
+        return;
+    }
+    if (o + 1 < len)
+        out[o++] = '\'';
+    for (const char *c = word; *c && o + 5 < len; c++) {
+        if (*c == '\'') {
+            memcpy(out + o, "'\\''", 4);
+            o += 4;
+        } else {
+            out[o++] = *c;
+        }
+    }
+    if (o + 1 < len)
+        out[o++] = '\'';
+    out[o < len ? o : len - 1] = '\0';
+}
+
+void disk_convert_command(const char *src, char *out, size_t len)
+{
+    char dst[PATH_MAX];
+    if (disk_qcow2_name(src, NULL, dst, sizeof(dst)) < 0)
+        snprintf(dst, sizeof(dst), "NEW.qcow2");
+    snprintf(out, len, "burrow disk convert ");
+    shell_word(out, len, src);
+    size_t o = strlen(out);
+    snprintf(out + o, len - o, " ");
+    shell_word(out, len, dst);
 }

@@ -12,6 +12,7 @@
 #include "app/cli.h"
 #include "app/disk.h"
 #include "devices/block/qcow2.h"
+#include "devices/block/roimage.h"
 #include "devices/util.h"
 
 #define ERRLEN 512
@@ -32,16 +33,25 @@ static const struct cmd_help helps[] = {
       "to take FILE's size.  An existing PATH is never overwritten.\n" },
     { "info", "burrow disk info PATH [--json]",
       "Shows an image's format, virtual size, space used on the host, cluster\n"
-      "size, backing file and state flags.  --json prints one JSON object.\n" },
+      "size, backing file and state flags.  --json prints one JSON object.\n"
+      "Images of VirtualBox (vdi), VMware (vmdk), Virtual PC and Hyper-V (vhd,\n"
+      "vhdx) show their variant, block size, parent and how much guest data\n"
+      "they store (allocated).\n" },
     { "resize", "burrow disk resize PATH SIZE",
       "Grows an image to SIZE (bytes, or with K, M, G or T).  Shrinking is\n"
       "refused: it would destroy data.  The partitions and file systems inside\n"
-      "are not touched.\n" },
+      "are not touched.  vdi, vmdk, vhd and vhdx images are only read: convert\n"
+      "them first.\n" },
     { "convert", "burrow disk convert SRC DST [--format qcow2|raw]",
       "Copies image SRC into a new image DST of the given format (default\n"
-      "qcow2), flattening any backing files; regions that read as zeroes are\n"
-      "not stored.  A progress bar is shown on a terminal.  An existing DST is\n"
-      "never overwritten; on failure DST is removed.\n" },
+      "qcow2), flattening any backing files or parents; regions that SRC does\n"
+      "not store, or that read as zeroes, are not stored.  SRC may be qcow2,\n"
+      "raw, or an image of VirtualBox (vdi: dynamic, fixed), VMware (vmdk:\n"
+      "monolithicSparse, streamOptimized, twoGbMaxExtentSparse/Flat,\n"
+      "monolithicFlat, with parents), Virtual PC or Hyper-V (vhd, vhdx: fixed,\n"
+      "dynamic, differencing), which Burrow reads but does not write: convert\n"
+      "them to use them.  A progress bar is shown on a terminal.  SRC is never\n"
+      "changed; an existing DST is never overwritten; on failure DST is removed.\n" },
 };
 
 static const struct cmd_help *help_for(const char *name)
@@ -98,6 +108,7 @@ static int parse(const char *cmd, int argc, char **argv, int max_pos, bool takes
     memset(a, 0, sizeof(*a));
     log_set_prefix("burrow");
     qcow2_set_quiet(true);      /* errors are reported in one line */
+    ro_set_quiet(true);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         const char **slot = NULL;
@@ -205,6 +216,15 @@ static int cmd_info(int argc, char **argv)
         json_object_set_new(o, "format", json_string(in.format));
         json_object_set_new(o, "virtual-size", json_integer((json_int_t)in.virtual_size));
         json_object_set_new(o, "actual-size", json_integer((json_int_t)in.actual_size));
+        if (in.read_only_format) {
+            json_object_set_new(o, "subformat", json_string(in.subformat));
+            json_object_set_new(o, "allocated-size", json_integer((json_int_t)in.allocated_size));
+            if (in.cluster_size)
+                json_object_set_new(o, "cluster-size", json_integer(in.cluster_size));
+            json_object_set_new(o, "read-only-format", json_true());
+            if (in.backing_file[0])
+                json_object_set_new(o, "backing-filename", json_string(in.backing_file));
+        }
         if (q) {
             json_object_set_new(o, "cluster-size", json_integer(in.cluster_size));
             json_object_set_new(o, "qcow2-version", json_integer(in.qcow2_version));
@@ -232,6 +252,18 @@ static int cmd_info(int argc, char **argv)
     printf("format: %s\n", in.format);
     printf("virtual size: %s (%" PRIu64 " bytes)\n", vs, in.virtual_size);
     printf("disk size: %s\n", as);
+    if (in.read_only_format) {
+        char al[32];
+        human(in.allocated_size, al, sizeof(al));
+        printf("variant: %s\n", in.subformat);
+        printf("allocated: %s (%" PRIu64 " bytes of guest data stored)\n", al, in.allocated_size);
+        if (in.cluster_size)
+            printf("block size: %" PRIu32 "\n", in.cluster_size);
+        if (in.backing_file[0])
+            printf("parent: %s\n", in.backing_file);
+        printf("Burrow reads this format but does not write it: convert it to use it "
+               "(burrow disk convert %s NEW.qcow2)\n", a.pos[0]);
+    }
     if (q) {
         printf("cluster size: %" PRIu32 "\n", in.cluster_size);
         if (in.backing_file[0])
@@ -264,13 +296,9 @@ static int cmd_resize(int argc, char **argv)
     return 0;
 }
 
-struct bar {
-    int last;       /* per mille shown, -1 before the first */
-};
-
-static void progress(void *opaque, uint64_t done, uint64_t total)
+void cli_progress(void *opaque, uint64_t done, uint64_t total)
 {
-    struct bar *b = opaque;
+    struct cli_bar *b = opaque;
     int pm = total ? (int)(done * 1000 / total) : 1000;
     if (pm == b->last)
         return;
@@ -297,10 +325,10 @@ static int cmd_convert(int argc, char **argv)
     if (a.npos < 2)
         return usage_error("convert", a.npos ? "missing DST" : "missing SRC");
     char err[ERRLEN];
-    struct bar b = { .last = -1 };
+    struct cli_bar b = { .last = -1 };
     bool tty = isatty(2);
     int ret = disk_convert(a.pos[0], a.pos[1], a.format ? a.format : "qcow2",
-                           tty ? progress : NULL, &b, err, sizeof(err));
+                           tty ? cli_progress : NULL, &b, err, sizeof(err));
     if (tty && b.last >= 0)
         fprintf(stderr, "\n");
     if (ret < 0)
@@ -310,8 +338,8 @@ static int cmd_convert(int argc, char **argv)
 
 const struct cli_command cli_disk_commands[] = {
     { "create", "create a disk image (qcow2 or raw)", cmd_create },
-    { "info", "show a disk image's format, size and state", cmd_info },
+    { "info", "show a disk image's format (also vdi, vmdk, vhd, vhdx), size and state", cmd_info },
     { "resize", "grow a disk image", cmd_resize },
-    { "convert", "copy a disk image into a new one of another format", cmd_convert },
+    { "convert", "copy a disk image (also vdi, vmdk, vhd, vhdx) into a new qcow2 or raw one", cmd_convert },
     { NULL, NULL, NULL },
 };

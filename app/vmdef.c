@@ -179,7 +179,9 @@ static bool one_of(const char *v, const char *const *set)
 }
 
 static const char *const disk_ifs[] = { "virtio", "sata", "usb", NULL };
-static const char *const disk_fmts[] = { "raw", "qcow2", NULL };
+static const char *const disk_fmts[] = { "raw", "qcow2", "vdi", "vmdk", "vhd", "vhdx", NULL };
+/* Formats Burrow reads but does not write: a VM may only read them. */
+static const char *const ro_fmts[] = { "vdi", "vmdk", "vhd", "vhdx", NULL };
 static const char *const nic_models[] = { "virtio", "e1000", NULL };
 static const char *const nic_modes[] = { "user", NULL };
 static const char *const displays[] = { "sdl", "vnc", "none", NULL };
@@ -371,8 +373,18 @@ static int check(const struct burrow_vmdef *d, const struct linemap *lm, const c
                                BURROW_MAX_USB_DISKS);
         }
         if (!one_of(k->format, disk_fmts))
-            return fail_at(err, file, lm->disk_fmt[i], field, "format '%s' is not one of raw, qcow2",
-                           k->format);
+            return fail_at(err, file, lm->disk_fmt[i], field, "'%s' is a %s image, which Burrow cannot "
+                           "read (the formats it reads: raw, qcow2, and read-only vdi, vmdk, vhd, vhdx)",
+                           k->path, k->format);
+        if (one_of(k->format, ro_fmts) && !k->readonly) {
+            char cmd[400] = "burrow disk convert ...";
+#ifdef HAVE_DISK_API
+            disk_convert_command(k->path, cmd, sizeof(cmd));
+#endif
+            return fail_at(err, file, lm->disk_fmt[i], field, "'%s' is a %s image, which Burrow reads but "
+                           "does not write: attach it read-only, or convert it with '%s' and attach that",
+                           k->path, k->format, cmd);
+        }
         /* one image on two drives is two writers */
         for (unsigned j = 0; j < i; j++)
             if (!strcmp(d->disks[j].path, k->path))
@@ -1038,6 +1050,9 @@ int vmdef_save(const char *path, const struct burrow_vmdef *def, struct burrow_e
 
 const char *vmdef_detect_format(const char *path)
 {
+#ifdef HAVE_DISK_API
+    return disk_detect_format(path);
+#else
     unsigned char magic[4] = { 0 };
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
@@ -1047,6 +1062,7 @@ const char *vmdef_detect_format(const char *path)
     }
     /* "QFI\xfb": the qcow2 header's magic. */
     return memcmp(magic, "QFI\xfb", 4) ? "raw" : "qcow2";
+#endif
 }
 
 /* ---- the repository: VMs as directories ---------------------------------------------- */
@@ -1358,12 +1374,29 @@ struct burrow_vm *burrow_vm_create(const struct burrow_vm_config *cfg, struct bu
         goto fail;
     const char *iface = cfg->disk_interface ? cfg->disk_interface : os->disk_interface;
     unsigned long long new_size = 0;
+    char convert_from[BURROW_PATH_MAX] = "";
     if (cfg->disk) {
         struct burrow_disk *k = &d->disks[d->ndisks++];
         if (check_image("disk", cfg->disk, k->path, sizeof(k->path), err) < 0)
             goto fail;
         snprintf(k->interface, sizeof(k->interface), "%s", iface);
         snprintf(k->format, sizeof(k->format), "%s", vmdef_detect_format(k->path));
+        /* A disk Burrow only reads is never recorded as anything else:
+         * converted into the VM's folder, or refused with how to. */
+        if (one_of(k->format, ro_fmts) && cfg->convert_disk) {
+            snprintf(convert_from, sizeof(convert_from), "%s", k->path);
+            snprintf(k->path, sizeof(k->path), "disk0.qcow2");
+            snprintf(k->format, sizeof(k->format), "qcow2");
+        } else if (one_of(k->format, ro_fmts)) {
+            char cmd[400] = "burrow disk convert ...";
+#ifdef HAVE_DISK_API
+            disk_convert_command(cfg->disk, cmd, sizeof(cmd));
+#endif
+            burrow_error_set(err, "%s is a %s image, which Burrow reads but cannot run a VM on: convert it "
+                             "with '%s' and give that, or have it converted into the VM's folder "
+                             "(burrow create --convert)", cfg->disk, k->format, cmd);
+            goto fail;
+        }
     } else if (!cfg->no_disk) {
         new_size = cfg->disk_size ? cfg->disk_size : (unsigned long long)os->disk_gib << 30;
         struct burrow_disk *k = &d->disks[d->ndisks++];
@@ -1413,6 +1446,22 @@ struct burrow_vm *burrow_vm_create(const struct burrow_vm_config *cfg, struct bu
 #else
         if (create_raw_sparse(disk, new_size, err) < 0)
             goto fail;
+#endif
+    }
+    if (convert_from[0]) {
+        char disk[BURROW_PATH_MAX];
+        if (path_join(disk, sizeof(disk), err, "%s/%s", tmp, d->disks[0].path) < 0)
+            goto fail;
+#ifdef HAVE_DISK_API
+        char derr[512] = "";
+        if (disk_convert(convert_from, disk, "qcow2", cfg->progress, cfg->progress_opaque, derr,
+                         sizeof(derr)) < 0) {
+            burrow_error_set(err, "%s", derr[0] ? derr : "cannot convert the disk");
+            goto fail;
+        }
+#else
+        burrow_error_set(err, "this build cannot convert disks");
+        goto fail;
 #endif
     }
     char def_path[BURROW_PATH_MAX];

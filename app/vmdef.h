@@ -10,7 +10,9 @@
  *   [cdrom]     path
  *   [disk N]    path (relative: to the VM's directory), interface=virtio|sata|usb
  *               (usb: USB mass storage, at most two, with usb=on),
- *               format=raw|qcow2, readonly=true|false          N = 0..7
+ *               format=raw|qcow2|vdi|vmdk|vhd|vhdx (the last four, which
+ *               Burrow only reads, need readonly=true), readonly=true|false
+ *                                                              N = 0..7
  *   [nic N]     mode=user, model=virtio|e1000, mac, hostfwd (list, ';')  N = 0..3
  *   [usb-filter N]  name, vid, pid (hexadecimal), serial: host USB devices
  *               the VM takes when it starts and whenever one is plugged in
@@ -87,7 +89,9 @@ enum vmdef_fit vmdef_memory_fit(const struct vmdef_host *h, unsigned long long m
                                 size_t len);
 enum vmdef_fit vmdef_cpus_fit(const struct vmdef_host *h, unsigned cpus, char *why, size_t len);
 
-/* "raw" or "qcow2", from the image's first bytes. */
+/* "raw", "qcow2", "vdi", "vmdk", "vhd", "vhdx", or the name of a format
+ * Burrow cannot read, from the image's first (or a fixed VHD's last)
+ * bytes: never "raw" for an image of another format. */
 const char *vmdef_detect_format(const char *path);
 
 #endif

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "devices/audio/audio.h"
+#include "devices/block/block.h"
 #include "devices/util.h"
 #include "vmm/firmware.h"
 #include "vmm/machine.h"
@@ -55,12 +56,13 @@ static void usage(FILE *f)
 "  --append STRING        kernel command line for --kernel\n"
 "\n"
 "Devices:\n"
-"  --disk PATH[,if=virtio|sata][,format=raw|qcow2][,readonly=on]\n"
+"  --disk PATH[,if=virtio|sata][,format=raw|qcow2|vdi|vmdk|vhd|vhdx][,readonly=on]\n"
 "                         a disk image on virtio-blk (default) or on the AHCI (SATA)\n"
 "                         controller; the format is detected from\n"
 "                         the header when not given, and a raw image that looks\n"
 "                         like another format is refused unless format=raw;\n"
-"                         may be repeated\n"
+"                         vdi, vmdk, vhd and vhdx images are only read, and need\n"
+"                         readonly=on; may be repeated\n"
 "  --serial stdio|file:PATH|unix:PATH|none\n"
 "                         where COM1 goes (default stdio; on a terminal, Ctrl-A x\n"
 "                         quits and Ctrl-A h shows the other keys)\n"
@@ -88,7 +90,7 @@ static void usage(FILE *f)
 "                         (default on): the pointer follows the host's exactly\n"
 "                         once the guest drives them, and input goes to the PS/2\n"
 "                         keyboard and mouse until then; off: PS/2 only\n"
-"  --usb-disk PATH[,format=raw|qcow2][,readonly=on]\n"
+"  --usb-disk PATH[,format=raw|qcow2|vdi|vmdk|vhd|vhdx][,readonly=on]\n"
 "                         a disk image as a USB mass-storage device (bulk-only,\n"
 "                         SCSI) on the xHCI controller; needs --usb on; may be\n"
 "                         given twice\n"
@@ -173,7 +175,7 @@ static bool parse_uint(const char *s, uint64_t max, uint64_t *out)
     return true;
 }
 
-/* PATH[,if=virtio|sata][,format=raw|qcow2][,readonly=on|off] for --disk;
+/* PATH[,if=virtio|sata][,format=FORMAT][,readonly=on|off] for --disk;
  * for --usb-disk (usb) the same without if=. */
 static int parse_disk(char *spec, struct disk_opt *d, bool usb)
 {
@@ -200,8 +202,9 @@ static int parse_disk(char *spec, struct disk_opt *d, bool usb)
             else
                 return fail("--disk: unsupported interface '%s' (supported: virtio, sata)", val);
         } else if (!strcmp(opts, "format")) {
-            if (strcmp(val, "raw") && strcmp(val, "qcow2"))
-                return fail("%s: unsupported format '%s' (supported: raw, qcow2)", opt, val);
+            if (strcmp(val, "raw") && strcmp(val, "qcow2") && !blk_format_read_only(val))
+                return fail("%s: unsupported format '%s' (supported: raw, qcow2, and read-only "
+                            "vdi, vmdk, vhd, vhdx)", opt, val);
             d->format = val;
         } else if (!strcmp(opts, "readonly")) {
             if (!strcmp(val, "on"))

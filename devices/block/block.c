@@ -13,18 +13,31 @@
 #include "devices/util.h"
 
 #define PROBE_BYTES 512
+#define SECTOR 512
 
-/* Reads the first bytes of path; 0 bytes when it cannot be read (the
- * driver's open then reports why). */
-static size_t read_head(const char *path, uint8_t *buf, size_t len)
+static const struct blk_driver *const drivers[] = {
+    &blk_driver_raw, &blk_driver_qcow2, &blk_driver_vdi, &blk_driver_vmdk, &blk_driver_vhd,
+    &blk_driver_vhdx,
+};
+
+static const struct blk_driver *driver_named(const char *format)
 {
-    memset(buf, 0, len);
+    for (size_t i = 0; i < ARRAY_SIZE(drivers); i++)
+        if (!strcmp(drivers[i]->name, format))
+            return drivers[i];
+    return NULL;
+}
+
+/* What the file's first (or, for a fixed VHD, last) bytes show; NULL when
+ * it cannot be read (the driver's open then reports why). */
+static const char *probe_path(const char *path)
+{
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return 0;
-    ssize_t n = pread(fd, buf, len, 0);
+        return NULL;
+    const char *seen = blk_probe_fd(fd);
     close(fd);
-    return n > 0 ? (size_t)n : 0;
+    return seen;
 }
 
 static const char *article(const char *fmt)
@@ -37,27 +50,23 @@ struct blk *blk_open_format(struct evloop *loop, const char *path, const char *f
 {
     const struct blk_driver *drv;
     bool probed_raw = false;
-    if (format && !strcmp(format, "raw")) {
-        drv = &blk_driver_raw;
-    } else if (format && !strcmp(format, "qcow2")) {
-        drv = &blk_driver_qcow2;
-    } else if (format) {
-        snprintf(err, errlen, "unknown disk format '%s' (known: raw, qcow2)", format);
-        return NULL;
+    if (format) {
+        drv = driver_named(format);
+        if (!drv) {
+            snprintf(err, errlen, "unknown disk format '%s' (known: raw, qcow2, vdi, vmdk, vhd, vhdx)",
+                     format);
+            return NULL;
+        }
     } else {
-        uint8_t head[PROBE_BYTES];
-        const char *seen = blk_probe(head, read_head(path, head, sizeof(head)));
-        if (seen && !strcmp(seen, "qcow2")) {
-            drv = &blk_driver_qcow2;
-        } else if (seen) {
+        const char *seen = probe_path(path);
+        drv = seen ? driver_named(seen) : &blk_driver_raw;
+        if (!drv) {
             snprintf(err, errlen, "%s looks like %s %s image, which Burrow cannot open; "
                      "convert it to qcow2 or raw, or pass format=raw to use it as raw bytes",
                      path, article(seen), seen);
             return NULL;
-        } else {
-            drv = &blk_driver_raw;
-            probed_raw = true;
         }
+        probed_raw = !seen;
     }
 
     struct blk *b = calloc(1, sizeof(*b));
@@ -74,7 +83,13 @@ struct blk *blk_open_format(struct evloop *loop, const char *path, const char *f
         return NULL;
     }
     b->drv = drv;
-    if (b->drv->open(b, path, read_only, err, errlen) < 0) {
+    int ret = b->drv->open(b, path, read_only, err, errlen);
+    if (ret < 0) {
+        /* A file that only looked like that format may be raw data. */
+        size_t n = strlen(err);
+        if (!format && (ret == -EINVAL || ret == -ENOTSUP) && blk_format_read_only(drv->name) &&
+            n + 1 < errlen)
+            snprintf(err + n, errlen - n, " (if it is raw data, pass format=raw)");
         blk_aio_free(b->aio);
         free(b);
         return NULL;
@@ -115,18 +130,34 @@ static bool in_range(const struct blk *b, uint64_t off, uint64_t len)
     return off <= b->size && len <= b->size - off;
 }
 
-/* True when a write at offset 0 would give a detected raw image the
- * signature of another format. */
-static bool writes_signature(const struct iovec *iov, int n)
+/* Copies up to len bytes from position pos of the vector; returns how many. */
+static size_t iov_gather(const struct iovec *iov, int n, size_t pos, uint8_t *buf, size_t len)
 {
-    uint8_t head[PROBE_BYTES];
     size_t got = 0;
-    for (int i = 0; i < n && got < sizeof(head); i++) {
-        size_t c = MIN(iov[i].iov_len, sizeof(head) - got);
-        memcpy(head + got, iov[i].iov_base, c);
+    for (int i = 0; i < n && got < len; i++) {
+        if (pos >= iov[i].iov_len) {
+            pos -= iov[i].iov_len;
+            continue;
+        }
+        size_t c = MIN(iov[i].iov_len - pos, len - got);
+        memcpy(buf + got, (const uint8_t *)iov[i].iov_base + pos, c);
         got += c;
+        pos = 0;
     }
-    return blk_probe(head, got) != NULL;
+    return got;
+}
+
+/* True when a write would give a detected raw image the signature of
+ * another format: at its start, or a fixed VHD's footer in its last
+ * sector. */
+static bool writes_signature(const struct blk *b, uint64_t off, const struct iovec *iov, int n)
+{
+    uint8_t sec[PROBE_BYTES];
+    size_t total = iov_total(iov, n);
+    if (off == 0 && blk_probe(sec, iov_gather(iov, n, 0, sec, sizeof(sec))))
+        return true;
+    return total >= SECTOR && off + total == b->size &&
+           iov_gather(iov, n, total - SECTOR, sec, SECTOR) == SECTOR && blk_probe_tail(sec, b->size);
 }
 
 int blk_readv(struct blk *b, uint64_t off, const struct iovec *iov, int iovcnt, blk_cb cb, void *opaque)
@@ -142,10 +173,9 @@ int blk_writev(struct blk *b, uint64_t off, const struct iovec *iov, int iovcnt,
         return -EROFS;
     if (iovcnt < 0 || !in_range(b, off, iov_total(iov, iovcnt)))
         return -EINVAL;
-    if (b->guard_sector0 && off == 0 && writes_signature(iov, iovcnt)) {
-        log_guest_error("block: refused a write that would make a raw disk's first sector "
-                        "look like %s image; open it with format=raw to allow it",
-                        "another format's");
+    if (b->guard_sector0 && writes_signature(b, off, iov, iovcnt)) {
+        log_guest_error("block: refused a write that would make a raw disk look like %s image; "
+                        "open it with format=raw to allow it", "another format's");
         return -EPERM;
     }
     return b->drv->writev(b, off, iov, iovcnt, cb, opaque);
@@ -163,6 +193,17 @@ int blk_discard(struct blk *b, uint64_t off, uint64_t len, blk_cb cb, void *opaq
     if (!in_range(b, off, len))
         return -EINVAL;
     return b->drv->discard(b, off, len, cb, opaque);
+}
+
+int blk_block_status(struct blk *b, uint64_t off, uint64_t len, uint64_t *pnum)
+{
+    if (!in_range(b, off, len) || len == 0)
+        return -EINVAL;
+    if (!b->drv->block_status) {
+        *pnum = len;
+        return 1;
+    }
+    return b->drv->block_status(b, off, len, pnum);
 }
 
 void blk_drain(struct blk *b)

@@ -38,6 +38,8 @@ struct blk_driver {
     int (*writev)(struct blk *b, uint64_t off, const struct iovec *iov, int iovcnt, blk_cb cb, void *opaque);
     int (*flush)(struct blk *b, blk_cb cb, void *opaque);
     int (*discard)(struct blk *b, uint64_t off, uint64_t len, blk_cb cb, void *opaque);
+    /* Optional, synchronous, for tools: see blk_block_status(). */
+    int (*block_status)(struct blk *b, uint64_t off, uint64_t len, uint64_t *pnum);
 };
 
 struct blk {
@@ -48,7 +50,8 @@ struct blk {
     bool read_only;
     bool can_discard;            /* set by the driver's open */
     /* Raw image whose format was detected rather than named: a write that
-     * would make its first sector look like another format is refused, so
+     * would make its first sector look like another format (or its last
+     * like a fixed VHD's footer) is refused, so
      * a guest cannot turn its disk into, say, a qcow2 image with a backing
      * file pointing at a host file the next time it is opened. */
     bool guard_sector0;
@@ -57,20 +60,30 @@ struct blk {
 /* Opens an image whose format is detected from its first bytes, like
  * blk_open_format(loop, path, NULL, ...). */
 struct blk *blk_open(struct evloop *loop, const char *path, bool read_only, char *err, size_t errlen);
-/* Opens an image in `format` ("raw" or "qcow2"), or with format NULL in
- * the format its header shows: qcow2 by its magic, raw otherwise.  A file
- * that looks like another image format (vmdk, vhd, vdi...) is refused
- * unless format is "raw".  Returns NULL with a message in err.  With loop
- * NULL, completions are delivered only by blk_drain() (tools). */
+/* Opens an image in `format` ("raw", "qcow2", or one of the formats Burrow
+ * only reads: "vdi", "vmdk", "vhd", "vhdx", devices/block/roimage.h), or
+ * with format NULL in the format its header shows (blk_probe_fd()), raw
+ * when it shows none.  A file that looks like a format Burrow cannot read
+ * (qed, luks, qcow) is refused unless format is "raw"; the read-only
+ * formats refuse an open for writing.  Returns NULL with a message in err.
+ * With loop NULL, completions are delivered only by blk_drain() (tools). */
 struct blk *blk_open_format(struct evloop *loop, const char *path, const char *format,
                             bool read_only, char *err, size_t errlen);
-/* The driver's name: "raw" or "qcow2". */
+/* The driver's name: "raw", "qcow2", "vdi", "vmdk", "vhd" or "vhdx". */
 static inline const char *blk_format(const struct blk *b) { return b->drv->name; }
 
 /* Names the image format that the first bytes of a file show ("qcow2",
  * "qcow", "vmdk", "vhd", "vhdx", "vdi", "qed", "luks"), or NULL when they
  * show none (raw data).  len should be at least 512. */
 const char *blk_probe(const uint8_t *buf, size_t len);
+/* The same for an open file, which also finds a fixed VHD image by the
+ * footer in its last 512 bytes (it has no header).  NULL: raw data, or a
+ * file that cannot be read (an open then says why). */
+const char *blk_probe_fd(int fd);
+/* The footer part of that: the last 512 bytes of a file of size bytes. */
+const char *blk_probe_tail(const uint8_t *tail, uint64_t size);
+/* True for the formats Burrow reads but does not write. */
+bool blk_format_read_only(const char *format);
 /* Waits for in-flight requests (their callbacks run), then closes. */
 void blk_close(struct blk *b);
 
@@ -94,6 +107,13 @@ int blk_flush(struct blk *b, blk_cb cb, void *opaque);
 /* Deallocates the range (the data then reads as zeroes on raw files);
  * advisory: where the file system cannot do it, completes with 0. */
 int blk_discard(struct blk *b, uint64_t off, uint64_t len, blk_cb cb, void *opaque);
+
+/* For tools (loop NULL): whether [off, off+len) begins with data the image
+ * stores (1) or with a region that reads as zeroes without being stored
+ * (0: a hole, an unallocated block), *pnum set to how far that holds
+ * (1..len).  Formats that cannot tell say 1 for everything.  A negative
+ * errno when the image's tables are bad. */
+int blk_block_status(struct blk *b, uint64_t off, uint64_t len, uint64_t *pnum);
 
 /* Runs until every submitted request has completed and called back. */
 void blk_drain(struct blk *b);
@@ -128,5 +148,6 @@ unsigned blk_aio_pending(const struct blk_aio *a);
 
 extern const struct blk_driver blk_driver_raw;
 extern const struct blk_driver blk_driver_qcow2;
+extern const struct blk_driver blk_driver_vdi, blk_driver_vmdk, blk_driver_vhd, blk_driver_vhdx;
 
 #endif

@@ -1624,7 +1624,7 @@ static int backing_format(const char *path, const char *full, const char **fmt, 
         return fail(err, errlen, ret, "%s: cannot read backing file %s: %s", path, full, strerror(-ret));
     const char *seen = blk_probe(head, sizeof(head));
     if (seen && strcmp(seen, "qcow2"))
-        return fail(err, errlen, -ENOTSUP, "%s: backing file %s is a %s image, which Burrow cannot read",
+        return fail(err, errlen, -ENOTSUP, "%s: backing file %s is a %s image (a backing file must be qcow2 or raw)",
                     path, full, seen);
     *fmt = seen ? "qcow2" : "raw";
     return 0;

@@ -119,8 +119,11 @@ refused 1 "cannot create" disk create no-such-dir/x.qcow2 1M
 
 # --- info ---------------------------------------------------------------
 refused 1 "no-such.img" disk info no-such.img
+printf 'QED\0' >fake.qed && truncate -s 1M fake.qed
+refused 1 "looks like a qed image" disk info fake.qed
+# A signature without the header behind it (test_disk_foreign.sh has real ones).
 printf 'KDMV' >fake.vmdk && truncate -s 1M fake.vmdk
-refused 1 "looks like a vmdk image" disk info fake.vmdk
+refused 1 "version 0 is not supported" disk info fake.vmdk
 qemu-img create -q -f qcow2 q.qcow2 5G
 [ "$(binfo q.qcow2 virtual-size)" = 5368709120 ] || burrow_fail "burrow disk info misreads qemu-img's image"
 [ "$(binfo q.qcow2 cluster-size)" = 65536 ] || burrow_fail "burrow disk info: cluster size"
@@ -172,7 +175,8 @@ sum=$(md5sum <back.raw)
 refused 1 "back.raw already exists" disk convert data.qcow2 back.raw --format raw
 [ "$(md5sum <back.raw)" = "$sum" ] || burrow_fail "a refused convert changed back.raw"
 refused 1 "no-such.raw" disk convert no-such.raw out.qcow2
-refused 1 "looks like a vmdk image" disk convert fake.vmdk out.qcow2
+refused 1 "looks like a qed image" disk convert fake.qed out.qcow2
+refused 1 "fake.vmdk" disk convert fake.vmdk out.qcow2
 refused 2 "unknown format 'vmdk'" disk convert data.raw out.vmdk --format vmdk
 refused 2 "missing DST" disk convert data.raw
 [ ! -e out.qcow2 ] && [ ! -e out.vmdk ] || burrow_fail "a refused convert left a file"

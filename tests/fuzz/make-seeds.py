@@ -9,7 +9,8 @@ texts, control-socket lines).  Run it from anywhere:
     python3 tests/fuzz/make-seeds.py          # rewrites every corpus
     python3 tests/fuzz/make-seeds.py vga      # one target
 
-The qcow2 seeds need qemu-img and qemu-io (Debian's qemu-utils)."""
+The qcow2, vdi, vmdk, vhd and vhdx seeds need qemu-img and qemu-io
+(Debian's qemu-utils)."""
 
 import os
 import shutil
@@ -1609,6 +1610,275 @@ def seeds_probe():
     out["luks"] = b"LUKS\xba\xbe\0\x01" + bytes(504)
     out["raw-mbr"] = bytes(446) + b"\x80" + bytes(63) + b"\x55\xaa" + b"QFI\xfb" + bytes(508)
     out["raw-tiny"] = b"\xeb\x3c\x90MSDOS5.0"
+    # A fixed VHD: data, then a footer (cookie, version, size, type 2,
+    # checksum) found at the end.
+    foot = bytearray(512)
+    foot[0:8] = b"conectix"
+    foot[12:16] = struct.pack(">I", 0x10000)
+    foot[16:24] = b"\xff" * 8
+    foot[48:56] = struct.pack(">Q", 1024)
+    foot[60:64] = struct.pack(">I", 2)
+    foot[64:68] = struct.pack(">I", vhd_sum(foot))
+    out["vhd-fixed"] = bytes(446) + b"\x80" + bytes(63) + b"\x55\xaa" + bytes(512) + bytes(foot)
+    return out
+
+
+# --- the formats Burrow only reads (fuzz_roimage.h) -----------------------
+
+def sparse_records(files):
+    """The input of fuzz_roimage.h for files [(index, bytes)]: the non-zero
+    sectors as chunks, and a size record where the file ends in zeroes."""
+    out = bytearray()
+    for idx, data in files:
+        size = len(data)
+        sectors = (size + 511) // 512
+        nonzero = [any(data[i * 512:(i + 1) * 512]) for i in range(sectors)]
+        i = 0
+        last_end = 0
+        while i < sectors:
+            if not nonzero[i]:
+                i += 1
+                continue
+            j = i
+            while j < sectors and (nonzero[j] or any(nonzero[j:j + 4])):
+                j += 1
+            start, end = i * 512, min(j * 512, size)
+            for off in range(start, end, 65024):
+                chunk = data[off:min(end, off + 65024)]
+                out += bytes([idx]) + le32(off) + le16(len(chunk)) + chunk
+            last_end = end
+            i = j
+        if last_end < size:
+            out += bytes([idx | 4]) + le32((size + 511) // 512)
+    return bytes(out)
+
+
+def qemu(*args):
+    subprocess.run(["qemu-img"] + list(args), check=True, stdout=subprocess.DEVNULL)
+
+
+def qemu_io(fmt, path, *cmds):
+    cmd = ["qemu-io", "-f", fmt]
+    for c in cmds:
+        cmd += ["-c", c]
+    subprocess.run(cmd + [path], check=True, stdout=subprocess.DEVNULL)
+
+
+def need_qemu(target):
+    if not shutil.which("qemu-img") or not shutil.which("qemu-io"):
+        sys.exit("make-seeds: the %s seeds need qemu-img and qemu-io (qemu-utils)" % target)
+
+
+def small_raw(path, size, seed):
+    import random
+    r = random.Random(seed)
+    with open(path, "wb") as f:
+        f.truncate(size)
+        for _ in range(6):
+            f.seek(r.randrange(0, size - 4096) & ~511)
+            f.write(bytes(r.randrange(1, 256) for _ in range(r.choice((512, 1024, 4096)))))
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def seeds_vdi():
+    need_qemu("vdi")
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        p = lambda n: os.path.join(d, n)
+        small_raw(p("a.raw"), 4 << 20, 1)
+        qemu("create", "-q", "-f", "vdi", p("empty.vdi"), "3M")
+        qemu("convert", "-q", "-O", "vdi", p("a.raw"), p("data.vdi"))
+        qemu("convert", "-q", "-O", "vdi", "-o", "static=on", p("a.raw"), p("fixed.vdi"))
+        for n in ("empty", "data", "fixed"):
+            out[n] = sparse_records([(0, read(p(n + ".vdi")))])
+    return out
+
+
+def seeds_vmdk():
+    need_qemu("vmdk")
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        p = lambda n: os.path.join(d, n)
+        small_raw(p("a.raw"), 2 << 20, 2)
+        qemu("create", "-q", "-f", "vmdk", p("empty.vmdk"), "1M")
+        out["empty"] = sparse_records([(0, read(p("empty.vmdk")))])
+        for sub in ("monolithicSparse", "streamOptimized"):
+            qemu("convert", "-q", "-O", "vmdk", "-o", "subformat=" + sub, p("a.raw"), p(sub + ".vmdk"))
+            out[sub] = sparse_records([(0, read(p(sub + ".vmdk")))])
+        # Descriptors naming the second file as a sparse or flat extent.
+        qemu("convert", "-q", "-O", "vmdk", "-o", "subformat=twoGbMaxExtentSparse", p("a.raw"), p("t.vmdk"))
+        desc = (b'# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n'
+                b'createType="twoGbMaxExtentSparse"\n\n# Extent description\nRW 4096 SPARSE "x.vmdk"\n'
+                b'RW 2048 ZERO\nRW 64 FLAT "x.vmdk" 1\n\n#DDB\nddb.adapterType = "ide"\n')
+        out["descriptor-sparse"] = sparse_records([(0, desc), (1, read(p("t-s001.vmdk")))])
+        desc = (b'# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n'
+                b'createType="monolithicFlat"\n\n# Extent description\nRW 4096 FLAT "x.vmdk" 0\n')
+        out["descriptor-flat"] = sparse_records([(0, desc), (1, read(p("a.raw")))])
+        # A child whose parent is the second file, with zeroed grains.
+        qemu("convert", "-q", "-O", "vmdk", p("a.raw"), p("x.vmdk"))
+        qemu("create", "-q", "-f", "vmdk", "-o", "zeroed_grain=on", "-b", "x.vmdk", "-F", "vmdk", p("c.vmdk"))
+        qemu_io("vmdk", p("c.vmdk"), "write -P 0x5a 64k 4k", "write -z 512k 128k")
+        out["child"] = sparse_records([(0, read(p("c.vmdk"))), (1, read(p("x.vmdk")))])
+    return out
+
+
+def vhd_sum(b):
+    """One's complement of the byte sum (checksum field left zero)."""
+    return (~sum(b)) & 0xffffffff
+
+
+def vhd_zero_sums(data):
+    """A VHD with its checksums zeroed: fuzz_vhd.c fills them in."""
+    b = bytearray(data)
+    if len(b) >= 512 and b[-512:-504] == b"conectix":
+        dh = struct.unpack(">Q", b[-512 + 16:-512 + 24])[0]
+        b[-512 + 64:-512 + 68] = bytes(4)
+        if b[0:8] == b"conectix":
+            b[64:68] = bytes(4)
+        if dh + 1024 <= len(b) and b[dh:dh + 8] == b"cxsparse":
+            b[dh + 36:dh + 40] = bytes(4)
+    return bytes(b)
+
+
+def vhd_child(parent, parent_name):
+    """A differencing VHD over parent (a dynamic VHD's bytes), checksums
+    zeroed: blocks of 64 KiB, block 0 partly here, block 2 whole."""
+    size = struct.unpack(">Q", parent[-512 + 48:-512 + 56])[0]
+    block, bitmap = 64 << 10, 512
+    nblocks = (size + block - 1) // block
+    foot = bytearray(parent[-512:])
+    foot[16:24] = struct.pack(">Q", 512)
+    foot[60:64] = struct.pack(">I", 4)
+    foot[64:68] = bytes(4)
+    foot[68:84] = bytes(range(0x40, 0x50))
+    dh = bytearray(1024)
+    loc_at, bat_at = 1536, 2048
+    data_at = bat_at + ((nblocks * 4 + 511) & ~511)
+    dh[0:8] = b"cxsparse"
+    dh[8:16] = b"\xff" * 8
+    dh[16:24] = struct.pack(">Q", bat_at)
+    dh[24:28] = struct.pack(">I", 0x10000)
+    dh[28:32] = struct.pack(">I", nblocks)
+    dh[32:36] = struct.pack(">I", block)
+    dh[40:56] = parent[-512 + 68:-512 + 84]
+    name = parent_name.encode("utf-16-be")
+    dh[64:64 + len(name)] = name
+    rel = (".\\" + parent_name).encode("utf-16-le")
+    dh[576:600] = b"W2ru" + struct.pack(">III", 1, len(rel), 0) + struct.pack(">Q", loc_at)
+    img = bytearray(data_at + 2 * (bitmap + block) + 512)
+    img[0:512] = foot
+    img[512:1536] = dh
+    img[loc_at:loc_at + len(rel)] = rel
+    bat = [0xffffffff] * nblocks
+    at = data_at
+    for k, bits in ((0, b"\xf0\x0f" + b"\x00" * 14), (2, b"\xff" * 16)):
+        bat[k] = at // 512
+        img[at:at + len(bits)] = bits
+        img[at + bitmap:at + bitmap + block] = bytes((k * 3 + i) & 0xff or 1 for i in range(block))
+        at += bitmap + block
+    img[bat_at:bat_at + 4 * nblocks] = b"".join(struct.pack(">I", e) for e in bat)
+    img[at:at + 512] = foot
+    return bytes(img)
+
+
+def seeds_vhd():
+    need_qemu("vhd")
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        p = lambda n: os.path.join(d, n)
+        small_raw(p("a.raw"), 4 << 20, 3)
+        qemu("create", "-q", "-f", "vpc", p("empty.vhd"), "3M")
+        qemu("convert", "-q", "-O", "vpc", p("a.raw"), p("data.vhd"))
+        qemu("convert", "-q", "-O", "vpc", "-o", "subformat=fixed", p("a.raw"), p("fixed.vhd"))
+        for n in ("empty", "data", "fixed"):
+            out[n] = sparse_records([(0, vhd_zero_sums(read(p(n + ".vhd"))))])
+        parent = read(p("data.vhd"))
+        out["differencing"] = sparse_records([(0, vhd_child(parent, "x.vmdk")), (1, vhd_zero_sums(parent))])
+    return out
+
+
+def vhdx_zero_crcs(data):
+    """A VHDX with its header and region table CRCs zeroed: fuzz_vhdx.c
+    fills them in."""
+    b = bytearray(data)
+    for at in (64 << 10, 128 << 10, 192 << 10, 256 << 10):
+        b[at + 4:at + 8] = bytes(4)
+    return bytes(b)
+
+
+def vhdx_child(child, parent):
+    """qemu-img's dynamic VHDX (1 MiB blocks) made a differencing image of
+    parent: HasParent, a parent locator, blocks never written NOT_PRESENT,
+    block 3 partly present with its sector bitmap."""
+    b = bytearray(child)
+
+    def region(guid):
+        rt = 192 << 10
+        for i in range(struct.unpack_from("<I", b, rt + 8)[0]):
+            e = rt + 16 + 32 * i
+            if b[e:e + 16] == guid:
+                return struct.unpack_from("<Q", b, e + 16)[0]
+    bat = region(bytes.fromhex("6677c22d23f600429d64115e9bfd4a08"))
+    meta = region(bytes.fromhex("06a27c8b90479a4bb8fe575f050f886e"))
+    n = struct.unpack_from("<H", b, meta + 10)[0]
+    for i in range(n):
+        e = meta + 32 + 32 * i
+        if b[e:e + 16] == bytes.fromhex("3767a1ca36fa434db3b633f0aa44e76b"):
+            fp = meta + struct.unpack_from("<I", b, e + 16)[0]
+            b[fp + 4] |= 2
+    # The parent's data GUID, from its current header.
+    h1, h2 = 64 << 10, 128 << 10
+    cur = h2 if struct.unpack_from("<Q", parent, h2 + 8)[0] > struct.unpack_from("<Q", parent, h1 + 8)[0] else h1
+    g = parent[cur + 32:cur + 48]
+    guid = "{%08x-%04x-%04x-%s-%s}" % (struct.unpack_from("<I", g)[0], struct.unpack_from("<H", g, 4)[0],
+                                       struct.unpack_from("<H", g, 6)[0], g[8:10].hex(), g[10:16].hex())
+    kv = [("parent_linkage", guid), ("relative_path", ".\\x.vmdk"), ("absolute_win32_path", "C:\\x.vmdk")]
+    loc = bytearray(bytes.fromhex("b7ef4ab09ed1814ab78925b8e9445913") + struct.pack("<HH", 0, len(kv)))
+    strings = bytearray()
+    base = 20 + 12 * len(kv)
+    for k, v in kv:
+        ke, ve = k.encode("utf-16-le"), v.encode("utf-16-le")
+        loc += struct.pack("<IIHH", base + len(strings), base + len(strings) + len(ke), len(ke), len(ve))
+        strings += ke + ve
+    loc += strings
+    e = meta + 32 + 32 * n
+    b[e:e + 32] = bytes.fromhex("2d5fd3a80bb34d45abf7d3d84834ab0c") + struct.pack("<IIII", 0x11000, len(loc), 4, 0)
+    struct.pack_into("<H", b, meta + 10, n + 1)
+    b[meta + 0x11000:meta + 0x11000 + len(loc)] = loc
+    size = len(b)
+    for k in range(4):
+        v = struct.unpack_from("<Q", b, bat + 8 * k)[0]
+        if v & 7 != 6:
+            struct.pack_into("<Q", b, bat + 8 * k, 0)
+    end = (size + (1 << 20) - 1) & ~((1 << 20) - 1)
+    b += bytes(end + (2 << 20) - size)
+    b[end:end + 4096] = bytes((i * 7) & 0xff or 1 for i in range(4096))
+    b[end + (1 << 20) + 768:end + (1 << 20) + 776] = b"\xff\x0f\xf0\x01\x02\x04\x08\x10"
+    struct.pack_into("<Q", b, bat + 8 * 3, 7 | end)
+    struct.pack_into("<Q", b, bat + 8 * 4096, 6 | (end + (1 << 20)))
+    return bytes(b)
+
+
+def seeds_vhdx():
+    need_qemu("vhdx")
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        p = lambda n: os.path.join(d, n)
+        small_raw(p("a.raw"), 4 << 20, 4)
+        qemu("create", "-q", "-f", "vhdx", "-o", "block_size=1M", p("empty.vhdx"), "3M")
+        qemu("convert", "-q", "-O", "vhdx", "-o", "block_size=1M", p("a.raw"), p("data.vhdx"))
+        qemu("convert", "-q", "-O", "vhdx", "-o", "subformat=fixed,block_size=1M", p("a.raw"), p("fixed.vhdx"))
+        for n in ("empty", "data", "fixed"):
+            out[n] = sparse_records([(0, vhdx_zero_crcs(read(p(n + ".vhdx"))))])
+        qemu("create", "-q", "-f", "vhdx", "-o", "block_size=1M", p("c.vhdx"), "4M")
+        qemu_io("vhdx", p("c.vhdx"), "write -P 0x5a 1M 64k")
+        parent = read(p("data.vhdx"))
+        child = vhdx_child(read(p("c.vhdx")), parent)
+        out["differencing"] = sparse_records([(0, vhdx_zero_crcs(child)), (1, vhdx_zero_crcs(parent))])
     return out
 
 
@@ -1836,6 +2106,10 @@ TARGETS = {
     "pci": seeds_pci,
     "qcow2": seeds_qcow2,
     "probe": seeds_probe,
+    "vdi": seeds_vdi,
+    "vmdk": seeds_vmdk,
+    "vhd": seeds_vhd,
+    "vhdx": seeds_vhdx,
     "vmdef": seeds_vmdef,
     "control": seeds_control,
 }

@@ -298,6 +298,18 @@ static void test_errors_with_lines(void **state)
     expect_error(9, "hostfwd=tcp::99999-:22", 9, "port forward");
     expect_error(12, "readonly=maybe", 12, "not true or false");
     expect_error(12, "interface=scsi", 12, "interface 'scsi'");
+    /* Formats Burrow only reads: read-only, or refused with the command
+     * that converts them; formats it cannot read, named. */
+    expect_error(12, "format=vdi", 12, "'a.img' is a vdi image, which Burrow reads but does not write");
+    expect_error(12, "format=vhdx", 12, "convert it with 'burrow disk convert a.img a.qcow2'");
+    expect_error(12, "format=qed", 12, "'a.img' is a qed image, which Burrow cannot read");
+    GString *ro = g_string_new(base_text);
+    g_string_append(ro, "format=vmdk\nreadonly=true\n");
+    d = calloc(1, sizeof(*d));
+    assert_int_equal(vmdef_parse(ro->str, ro->len, "f", "t", d, &err), 0);
+    assert_string_equal(d->disks[0].format, "vmdk");
+    free(d);
+    g_string_free(ro, TRUE);
     expect_error(11, "path=a,b.img", 11, "cannot contain ','");
     expect_error(6, "cpus=1", 7, "appears twice");
     expect_error(3, "[burrow]", 3, "appears twice");
@@ -766,6 +778,12 @@ static void test_argv(void **state)
     argv = supervise_build_argv("/bin/burrow-vm", d, &p, NULL, &err);
     assert_string_equal(arg_after(argv, "--usb", 0), "on");
     g_strfreev(argv);
+    /* A disk Burrow only reads goes with its format, read-only. */
+    snprintf(d->disks[1].format, sizeof(d->disks[1].format), "vdi");
+    argv = supervise_build_argv("/bin/burrow-vm", d, &p, NULL, &err);
+    assert_string_equal(arg_after(argv, "--disk", 1), "/data/shared.img,if=sata,format=vdi,readonly=on");
+    g_strfreev(argv);
+    snprintf(d->disks[1].format, sizeof(d->disks[1].format), "raw");
     /* A USB disk goes to --usb-disk, with no interface. */
     snprintf(d->disks[1].interface, sizeof(d->disks[1].interface), "usb");
     argv = supervise_build_argv("/bin/burrow-vm", d, &p, NULL, &err);
