@@ -10,6 +10,7 @@ libjansson-dev liburing-dev libcmocka-dev
 libglib2.0-dev
 libslirp-dev
 libseccomp-dev
+libpulse-dev pulseaudio pulseaudio-utils
 zlib1g-dev
 qemu-utils
 libvncserver-dev libsdl2-dev libpng-dev

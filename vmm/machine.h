@@ -56,7 +56,7 @@ struct machine_opts {
     bool usb;                       /* xHCI controller with a USB tablet and keyboard */
     struct disk_opt usb_disks[MACHINE_MAX_USB_DISKS];   /* USB mass storage, needs usb */
     int nusb_disks;
-    const char *audio;              /* an HDA controller on this backend (none, wav:PATH); NULL: no sound device */
+    const char *audio;              /* an HDA controller on this backend (pa[,...], wav:PATH, none); NULL: no sound device */
     bool audio_in;                  /* its microphone is connected */
     struct net_user_opts nics[MACHINE_MAX_NICS];
     int nnics;

@@ -763,6 +763,18 @@ static void test_audio_spec(void **state)
     assert_int_equal(audio_parse_check("wav:/x.wav", err, sizeof(err)), 0);
     assert_int_equal(audio_parse_check("wav:", err, sizeof(err)), -1);
     assert_int_equal(audio_parse_check("pulse", err, sizeof(err)), -1);
+    assert_int_equal(audio_parse_check("pa", err, sizeof(err)), 0);
+    assert_int_equal(audio_parse_check("pa,latency=20,sink=s,source=s.monitor", err, sizeof(err)), 0);
+    assert_int_equal(audio_parse_check("pa,server=unix:/run/x/native", err, sizeof(err)), 0);
+    assert_int_equal(audio_parse_check("pa,latency=5", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "latency"));
+    assert_int_equal(audio_parse_check("pa,latency=40ms", err, sizeof(err)), -1);
+    assert_int_equal(audio_parse_check("pa,volume=1", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "volume"));
+    assert_int_equal(audio_parse_check("pa,", err, sizeof(err)), -1);
+    assert_int_equal(audio_parse_check("pa,sink", err, sizeof(err)), -1);
+    assert_int_equal(audio_parse_check("pa,sink=", err, sizeof(err)), -1);
+    assert_int_equal(audio_parse_check("pa:x", err, sizeof(err)), -1);
     assert_null(audio_open("wav:/nonexistent-dir/x.wav", err, sizeof(err)));
     assert_non_null(strstr(err, "nonexistent-dir"));
 }
