@@ -90,6 +90,7 @@ struct pulse {
     pa_mainloop_api *api;
     pa_context *ctx;
     pa_io_event *kick_ev;
+    pa_defer_event *sigsys_ev;
     pa_time_event *retry_ev;
     int kick_fd;
     struct pa_out out;
@@ -447,9 +448,12 @@ static void out_activity(struct pulse *p)
         return;
     o->was_active = active;
     if (!active && stream_ready(o->s) && !o->changing) {
-        /* Play out what is queued, even short of the start threshold. */
+        /* Play out what is queued, even short of the start threshold.
+         * (Not a drain: while one is under way the server plays what comes
+         * at once, with no cushion, and a guest that starts again soon
+         * would be heard in pieces.) */
         out_feed(p);
-        pa_operation *op = pa_stream_drain(o->s, NULL, NULL);
+        pa_operation *op = pa_stream_trigger(o->s, NULL, NULL);
         if (op)
             pa_operation_unref(op);
     }
@@ -820,6 +824,8 @@ static void pulse_free(struct audio_backend *b)
             p->api->io_free(p->kick_ev);
         if (p->retry_ev)
             p->api->time_free(p->retry_ev);
+        if (p->sigsys_ev)
+            p->api->defer_free(p->sigsys_ev);
         pa_threaded_mainloop_unlock(p->ml);
         pa_threaded_mainloop_stop(p->ml);
         pa_threaded_mainloop_free(p->ml);
@@ -841,14 +847,16 @@ static const struct audio_backend_ops pulse_ops = {
     .stats = pulse_stats,
 };
 
-/* libpulse's thread blocks every signal; the sandbox's report of a
- * forbidden call needs SIGSYS (blocked, the kernel kills without a word). */
-static void unblock_sigsys(pa_threaded_mainloop *ml, void *opaque)
+/* libpulse's thread blocks every signal when it starts; the sandbox's
+ * report of a forbidden call needs SIGSYS (blocked, the kernel kills
+ * without a word).  Runs once, first thing on that thread. */
+static void unblock_sigsys(pa_mainloop_api *api, pa_defer_event *e, void *opaque)
 {
     sigset_t sys;
     sigemptyset(&sys);
     sigaddset(&sys, SIGSYS);
     pthread_sigmask(SIG_UNBLOCK, &sys, NULL);
+    api->defer_enable(e, 0);
 }
 
 /* A server that is not there when the VM starts is looked for, later, at
@@ -905,9 +913,10 @@ struct audio_backend *audio_pa_new(const struct audio_pa_opts *o, char *err, siz
     pa_threaded_mainloop_set_name(p->ml, "burrow-audio");
     p->api = pa_threaded_mainloop_get_api(p->ml);
     p->kick_ev = p->api->io_new(p->api, p->kick_fd, PA_IO_EVENT_INPUT, kick_cb, p);
+    p->sigsys_ev = p->api->defer_new(p->api, unblock_sigsys, p);
     struct timeval never = after(1000 * PA_USEC_PER_SEC);
     p->retry_ev = p->api->time_new(p->api, &never, retry_cb, p);
-    if (!p->kick_ev || !p->retry_ev) {
+    if (!p->kick_ev || !p->retry_ev || !p->sigsys_ev) {
         snprintf(err, errlen, "audio: cannot set up PulseAudio's thread: out of memory");
         goto fail;
     }
@@ -926,7 +935,6 @@ struct audio_backend *audio_pa_new(const struct audio_pa_opts *o, char *err, siz
         snprintf(err, errlen, "audio: cannot start PulseAudio's thread");
         goto fail;
     }
-    pa_threaded_mainloop_once_unlocked(p->ml, unblock_sigsys, NULL);
 
     /* Wait a little for the first word, so the log says at once whether
      * the VM will be heard; a server that is not there is no error. */
