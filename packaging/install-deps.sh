@@ -10,13 +10,13 @@ libjansson-dev liburing-dev libcmocka-dev
 libglib2.0-dev
 libslirp-dev
 libseccomp-dev
-libpulse-dev pulseaudio pulseaudio-utils
+libpulse-dev pulseaudio pulseaudio-utils python3-numpy
 zlib1g-dev
 qemu-utils
 libvncserver-dev libsdl2-dev libpng-dev
 seabios
 ipxe-qemu
-qemu-system-x86
+qemu-system-x86 qemu-system-gui
 grub-rescue-pc
 python3
 acpica-tools

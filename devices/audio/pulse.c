@@ -613,7 +613,6 @@ static void ctx_state_cb(pa_context *c, void *opaque)
         /* What waited in the ring is stale now: start from what comes. */
         pthread_mutex_lock(&p->out.lock);
         if (p->out.switch_pending) {
-            p->out.ring.rpos = p->out.switch_at;
             p->out.fmt = p->out.next;
             p->out.switch_pending = false;
         }
