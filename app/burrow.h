@@ -56,6 +56,8 @@ struct burrow_ostype {
     const char *disk_interface;  /* "virtio" | "sata" */
     const char *nic_model;       /* "virtio" | "e1000" */
     const char *display;         /* "sdl" | "vnc" | "none" */
+    const char *audio;           /* "pa" (desktops: a sound card played on this
+                                  * desktop, as VirtualBox gives them) | "off" */
 };
 
 /* NULL-id-terminated table, in presentation order. */
@@ -114,6 +116,9 @@ struct burrow_vmdef {
     char vnc_listen[64];         /* "HOST:PORT" when display is vnc */
     char vnc_password_file[BURROW_PATH_MAX];
     bool usb;                    /* USB tablet and keyboard (xHCI) */
+    char audio[8];               /* sound card: "pa" (the desktop's PulseAudio),
+                                  * "none" (a card that plays into nothing), "off" */
+    bool audio_in;               /* its microphone records from the host's (needs a card) */
     char cdrom[BURROW_PATH_MAX]; /* "" = no medium */
     unsigned ndisks;
     struct burrow_disk disks[BURROW_MAX_DISKS];
@@ -170,6 +175,8 @@ struct burrow_vm_config {
     bool convert_disk;
     void (*progress)(void *opaque, uint64_t done, uint64_t total);
     void *progress_opaque;
+    const char *audio;           /* "pa", "none" or "off"; NULL: the OS type's */
+    const char *audio_in;        /* "on" or "off"; NULL: off */
 };
 
 /* Creates the VM's directory, its disk (if any) and vm.ini.  Refuses an
@@ -258,6 +265,9 @@ struct burrow_vm_status {
      * HOST:PORT, "" without one. */
     char display[16];
     char vnc_listen[64];
+    /* Whether the guest records from the host's microphone now, as status
+     * says (false when not known). */
+    bool recording;
 };
 /* The live state: the process (pid file, run lock, /proc) and the control
  * socket's answer.  Stale runtime files are reported as CRASHED (and left

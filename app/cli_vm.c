@@ -310,23 +310,28 @@ static const char help_create[] =
 "  --usb on|off           a USB tablet and keyboard (default on): the pointer\n"
 "                         follows the host's without capturing it, in guests\n"
 "                         with USB drivers\n"
+"  --audio pa|none|off    a sound card (default: the OS type's): pa plays and\n"
+"                         records through this desktop's PulseAudio (or\n"
+"                         PipeWire) server; none plays into nothing; off: no card\n"
+"  --audio-in on|off      the sound card's microphone (default off): the guest\n"
+"                         records from this desktop's, and only while it records\n"
 "  --help                 this text\n"
 "\n"
-"OS types (memory, CPUs, disk, disk interface, NIC):\n";
+"OS types (memory, CPUs, disk, disk interface, NIC, sound):\n";
 
 static void print_create_help(void)
 {
     fputs(help_create, stdout);
     for (const struct burrow_ostype *t = burrow_ostypes(); t->id; t++)
-        printf("  %-8s %-26s %5u MiB, %u CPU%s, %3u GiB, %s, %s\n", t->id, t->label,
+        printf("  %-8s %-26s %5u MiB, %u CPU%s, %3u GiB, %s, %s, %s\n", t->id, t->label,
                t->memory_mib, t->cpus, t->cpus > 1 ? "s" : "", t->disk_gib, t->disk_interface,
-               t->nic_model);
+               t->nic_model, t->audio);
 }
 
 static int cmd_create(int argc, char **argv)
 {
     enum { O_OS = 256, O_MEMORY, O_CPUS, O_DISK, O_DISK_SIZE, O_NO_DISK, O_DISK_IF, O_CDROM,
-           O_NET, O_NIC_MODEL, O_DISPLAY, O_USB, O_CONVERT };
+           O_NET, O_NIC_MODEL, O_DISPLAY, O_USB, O_CONVERT, O_AUDIO, O_AUDIO_IN };
     static const struct option opts[] = {
         { "os", required_argument, NULL, O_OS },
         { "memory", required_argument, NULL, O_MEMORY },
@@ -341,6 +346,8 @@ static int cmd_create(int argc, char **argv)
         { "display", required_argument, NULL, O_DISPLAY },
         { "usb", required_argument, NULL, O_USB },
         { "convert", no_argument, NULL, O_CONVERT },
+        { "audio", required_argument, NULL, O_AUDIO },
+        { "audio-in", required_argument, NULL, O_AUDIO_IN },
         HELP_OPT, { NULL, 0, NULL, 0 },
     };
     struct burrow_vm_config cfg = { 0 };
@@ -403,6 +410,16 @@ static int cmd_create(int argc, char **argv)
             cfg.usb = optarg;
             break;
         case O_CONVERT: cfg.convert_disk = true; break;
+        case O_AUDIO:
+            if (strcmp(optarg, "pa") && strcmp(optarg, "none") && strcmp(optarg, "off"))
+                return usage_error("create", "--audio: '%s' is not pa, none or off", optarg);
+            cfg.audio = optarg;
+            break;
+        case O_AUDIO_IN:
+            if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+                return usage_error("create", "--audio-in: '%s' is not on or off", optarg);
+            cfg.audio_in = optarg;
+            break;
         default: return bad_option("create", c, argv);
         }
     }
@@ -412,6 +429,8 @@ static int cmd_create(int argc, char **argv)
     if (r)
         return r;
     const struct burrow_ostype *os = cfg.os ? burrow_ostype_find(cfg.os) : burrow_ostype_default();
+    if (cfg.audio_in && !strcmp(cfg.audio_in, "on") && !strcmp(cfg.audio ? cfg.audio : os->audio, "off"))
+        return usage_error("create", "--audio-in on needs a sound card: add --audio pa (or none)");
     struct vmdef_host host;
     vmdef_host_query(&host);
     struct fit_warnings warn = { .n = 0 };
@@ -472,6 +491,8 @@ static json_t *vm_json(struct burrow_vm *vm, const struct burrow_vm_status *st)
                                                  "pid", f->pid, "serial", f->serial));
     }
     json_object_set_new(o, "usb_filters", filters);
+    json_object_set_new(o, "audio", json_string(d->audio));
+    json_object_set_new(o, "audio_in", json_boolean(d->audio_in));
     if (d->vnc_listen[0])
         json_object_set_new(o, "vnc_listen", json_string(d->vnc_listen));
     if (st) {
@@ -480,6 +501,8 @@ static json_t *vm_json(struct burrow_vm *vm, const struct burrow_vm_status *st)
             json_object_set_new(o, "pid", json_integer(st->pid));
         if (st->detail[0])
             json_object_set_new(o, "detail", json_string(st->detail));
+        if (st->recording)
+            json_object_set_new(o, "recording", json_true());
     }
     return o;
 }
@@ -693,6 +716,12 @@ static int cmd_show(int argc, char **argv)
     else
         printf("Display:    %s\n", d->display);
     printf("USB:        %s\n", d->usb ? "tablet and keyboard" : "off");
+    if (!strcmp(d->audio, "off"))
+        printf("Sound:      off\n");
+    else
+        printf("Sound:      %s, microphone %s\n",
+               !strcmp(d->audio, "pa") ? "PulseAudio" : "a card that plays into nothing",
+               d->audio_in ? "on" : "off");
     printf("CD/DVD:     %s\n", d->cdrom[0] ? d->cdrom : "(empty)");
     for (unsigned i = 0; i < d->ndisks; i++) {
         char path[BURROW_PATH_MAX];
@@ -720,6 +749,8 @@ static int cmd_show(int argc, char **argv)
     printf("State:      %s", burrow_vm_state_name(st.state));
     if (st.pid)
         printf(" (pid %d)", st.pid);
+    if (st.recording)
+        printf(", recording from the microphone");
     printf("\n");
     if (st.detail[0])
         printf("            %s\n", st.detail);
@@ -771,6 +802,8 @@ static int cmd_status(int argc, char **argv)
             json_object_set_new(j, "display", json_string(st.display));
         if (st.vnc_listen[0])
             json_object_set_new(j, "vnc_listen", json_string(st.vnc_listen));
+        if (st.recording)
+            json_object_set_new(j, "recording", json_true());
         print_json(j);
         json_decref(j);
     } else {
@@ -779,6 +812,8 @@ static int cmd_status(int argc, char **argv)
             printf(" (pid %d)", st.pid);
         if (st.vnc_listen[0])
             printf(", VNC server on %s", st.vnc_listen);
+        if (st.recording)
+            printf(", recording from the microphone");
         if (st.detail[0])
             printf(": %s", st.detail);
         printf("\n");
@@ -803,6 +838,9 @@ static const char help_modify[] =
 "  --vnc HOST:PORT            VNC address (and the display becomes vnc)\n"
 "  --vnc-password-file FILE|none\n"
 "  --usb on|off               the USB tablet and keyboard\n"
+"  --audio pa|none|off        the sound card: this desktop's PulseAudio, none\n"
+"                             (plays into nothing), off (no card, no microphone)\n"
+"  --audio-in on|off          its microphone (records from this desktop's)\n"
 "  --add-disk PATH[,if=virtio|sata|usb][,readonly=on]\n"
 "                             attach an existing disk image (if=usb: as a USB\n"
 "                             disk, at most two, with --usb on); an image of\n"
@@ -827,7 +865,7 @@ static const char help_modify[] =
 enum mod_kind {
     M_OS, M_MEMORY, M_CPUS, M_CDROM, M_BOOT, M_DISPLAY, M_VNC, M_VNC_PW, M_ADD_DISK,
     M_REMOVE_DISK, M_NET, M_NIC_MODEL, M_MAC, M_ADD_FWD, M_REMOVE_FWD, M_USB, M_ADD_USBF,
-    M_REMOVE_USBF,
+    M_REMOVE_USBF, M_AUDIO, M_AUDIO_IN,
 };
 
 struct mod_op {
@@ -899,6 +937,12 @@ static int apply_mods(struct burrow_vmdef *d, void *opaque, struct burrow_error 
             break;
         case M_DISPLAY: snprintf(d->display, sizeof(d->display), "%s", op->arg); break;
         case M_USB: d->usb = !strcmp(op->arg, "on"); break;
+        case M_AUDIO:
+            snprintf(d->audio, sizeof(d->audio), "%s", op->arg);
+            if (!strcmp(op->arg, "off"))
+                d->audio_in = false;    /* the microphone goes with the card */
+            break;
+        case M_AUDIO_IN: d->audio_in = !strcmp(op->arg, "on"); break;
         case M_VNC:
             snprintf(d->vnc_listen, sizeof(d->vnc_listen), "%s", op->arg);
             snprintf(d->display, sizeof(d->display), "vnc");
@@ -1081,6 +1125,10 @@ static int apply_mods(struct burrow_vmdef *d, void *opaque, struct burrow_error 
         burrow_error_set(err, "--display vnc needs the address to listen on: add --vnc HOST:PORT");
         return -1;
     }
+    if (d->audio_in && !strcmp(d->audio, "off")) {
+        burrow_error_set(err, "--audio-in on needs a sound card: add --audio pa (or none)");
+        return -1;
+    }
     return 0;
 }
 
@@ -1168,6 +1216,8 @@ static int cmd_modify(int argc, char **argv)
         { "usb-filter-add", required_argument, NULL, 256 + M_ADD_USBF },
         { "usb-filter-remove", required_argument, NULL, 256 + M_REMOVE_USBF },
         { "convert", no_argument, NULL, 'c' },
+        { "audio", required_argument, NULL, 256 + M_AUDIO },
+        { "audio-in", required_argument, NULL, 256 + M_AUDIO_IN },
         HELP_OPT, { NULL, 0, NULL, 0 },
     };
     struct mod_list ml = { .n = 0 };
@@ -1217,6 +1267,14 @@ static int cmd_modify(int argc, char **argv)
         case M_USB:
             if (strcmp(optarg, "on") && strcmp(optarg, "off"))
                 return usage_error("modify", "--usb: '%s' is not on or off", optarg);
+            break;
+        case M_AUDIO:
+            if (strcmp(optarg, "pa") && strcmp(optarg, "none") && strcmp(optarg, "off"))
+                return usage_error("modify", "--audio: '%s' is not pa, none or off", optarg);
+            break;
+        case M_AUDIO_IN:
+            if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+                return usage_error("modify", "--audio-in: '%s' is not on or off", optarg);
             break;
         case M_VNC:
             if (!vmdef_listen_valid(optarg))

@@ -107,6 +107,16 @@ char **supervise_build_argv(const char *binary, const struct burrow_vmdef *def,
         g_ptr_array_add(a, g_strdup("--usb-filter"));
         g_ptr_array_add(a, g_strdup(opt));
     }
+    /* A sound card.  pa finds the desktop's server as any program of the
+     * session does, from the environment burrow-vm inherits. */
+    if (strcmp(def->audio, "off")) {
+        g_ptr_array_add(a, g_strdup("--audio"));
+        g_ptr_array_add(a, g_strdup(def->audio));
+        if (def->audio_in) {
+            g_ptr_array_add(a, g_strdup("--audio-in"));
+            g_ptr_array_add(a, g_strdup("on"));
+        }
+    }
 
     const char *display = opts->display ? opts->display : def->display;
     const char *listen = opts->vnc_listen ? opts->vnc_listen : def->vnc_listen;
@@ -325,6 +335,7 @@ enum burrow_vm_state supervise_state(struct burrow_vm *vm, struct burrow_vm_stat
         const char *vnc = json_string_value(json_object_get(reply, "vnc"));
         snprintf(st->display, sizeof(st->display), "%s", disp ? disp : "");
         snprintf(st->vnc_listen, sizeof(st->vnc_listen), "%s", vnc ? vnc : "");
+        st->recording = json_is_true(json_object_get(json_object_get(reply, "audio"), "recording"));
     }
     json_decref(reply);
     burrow_ctl_close(ctl);

@@ -185,10 +185,11 @@ static const char *const ro_fmts[] = { "vdi", "vmdk", "vhd", "vhdx", NULL };
 static const char *const nic_models[] = { "virtio", "e1000", NULL };
 static const char *const nic_modes[] = { "user", NULL };
 static const char *const displays[] = { "sdl", "vnc", "none", NULL };
+static const char *const audios[] = { "pa", "none", "off", NULL };
 
 /* Where each field sat in the file, for messages (0: unknown). */
 struct linemap {
-    int name, uuid, os, memory, cpus, boot, display, vnc_listen, vnc_pw, cdrom, end;
+    int name, uuid, os, memory, cpus, boot, audio, audio_in, display, vnc_listen, vnc_pw, cdrom, end;
     int disk[BURROW_MAX_DISKS], disk_path[BURROW_MAX_DISKS], disk_if[BURROW_MAX_DISKS],
         disk_fmt[BURROW_MAX_DISKS];
     int nic[BURROW_MAX_NICS], nic_mode[BURROW_MAX_NICS], nic_model[BURROW_MAX_NICS],
@@ -335,6 +336,11 @@ static int check(const struct burrow_vmdef *d, const struct linemap *lm, const c
         return fail_at(err, file, lm->boot, "boot",
                        "boot order '%s' is not made of c (disk), d (cdrom), n (network), "
                        "each at most once", d->boot);
+    if (!one_of(d->audio, audios))
+        return fail_at(err, file, lm->audio, "audio", "audio '%s' is not one of pa, none, off", d->audio);
+    if (d->audio_in && !strcmp(d->audio, "off"))
+        return fail_at(err, file, lm->audio_in, "audio-in",
+                       "a microphone (audio-in on) needs a sound card (audio pa or none)");
     if (!one_of(d->display, displays))
         return fail_at(err, file, lm->display, "display",
                        "display '%s' is not one of sdl, vnc, none", d->display);
@@ -461,6 +467,7 @@ void vmdef_init(struct burrow_vmdef *def, const char *name, const struct burrow_
     def->cpus = os->cpus;
     snprintf(def->display, sizeof(def->display), "%s", os->display);
     def->usb = true;
+    snprintf(def->audio, sizeof(def->audio), "%s", os->audio);
 }
 
 /* ---- what the host can give -------------------------------------------------------- */
@@ -714,7 +721,8 @@ static int get_bool(GKeyFile *kf, const struct scan *s, const char *file, const 
 }
 
 static const char *const keys_burrow[] = { "format", NULL };
-static const char *const keys_vm[] = { "name", "uuid", "os", "memory", "cpus", "boot", "usb", NULL };
+static const char *const keys_vm[] = { "name", "uuid", "os", "memory", "cpus", "boot", "usb", "audio",
+                                       "audio-in", NULL };
 static const char *const keys_display[] = { "type", "vnc-listen", "vnc-password-file", NULL };
 static const char *const keys_cdrom[] = { "path", NULL };
 static const char *const keys_disk[] = { "path", "interface", "format", "readonly", NULL };
@@ -833,6 +841,17 @@ int vmdef_parse(const char *text, size_t len, const char *file, const char *expe
         goto out;
     }
     def->usb = !strcmp(usb, "on");
+    /* Definitions from before sound cards have none. */
+    snprintf(def->audio, sizeof(def->audio), "off");
+    char audio_in[8] = "off";
+    if (get_str(kf, &s, file, "vm", "audio", def->audio, sizeof(def->audio), false, &lm.audio, err) < 0 ||
+        get_str(kf, &s, file, "vm", "audio-in", audio_in, sizeof(audio_in), false, &lm.audio_in, err) < 0)
+        goto out;
+    if (strcmp(audio_in, "on") && strcmp(audio_in, "off")) {
+        fail_at(err, file, lm.audio_in, NULL, "audio-in: '%s' is not on or off", audio_in);
+        goto out;
+    }
+    def->audio_in = !strcmp(audio_in, "on");
     struct burrow_error nerr;
     if (!burrow_name_valid(def->name, &nerr)) {
         fail_at(err, file, lm.name, NULL, "%s", nerr.msg);
@@ -953,6 +972,8 @@ char *vmdef_format(const struct burrow_vmdef *d, size_t *len)
     if (d->boot[0])
         g_key_file_set_string(kf, "vm", "boot", d->boot);
     g_key_file_set_string(kf, "vm", "usb", d->usb ? "on" : "off");
+    g_key_file_set_string(kf, "vm", "audio", d->audio);
+    g_key_file_set_string(kf, "vm", "audio-in", d->audio_in ? "on" : "off");
     g_key_file_set_string(kf, "display", "type", d->display);
     if (d->vnc_listen[0])
         g_key_file_set_string(kf, "display", "vnc-listen", d->vnc_listen);
@@ -1370,6 +1391,14 @@ struct burrow_vm *burrow_vm_create(const struct burrow_vm_config *cfg, struct bu
     }
     if (cfg->usb)
         d->usb = !strcmp(cfg->usb, "on");
+    if (cfg->audio)
+        snprintf(d->audio, sizeof(d->audio), "%s", cfg->audio);
+    if (cfg->audio_in && strcmp(cfg->audio_in, "on") && strcmp(cfg->audio_in, "off")) {
+        burrow_error_set(err, "audio-in '%s' is not on or off", cfg->audio_in);
+        goto fail;
+    }
+    if (cfg->audio_in)
+        d->audio_in = !strcmp(cfg->audio_in, "on");
     if (cfg->cdrom && check_image("cdrom image", cfg->cdrom, d->cdrom, sizeof(d->cdrom), err) < 0)
         goto fail;
     const char *iface = cfg->disk_interface ? cfg->disk_interface : os->disk_interface;

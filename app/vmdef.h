@@ -5,7 +5,10 @@
  *   [burrow]    format=1
  *   [vm]        name, uuid, os, memory (MiB), cpus, boot (optional: "c",
  *               "d", "n" in order of preference), usb=on|off (a USB tablet
- *               and keyboard; optional, default on)
+ *               and keyboard; optional, default on), audio=pa|none|off (a
+ *               sound card played through the desktop's PulseAudio, one that
+ *               plays into nothing, none; optional, default off),
+ *               audio-in=on|off (its microphone; optional, default off)
  *   [display]   type=sdl|vnc|none, vnc-listen=HOST:PORT, vnc-password-file
  *   [cdrom]     path
  *   [disk N]    path (relative: to the VM's directory), interface=virtio|sata|usb

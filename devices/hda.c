@@ -152,6 +152,10 @@ struct hda {
     struct hda_stream sd[NSTREAMS];
     int timer;                      /* -1 when no stream runs */
     bool irq_level;
+    bool playing;                   /* the backend was told the output runs */
+    bool recording;                 /* ... and that the guest records */
+    void (*recording_fn)(void *opaque, bool on);
+    void *recording_opaque;
     struct hda_counters counters;
 };
 
@@ -199,6 +203,29 @@ static void update_irq(struct hda *h)
             pci_msi_notify(&h->pci);
     } else {
         pci_set_intx(&h->pci, level);
+    }
+}
+
+/* --- what the backend and the machine hear of the streams ------------------ */
+
+/* The backend plays while the output stream runs, and records from the
+ * host while the input stream runs with the ADC (and so a connected
+ * microphone) on it; the machine hears when recording starts and stops. */
+static void update_activity(struct hda *h)
+{
+    const struct hda_stream *out = &h->sd[1], *in = &h->sd[0];
+    if (out->running != h->playing) {
+        h->playing = out->running;
+        if (h->audio)
+            audio_set_active(h->audio, true, h->playing ? &out->af : NULL);
+    }
+    bool rec = in->running && hda_codec_takes_stream(h->codec, false, in->ctl >> 20 & 0xf);
+    if (rec != h->recording) {
+        h->recording = rec;
+        if (h->audio)
+            audio_set_active(h->audio, false, rec ? &in->af : NULL);
+        if (h->recording_fn)
+            h->recording_fn(h->recording_opaque, rec);
     }
 }
 
@@ -266,6 +293,7 @@ static void corb_run(struct hda *h)
         h->responses = 0;
     }
     update_irq(h);
+    update_activity(h);     /* a verb may have moved the ADC to another stream */
 }
 
 static void immediate_command(struct hda *h)
@@ -276,6 +304,7 @@ static void immediate_command(struct hda *h)
         h->ics |= ICS_IRV;
     }
     h->ics &= (uint16_t)~ICS_ICB;
+    update_activity(h);
 }
 
 /* --- streams (3.3.35 on, 3.6) ------------------------------------------ */
@@ -331,6 +360,7 @@ static void stream_error(struct hda *h, struct hda_stream *s, uint8_t sts, const
     s->sts |= sts;
     s->running = false;
     s->ctl &= ~SD_CTL_RUN;
+    update_activity(h);
 }
 
 /* Checks the whole list before the stream runs, and finds where LPIB
@@ -502,6 +532,7 @@ static void stream_start(struct hda *h, struct hda_stream *s)
     s->start_ns = evloop_now_ns();
     s->frames_done = 0;
     arm_timer(h);
+    update_activity(h);
 }
 
 static void stream_stop(struct hda *h, struct hda_stream *s)
@@ -510,6 +541,7 @@ static void stream_stop(struct hda *h, struct hda_stream *s)
     s->running = false;
     if (s->out && h->audio)
         audio_flush(h->audio);     /* what was played is in the file now */
+    update_activity(h);
 }
 
 static void stream_reset(struct hda_stream *s)
@@ -619,6 +651,7 @@ static void controller_reset(struct hda *h)
     }
     hda_codec_reset(h->codec);
     update_irq(h);
+    update_activity(h);
 }
 
 /* --- register access ------------------------------------------------------ */
@@ -871,4 +904,15 @@ struct pci_device *hda_pci(struct hda *h)
 void hda_counters(const struct hda *h, struct hda_counters *out)
 {
     *out = h->counters;
+}
+
+bool hda_recording(const struct hda *h)
+{
+    return h->recording;
+}
+
+void hda_watch_recording(struct hda *h, void (*fn)(void *opaque, bool on), void *opaque)
+{
+    h->recording_fn = fn;
+    h->recording_opaque = opaque;
 }

@@ -40,4 +40,10 @@ struct hda_counters {
 };
 void hda_counters(const struct hda *h, struct hda_counters *out);
 
+/* Whether the guest records now: its input stream runs on the ADC with the
+ * microphone connected (never without --audio-in on). */
+bool hda_recording(const struct hda *h);
+/* fn(opaque, on) each time that changes, with the device lock held. */
+void hda_watch_recording(struct hda *h, void (*fn)(void *opaque, bool on), void *opaque);
+
 #endif

@@ -11,12 +11,13 @@ libglib2.0-dev
 libslirp-dev
 libseccomp-dev
 libusb-1.0-0-dev
+libpulse-dev pulseaudio pulseaudio-utils python3-numpy
 zlib1g-dev
 qemu-utils
 libvncserver-dev libsdl2-dev libpng-dev
 seabios
 ipxe-qemu
-qemu-system-x86
+qemu-system-x86 qemu-system-gui
 grub-rescue-pc
 python3
 acpica-tools

@@ -7,7 +7,9 @@
 #include <jansson.h>
 
 #include "devices/ahci.h"
+#include "devices/audio/audio.h"
 #include "devices/display.h"
+#include "devices/hda.h"
 #include "devices/i8042.h"
 #include "devices/net/net.h"
 #include "devices/util.h"
@@ -50,6 +52,27 @@ static json_t *net_status(struct machine *m)
     return a;
 }
 
+/* The sound card: its backend, whether the guest records now, and the
+ * backend's counts.  NULL without a sound card. */
+static json_t *audio_status(struct machine *m)
+{
+    struct audio_backend *b = m->dev->audio;
+    if (!m->dev->hda || !b)
+        return NULL;
+    struct audio_stats st;
+    audio_stats(b, &st);
+    return json_pack("{s:s,s:b,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:f}", "backend", b->name,
+                     "connected", st.connected, "microphone", m->opts.audio_in,
+                     "recording", hda_recording(m->dev->hda),
+                     "played-frames", (json_int_t)b->frames_played,
+                     "dropped-frames", (json_int_t)b->frames_dropped,
+                     "skipped-frames", (json_int_t)st.skipped,
+                     "underruns", (json_int_t)st.underruns,
+                     "captured-frames", (json_int_t)b->frames_captured,
+                     "capture-overruns", (json_int_t)st.overruns,
+                     "latency-ms", st.latency_us / 1000.0);
+}
+
 static json_t *cmd_status(void *opaque, json_t *args, struct control_error *err)
 {
     struct machine *m = opaque;
@@ -68,6 +91,9 @@ static json_t *cmd_status(void *opaque, json_t *args, struct control_error *err)
     }
     json_object_set_new(r, "input", input_status(m));
     json_object_set_new(r, "net", net_status(m));
+    json_t *audio = audio_status(m);
+    if (audio)
+        json_object_set_new(r, "audio", audio);
     return r;
 }
 

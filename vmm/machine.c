@@ -537,6 +537,38 @@ static void usb_input_changed(void *opaque, struct usb_device *dev)
         sdl_window_set_absolute(d->sdl, tablet);
 }
 
+/* The guest started or stopped recording from the microphone: an
+ * audio-recording event tells the manager, which shows it.  A guest that
+ * flips its input stream on and off fast gets at most one event each
+ * RECORDING_EVENT_NS, the last one telling the state it ended in. */
+#define RECORDING_EVENT_NS 100000000ull
+
+static void recording_tell(struct machine *m);
+
+static void recording_timer_cb(void *opaque)
+{
+    struct machine *m = opaque;
+    m->dev->recording_timer = -1;
+    if (hda_recording(m->dev->hda) != m->dev->recording_told)
+        recording_tell(m);
+}
+
+static void recording_tell(struct machine *m)
+{
+    struct machine_devices *d = m->dev;
+    d->recording_told = hda_recording(d->hda);
+    log_debug("audio: the guest %s recording", d->recording_told ? "started" : "stopped");
+    machine_broadcast(m, "audio-recording", json_pack("{s:b}", "recording", d->recording_told));
+    d->recording_timer = evloop_add_timer(m->loop, RECORDING_EVENT_NS, recording_timer_cb, m);
+}
+
+static void audio_recording_changed(void *opaque, bool on)
+{
+    struct machine *m = opaque;
+    if (m->dev->recording_timer < 0 && on != m->dev->recording_told)
+        recording_tell(m);
+}
+
 /* An xHCI controller (after every other PCI device, so that their slots
  * stay where they were without it) with the tablet on port 1 and the
  * keyboard on port 2. */
@@ -713,6 +745,8 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
         d->hda = hda_create(p, &m->pci, -1, d->audio, m->opts.audio_in, err, errlen);
         if (!d->hda)
             return -1;
+        d->recording_timer = -1;
+        hda_watch_recording(d->hda, audio_recording_changed, m);
     }
     return setup_fw_cfg(m, err, errlen);
 }
@@ -964,6 +998,8 @@ void machine_destroy(struct machine *m)
             passthrough_teardown(m);
             pthread_mutex_unlock(&m->lock);
         }
+        if (d->hda && d->recording_timer >= 0)
+            evloop_del_timer(m->loop, d->recording_timer);
         if (d->hda)
             hda_destroy(d->hda);
         audio_close(d->audio);   /* the WAV file's sizes are written here */

@@ -63,7 +63,7 @@ struct machine_opts {
     int nusb_hosts;
     struct usbhost_filter usb_filters[MACHINE_MAX_USB_HOSTS]; /* host devices taken when they match */
     int nusb_filters;
-    const char *audio;              /* an HDA controller on this backend (none, wav:PATH); NULL: no sound device */
+    const char *audio;              /* an HDA controller on this backend (pa[,...], wav:PATH, none); NULL: no sound device */
     bool audio_in;                  /* its microphone is connected */
     struct net_user_opts nics[MACHINE_MAX_NICS];
     int nnics;

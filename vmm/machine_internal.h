@@ -61,6 +61,8 @@ struct machine_devices {
     struct xhci *xhci;              /* NULL: started with --usb off */
     struct hda *hda;                /* NULL: started without --audio */
     struct audio_backend *audio;
+    bool recording_told;            /* what the last audio-recording event said */
+    int recording_timer;            /* -1, or the pause between two such events */
     struct usb_tablet *usb_tablet;
     struct usb_kbd *usb_kbd;
     struct usb_msd *usb_disk[MACHINE_MAX_USB_DISKS];

@@ -168,6 +168,13 @@ static int install_conditional(scmp_filter_ctx ctx)
     rc |= allow_if(ctx, "clone", SCMP_A0(SCMP_CMP_MASKED_EQ, clone_mask, CLONE_THREAD));
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
 
+    /* No new folders, but a clean failure rather than the end of the VM:
+     * libpulse makes sure of its runtime folder whenever it looks for the
+     * session's sound server (the pa backend connects again by the
+     * server's address, so this is only a safety net). */
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(mkdir), 0);
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(mkdirat), 0);
+
     /* Signals to this process's own threads only (pthread_kill, raise). */
     rc |= allow_if(ctx, "tgkill", SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
 

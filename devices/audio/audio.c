@@ -6,13 +6,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* "pa" alone or followed by ",OPTIONS": what follows "pa", else NULL. */
+static const char *pa_options(const char *spec)
+{
+    if (!strcmp(spec, "pa") || !strncmp(spec, "pa,", 3))
+        return spec + 2;
+    return NULL;
+}
+
 int audio_parse_check(const char *spec, char *err, size_t errlen)
 {
     if (!strcmp(spec, "none"))
         return 0;
     if (!strncmp(spec, "wav:", 4) && spec[4])
         return 0;
-    snprintf(err, errlen, "--audio: '%s' is not none or wav:PATH", spec);
+    const char *pa = pa_options(spec);
+    if (pa) {
+        struct audio_pa_opts o;
+        return audio_pa_parse(pa, &o, err, errlen);
+    }
+    snprintf(err, errlen, "--audio: '%s' is not none, wav:PATH or pa[,OPTION=VALUE...]", spec);
     return -1;
 }
 
@@ -25,6 +38,12 @@ struct audio_backend *audio_open(const char *spec, char *err, size_t errlen)
         if (!b)
             snprintf(err, errlen, "audio: out of memory");
         return b;
+    }
+    const char *pa = pa_options(spec);
+    if (pa) {
+        struct audio_pa_opts o;
+        audio_pa_parse(pa, &o, err, errlen);
+        return audio_pa_new(&o, err, errlen);
     }
     return audio_wav_new(spec + 4, err, errlen);
 }
@@ -51,13 +70,29 @@ size_t audio_capture(struct audio_backend *b, const struct audio_format *f, void
     unsigned fb = audio_frame_bytes(f);
     if (!fb)
         return 0;
-    return b->ops->capture(b, f, buf, len - len % fb);
+    size_t n = b->ops->capture(b, f, buf, len - len % fb);
+    b->frames_captured += n / fb;
+    return n;
 }
 
 void audio_flush(struct audio_backend *b)
 {
     if (b->ops->flush)
         b->ops->flush(b);
+}
+
+void audio_set_active(struct audio_backend *b, bool out, const struct audio_format *f)
+{
+    if (b->ops->set_active)
+        b->ops->set_active(b, out, f);
+}
+
+void audio_stats(struct audio_backend *b, struct audio_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->connected = true;
+    if (b->ops->stats)
+        b->ops->stats(b, st);
 }
 
 /* --- none ------------------------------------------------------------ */
@@ -78,7 +113,7 @@ static void none_free(struct audio_backend *b)
     free(b);
 }
 
-static const struct audio_backend_ops none_ops = { none_play, none_capture, NULL, none_free };
+static const struct audio_backend_ops none_ops = { .play = none_play, .capture = none_capture, .free = none_free };
 
 struct audio_backend *audio_none_new(void)
 {

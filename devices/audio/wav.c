@@ -120,7 +120,9 @@ static void wav_free(struct audio_backend *b)
     free(w);
 }
 
-static const struct audio_backend_ops wav_ops = { wav_play, wav_capture, wav_flush, wav_free };
+static const struct audio_backend_ops wav_ops = {
+    .play = wav_play, .capture = wav_capture, .flush = wav_flush, .free = wav_free,
+};
 
 struct audio_backend *audio_wav_new(const char *path, char *err, size_t errlen)
 {

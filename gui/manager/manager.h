@@ -34,12 +34,13 @@ struct vm_entry {
     /* How the running VM shows its screen, as its status says. */
     char display[16];              /* "sdl", "vnc", "headless", "none", "" */
     char vnc_addr[64];             /* its VNC server's HOST:PORT, "" without one */
+    bool recording;                /* the guest records from the microphone now */
     /* Screen thumbnail of a running VM. */
     GdkPixbuf *thumb;
     guint thumb_timer;
     bool thumb_busy;
     /* The row in the list. */
-    GtkWidget *row, *icon, *pause_badge, *name_label, *state_label, *row_thumb;
+    GtkWidget *row, *icon, *pause_badge, *name_label, *state_label, *row_thumb, *mic_badge;
 };
 
 struct manager {

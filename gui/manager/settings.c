@@ -1,5 +1,5 @@
 /* The Settings dialog: every field of the definition, by section (general,
- * system, display, storage, network), saved with the definition as it was
+ * system, display, sound, storage, network), saved with the definition as it was
  * loaded: when someone else saved it meanwhile (the command line, say), the
  * save is refused and the dialog offers to reload, never overwriting their
  * change.  While the VM runs only the CD/DVD medium and the port forwards
@@ -32,6 +32,7 @@ struct settings {
     GtkWidget *dialog, *stack;
     GtkWidget *os, *memory, *cpus, *boot;
     GtkWidget *display, *vnc_listen, *vnc_pw;
+    GtkWidget *audio, *audio_in;
     GtkWidget *disks, *add_disk, *remove_disk;
     GtkWidget *cdrom, *cdrom_browse, *cdrom_eject, *cdrom_msg;
     GtkWidget *nics;             /* GtkNotebook, a page per adapter */
@@ -663,6 +664,45 @@ static GtkWidget *build_nic_page(struct settings *s, int i)
     return g;
 }
 
+/* ---- sound ----------------------------------------------------------------------------- */
+
+/* No microphone without a sound card. */
+static void audio_sensitivity(struct settings *s)
+{
+    bool card = strcmp(gtk_combo_box_get_active_id(GTK_COMBO_BOX(s->audio)), "off") != 0;
+    if (!card)
+        gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(s->audio_in), FALSE);
+    gtk_widget_set_sensitive(s->audio_in, card && !s->running);
+}
+
+static void on_audio_changed(GtkComboBox *c, gpointer data)
+{
+    audio_sensitivity(data);
+}
+
+static GtkWidget *build_sound_page(struct settings *s)
+{
+    const struct burrow_vmdef *d = &s->def;
+    GtkWidget *g = grid_new();
+    static const char *const ids[] = { "pa", "none", "off", NULL };
+    static const char *const labels[] = { "This desktop's sound (PulseAudio)", "A sound card that plays nothing",
+                                          "Off (no sound card)", NULL };
+    s->audio = combo(ids, labels, d->audio);
+    add_row(g, 0, "_Sound card", s->audio);
+    s->audio_in = gtk_check_button_new_with_mnemonic("Let the guest record from this desktop's _microphone");
+    gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(s->audio_in), d->audio_in);
+    atk_object_set_name(gtk_widget_get_accessible(s->audio_in), "Microphone");
+    gtk_grid_attach(GTK_GRID(g), s->audio_in, 1, 1, 1, 1);
+    GtkWidget *hint = message_label("Sound hint");
+    set_message(hint, "The microphone is used only while the guest records; the list shows a microphone "
+                      "by the VM then.", false);
+    gtk_grid_attach(GTK_GRID(g), hint, 1, 2, 1, 1);
+    mark_locked(s->audio);
+    mark_locked(s->audio_in);
+    g_signal_connect(s->audio, "changed", G_CALLBACK(on_audio_changed), s);
+    return g;
+}
+
 /* ---- saving ----------------------------------------------------------------------------- */
 
 static bool collect(struct settings *s, struct burrow_vmdef *n, struct burrow_error *err)
@@ -676,6 +716,8 @@ static bool collect(struct settings *s, struct burrow_vmdef *n, struct burrow_er
     snprintf(n->display, sizeof(n->display), "%s", gtk_combo_box_get_active_id(GTK_COMBO_BOX(s->display)));
     snprintf(n->vnc_listen, sizeof(n->vnc_listen), "%s", gtk_entry_get_text(GTK_ENTRY(s->vnc_listen)));
     snprintf(n->vnc_password_file, sizeof(n->vnc_password_file), "%s", gtk_entry_get_text(GTK_ENTRY(s->vnc_pw)));
+    snprintf(n->audio, sizeof(n->audio), "%s", gtk_combo_box_get_active_id(GTK_COMBO_BOX(s->audio)));
+    n->audio_in = gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(s->audio_in));
     const char *cd = gtk_entry_get_text(GTK_ENTRY(s->cdrom));
     const char *why = cdrom_problem(cd);
     if (why) {
@@ -1056,6 +1098,9 @@ static void settings_open(struct manager *m, const char *name, const char *page)
     mark_locked(s->vnc_pw);
     gtk_stack_add_titled(GTK_STACK(s->stack), g, "display", "Display");
 
+    /* Sound */
+    gtk_stack_add_titled(GTK_STACK(s->stack), build_sound_page(s), "sound", "Sound");
+
     /* Storage */
     g = grid_new();
     GtkListStore *st = gtk_list_store_new(2, G_TYPE_STRING, G_TYPE_STRING);
@@ -1131,6 +1176,7 @@ static void settings_open(struct manager *m, const char *name, const char *page)
     gtk_widget_show_all(s->dialog);
     for (int i = 0; i < BURROW_MAX_NICS; i++)
         nic_sensitivity(s, i);
+    audio_sensitivity(s);
     if (page)
         gtk_stack_set_visible_child_name(GTK_STACK(s->stack), page);
 }

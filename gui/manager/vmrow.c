@@ -156,6 +156,8 @@ static gboolean ctl_ready(gint fd, GIOCondition cond, gpointer opaque)
             apply_event_state(e, json_string_value(json_object_get(data, "state")));
         else if (name && !strcmp(name, "shutdown"))
             e->state = BURROW_VM_STOPPING;
+        else if (name && !strcmp(name, "audio-recording"))
+            e->recording = json_is_true(json_object_get(data, "recording"));
         json_decref(ev);
     }
     if (closed || (cond & (G_IO_HUP | G_IO_ERR))) {
@@ -298,11 +300,14 @@ void vm_entry_update_state(struct vm_entry *e)
             snprintf(e->display, sizeof(e->display), "%s", st.display);
             snprintf(e->vnc_addr, sizeof(e->vnc_addr), "%s", st.vnc_listen);
         }
+        /* Events keep it current from here on (audio-recording). */
+        e->recording = st.recording;
         if (e->state == BURROW_VM_STOPPED || e->state == BURROW_VM_CRASHED) {
             disconnect_ctl(e);
             stop_thumbs(e);
             e->display[0] = '\0';
             e->vnc_addr[0] = '\0';
+            e->recording = false;
         } else {
             connect_ctl(e);
             if (e->state == BURROW_VM_RUNNING || e->state == BURROW_VM_PAUSED ||
@@ -381,6 +386,21 @@ GtkWidget *vm_entry_row(struct vm_entry *e)
     gtk_container_add(GTK_CONTAINER(text), e->name_label);
     gtk_container_add(GTK_CONTAINER(text), e->state_label);
     gtk_container_add(GTK_CONTAINER(box), text);
+    /* A microphone while the guest records from the host's: nobody should
+     * be recorded without seeing it. */
+    e->mic_badge = gtk_image_new_from_icon_name("audio-input-microphone-symbolic", GTK_ICON_SIZE_LARGE_TOOLBAR);
+    gtk_widget_set_valign(e->mic_badge, GTK_ALIGN_CENTER);
+    gtk_widget_set_tooltip_text(e->mic_badge, "The guest is recording from the microphone");
+    static GtkCssProvider *red;
+    if (!red) {
+        red = gtk_css_provider_new();
+        gtk_css_provider_load_from_data(red, "image { color: #c01c28; }", -1, NULL);
+    }
+    gtk_style_context_add_provider(gtk_widget_get_style_context(e->mic_badge), GTK_STYLE_PROVIDER(red),
+                                   GTK_STYLE_PROVIDER_PRIORITY_APPLICATION);
+    gtk_widget_set_no_show_all(e->mic_badge, TRUE);
+    atk_object_set_name(gtk_widget_get_accessible(e->mic_badge), "Recording");
+    gtk_container_add(GTK_CONTAINER(box), e->mic_badge);
     /* The same room for the thumbnail in every row, with a screen or not,
      * so rows are of one height. */
     e->row_thumb = gtk_image_new();
@@ -407,6 +427,7 @@ void vm_entry_update_row(struct vm_entry *e)
      * colour, and a grey screen. */
     bool paused = e->state == BURROW_VM_PAUSED;
     gtk_widget_set_visible(e->pause_badge, paused);
+    gtk_widget_set_visible(e->mic_badge, e->recording && vm_entry_is_running(e));
     GtkStyleContext *sc = gtk_widget_get_style_context(e->state_label);
     if (paused)
         gtk_style_context_add_class(sc, "paused");

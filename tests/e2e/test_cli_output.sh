@@ -4,7 +4,8 @@
 # the user typed; a second forward of one host port is refused; memory and
 # vCPUs beyond the host's warn, beyond what can work are refused (the
 # host's figures are read here, so the test fits any host); screenshots are
-# PNG files only.
+# PNG files only; the sound card follows the OS type, create, modify and
+# show, and reaches burrow-vm's options.
 . "$(dirname "$0")/../kvm/lib.sh"
 burrow_init
 CLI=${BURROW_CLI:-$BURROW_BUILD_DIR/burrow}
@@ -143,6 +144,44 @@ if [ "$limit" -lt 254 ]; then
 fi
 ok show fit --json
 [ "$(jq_py 'j["cpus"]')" = 1 ] || burrow_fail "refused changes changed the VM: $OUT"
+
+# --- sound: the OS type's default, create, modify, show, what burrow-vm gets
+ok create snd --os debian --no-disk --net none
+ok show snd --json
+[ "$(jq_py 'j["audio"], j["audio_in"]')" = "('pa', False)" ] || burrow_fail "a Debian VM's sound: $OUT"
+grep -qx "audio=pa" "$XDG_DATA_HOME/burrow/vms/snd/vm.ini" || burrow_fail "vm.ini lacks audio=pa"
+ok create quiet --no-disk --net none
+ok show quiet --json
+[ "$(jq_py 'j["audio"], j["audio_in"]')" = "('off', False)" ] || burrow_fail "a generic VM's sound: $OUT"
+refuse "--audio-in on needs a sound card" create mic --audio-in on --no-disk --net none
+refuse "--audio: 'alsa'" create mic --audio alsa --no-disk --net none
+refuse "--audio-in: 'yes'" modify snd --audio-in yes
+refuse "--audio-in on needs a sound card" modify quiet --audio-in on
+[ ! -e "$XDG_DATA_HOME/burrow/vms/mic" ] || burrow_fail "a refused create left a VM behind"
+ok create mic --audio none --audio-in on --no-disk --net none
+ok show mic
+grep -q "^Sound: *a card that plays into nothing, microphone on$" <<<"$OUT" || burrow_fail "show: $OUT"
+ok modify snd --audio-in on
+ok show snd
+grep -q "^Sound: *PulseAudio, microphone on$" <<<"$OUT" || burrow_fail "show: $OUT"
+# burrow-vm gets the card and its microphone (a stand-in records its options).
+cat >"$BURROW_TMP/fake-vm" <<FAKE
+#!/bin/sh
+printf '%s\n' "\$@" >"$BURROW_TMP/vm-args"
+exit 1
+FAKE
+chmod +x "$BURROW_TMP/fake-vm"
+BURROW_VM=$BURROW_TMP/fake-vm b start snd --headless
+[ -s "$BURROW_TMP/vm-args" ] || burrow_fail "the stand-in burrow-vm did not run: $ERR"
+tr '\n' ' ' <"$BURROW_TMP/vm-args" | grep -q -- "--audio pa --audio-in on " ||
+    burrow_fail "burrow-vm's options lack the sound card: $(tr '\n' ' ' <"$BURROW_TMP/vm-args")"
+ok modify snd --audio off
+ok show snd --json
+[ "$(jq_py 'j["audio"], j["audio_in"]')" = "('off', False)" ] || burrow_fail "the microphone stayed without a card: $OUT"
+rm -f "$BURROW_TMP/vm-args"
+BURROW_VM=$BURROW_TMP/fake-vm b start snd --headless
+grep -q -- "--audio" "$BURROW_TMP/vm-args" && burrow_fail "burrow-vm got a sound card that is off"
+burrow_note "ok: sound: defaults, create, modify, show, burrow-vm's options"
 
 # --- screenshots are PNG files
 refuse "PNG" screenshot $vm "$BURROW_TMP/shot.jpg"

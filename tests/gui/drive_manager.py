@@ -6,8 +6,8 @@ offers a New VM button; the walk then makes VMs with the command line
 the window within the screen, that the list sorts naturally (vm-2 before
 vm-10) and that its search entry filters it; that Settings never
 overwrites a change made by `burrow modify` while it is open (it offers
-to reload), refuses a relative CD/DVD path with a visible message, and
-adds a second network adapter.  It checks the About dialog shows
+to reload), refuses a relative CD/DVD path with a visible message, adds a
+second network adapter, and turns the sound card's microphone on.  It checks the About dialog shows
 Burrow's icon, walks the New VM assistant (its host check passes; a name
 with spaces and an accent; memory as a number beside the slider, with a
 warning beyond the host's free memory; Finish on the media page; a plain
@@ -416,6 +416,26 @@ if BURROW and not os.environ.get('BURROW_KVM_DEVICE'):
     wait_for('Settings closed', lambda: find('%s — Settings' % CLI_VM, 'dialog') is None)
     if '[nic 1]' not in vm_ini(CLI_VM):
         fail('the second adapter is not in the definition: ' + vm_ini(CLI_VM))
+
+    # Sound: a Debian VM has a card on this desktop; its microphone is
+    # off until asked for, and goes with the card.
+    step('Settings: sound and microphone')
+    click('Settings', root=main)
+    dlg = window('%s — Settings' % CLI_VM)
+    settings_section(dlg, 'Sound')
+    wait_for('the sound card choice', lambda: find('Sound card', 'combo box', dlg))
+    if 'audio=pa\n' not in vm_ini(CLI_VM):
+        fail("the Debian VM's sound card is not this desktop's: " + vm_ini(CLI_VM))
+    mic = wait_for('the microphone check box', lambda: find('Microphone', 'check box', dlg))
+    if mic.get_state_set().contains(Atspi.StateType.CHECKED):
+        fail('the microphone is on by default')
+    mic.do_action(0)
+    wait_for('the microphone checked', lambda: mic.get_state_set().contains(Atspi.StateType.CHECKED))
+    screenshot(dlg, 'settings-sound.png')
+    click('Save', root=dlg)
+    wait_for('Settings closed', lambda: find('%s — Settings' % CLI_VM, 'dialog') is None)
+    if 'audio=pa\naudio-in=on\n' not in vm_ini(CLI_VM):
+        fail('the microphone is not in the definition: ' + vm_ini(CLI_VM))
 
 
 def host_check_text(root):

@@ -4,8 +4,19 @@
  * widget walk, a 1 kHz sine played through an output stream into the WAV
  * backend and compared sample by sample, capture, MSI, and malformed buffer
  * descriptor lists and command rings (an error status and an interrupt; the
- * controller plays again after a stream reset).  No timing is asserted:
- * every wait is for an event, with a generous limit. */
+ * controller plays again after a stream reset).
+ *
+ * Then the same driver against a real PulseAudio server that the test
+ * starts (support/pa_server.c: null sinks, a private socket): the sine,
+ * played for 10 s, is recorded with parec from the sink's monitor and must
+ * arrive whole (every frame, in order, no gap), at 1 kHz within 0.5%; a
+ * tone that pacat plays into another null sink reaches the driver's input
+ * stream through the backend's record stream, which exists only while the
+ * guest records; a change of sample rate reopens the stream; and a server
+ * that goes away and comes back costs the VM nothing but the sound in
+ * between.  The delay from RUN to the first sound at parec is measured and
+ * printed.  No timing is asserted beyond generous bounds: every wait is for
+ * an event, with a limit. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +26,10 @@
 #include <string.h>
 
 #include <math.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -22,7 +37,9 @@
 #include "devices/audio/audio.h"
 #include "devices/hda.h"
 #include "devices/hda_codec.h"
+#include "devices/util.h"
 #include "support/harness_platform.h"
+#include "support/pa_server.h"
 
 #define RAM_SIZE   (32u << 20)
 #define MMIO_BASE  0xe0000000ULL
@@ -97,6 +114,9 @@ struct fx {
     unsigned corbwp, rirbrp;
     unsigned bcis[2];             /* BCIS seen per descriptor */
     unsigned dese[2], fifoe[2];
+    struct pa_server pa;          /* the PulseAudio tests' server */
+    unsigned recording_changes;
+    bool recording;
 };
 
 static uint32_t rd(struct fx *f, unsigned off, unsigned size)
@@ -756,6 +776,614 @@ static void test_reset_stops(void **state)
     assert_int_equal(verb(f, HDA_NID_DAC, 0xf06, 0), 0);
 }
 
+/* --- through a real PulseAudio server ------------------------------------- */
+
+static void on_recording(void *opaque, bool on)
+{
+    struct fx *f = opaque;
+    f->recording = on;
+    f->recording_changes++;
+}
+
+/* latency: the backend's option, "" for its default. */
+static int setup_pa_latency(void **state, const char *latency)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    f->h = harness_new(RAM_SIZE);
+    assert_non_null(f->h);
+    harness_pci_bus_init(&f->bus, f->h);
+    char err[1024] = "", spec[400];
+    if (pa_server_start(&f->pa, err, sizeof(err)) < 0)
+        fail_msg("the PulseAudio server: %s", err);
+    snprintf(spec, sizeof(spec), "pa,server=%s,sink=burrow_out,source=burrow_mic.monitor%s", f->pa.server,
+             latency);
+    f->audio = audio_open(spec, err, sizeof(err));
+    if (!f->audio)
+        fail_msg("audio_open: %s", err);
+    f->hda = hda_create(&f->h->plat, &f->bus, -1, f->audio, true, err, sizeof(err));
+    if (!f->hda)
+        fail_msg("hda_create: %s", err);
+    hda_watch_recording(f->hda, on_recording, f);
+    probe(f);
+    *state = f;
+    return 0;
+}
+
+/* The tests that count gaps ask for a long target latency: the machines
+ * the tests run on are shared with builds, fuzzers and nested VMs, and
+ * stall a process (the test's, the server's) for 100 ms and more now and
+ * then, which no cushion of a desktop's size covers.  How soon the sound
+ * starts with the default target is measured on its own
+ * (test_pa_default_latency). */
+#define PA_TEST_LATENCY "500"
+
+static int setup_pa(void **state)
+{
+    return setup_pa_latency(state, ",latency=" PA_TEST_LATENCY);
+}
+
+static int setup_pa_default(void **state)
+{
+    return setup_pa_latency(state, "");
+}
+
+static int teardown_pa(void **state)
+{
+    struct fx *f = *state;
+    hda_destroy(f->hda);
+    audio_close(f->audio);
+    harness_free(f->h);
+    pa_server_stop(&f->pa, false);
+    free(f);
+    return 0;
+}
+
+static uint32_t frame_at(const uint8_t *buf, size_t i)
+{
+    uint32_t v;
+    memcpy(&v, buf + 4 * i, 4);
+    return v;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* parec on a monitor: what the sink played, as it comes. */
+struct rec {
+    pid_t pid;
+    int fd;
+    uint8_t *buf;
+    size_t len, cap;
+    size_t first;               /* first frame that is not silence; SIZE_MAX: none yet */
+    double first_ms;            /* when it came through the pipe */
+};
+
+static void rec_poll(struct rec *r)
+{
+    for (;;) {
+        if (r->cap - r->len < 65536) {
+            r->cap = r->cap ? 2 * r->cap : 1 << 22;
+            r->buf = realloc(r->buf, r->cap);
+            assert_non_null(r->buf);
+        }
+        ssize_t n = read(r->fd, r->buf + r->len, r->cap - r->len);
+        if (n <= 0)
+            break;
+        r->len += (size_t)n;
+    }
+    if (r->first != SIZE_MAX)
+        return;
+    for (size_t i = 0; i < r->len / 4; i++) {
+        if (frame_at(r->buf, i)) {
+            r->first = i;
+            r->first_ms = now_ms();
+            break;
+        }
+    }
+}
+
+/* Lines of `pactl list short WHAT` that name our client's streams. */
+static unsigned pa_count(struct fx *f, const char *what, const char *needle)
+{
+    char *argv[] = { "pactl", "list", "short", (char *)what, NULL };
+    char *out = pa_server_output(&f->pa, argv);
+    assert_non_null(out);
+    unsigned n = 0;
+    for (char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        n += strstr(l, needle) && (!strchr(l, '\n') || strstr(l, needle) < strchr(l, '\n'));
+    free(out);
+    return n;
+}
+
+struct pa_wait {
+    struct fx *f;
+    const char *what, *needle;
+    unsigned want;
+};
+
+static bool pa_count_is(void *o)
+{
+    struct pa_wait *w = o;
+    return pa_count(w->f, w->what, w->needle) == w->want;
+}
+
+/* Waits (running the event loop) until pactl shows `want` such lines. */
+static bool wait_pa_count(struct fx *f, const char *what, const char *needle, unsigned want)
+{
+    struct pa_wait w = { f, what, needle, want };
+    return harness_run_until(f->h, pa_count_is, &w, 20000);
+}
+
+static void rec_start(struct fx *f, struct rec *r, const char *device)
+{
+    memset(r, 0, sizeof(*r));
+    r->first = SIZE_MAX;
+    char dev[64];
+    snprintf(dev, sizeof(dev), "--device=%s", device);
+    char *argv[] = { "parec", "--raw", "--format=s16le", "--rate=48000", "--channels=2",
+                     "--latency-msec=5", dev, NULL };
+    r->pid = pa_server_spawn(&f->pa, argv, -1, &r->fd);
+    assert_true(r->pid > 0);
+    /* Recording once the server lists its stream. */
+    if (!wait_pa_count(f, "source-outputs", "protocol-native", 1))
+        fail_msg("parec did not connect");
+}
+
+struct silence_wait {
+    struct rec *r;
+    size_t frames;
+};
+
+static bool silent_tail(void *o)
+{
+    struct silence_wait *w = o;
+    rec_poll(w->r);
+    size_t n = w->r->len / 4;
+    if (n < w->frames)
+        return false;
+    for (size_t i = n - w->frames; i < n; i++)
+        if (frame_at(w->r->buf, i))
+            return false;
+    return true;
+}
+
+/* Waits until the monitor has given 100 ms of silence in a row (what an
+ * earlier sound left in the server has played), then forgets what parec
+ * recorded so far. */
+static void rec_wait_silence(struct fx *f, struct rec *r)
+{
+    struct silence_wait w = { r, 4800 };
+    if (!harness_run_until(f->h, silent_tail, &w, 30000))
+        fail_msg("the monitor did not fall silent");
+    r->len = 0;
+    r->first = SIZE_MAX;
+}
+
+static void rec_stop(struct rec *r)
+{
+    kill(r->pid, SIGTERM);
+    waitpid(r->pid, NULL, 0);
+    close(r->fd);
+}
+
+struct play_wait {
+    struct fx *f;
+    struct rec *r;
+    size_t frames;              /* wanted after the first sound */
+    double last_ms;             /* the loop's last turn */
+    double max_stall_ms;        /* its longest pause: the machine held the device up */
+};
+
+static bool recorded_enough(void *o)
+{
+    struct play_wait *w = o;
+    double t = now_ms();
+    if (w->last_ms > 0 && t - w->last_ms > w->max_stall_ms)
+        w->max_stall_ms = t - w->last_ms;
+    w->last_ms = t;
+
+    if (w->f->h->irq_level[intx_gsi(w->f)])
+        service(w->f);
+    rec_poll(w->r);
+    return w->r->first != SIZE_MAX && w->r->len / 4 >= w->r->first + w->frames;
+}
+
+/* How many times the signal (left: sine(k), right: k, k counting modulo
+ * period) breaks in n frames from the first: a gap of silence, a lost or a
+ * repeated frame.  *bad_at: the first break. */
+static unsigned discontinuities(const uint8_t *buf, size_t first, size_t n, unsigned period,
+                                int16_t (*left)(unsigned), size_t *bad_at)
+{
+    int16_t s[2];
+    memcpy(s, buf + 4 * first, 4);
+    unsigned k = (uint16_t)s[1] % period, breaks = 0;
+    bool in_break = false;
+    *bad_at = SIZE_MAX;
+    for (size_t i = 0; i < n; i++, k = (k + 1) % period) {
+        memcpy(s, buf + 4 * (first + i), 4);
+        bool ok = s[0] == left(k) && (uint16_t)s[1] == (uint16_t)k;
+        if (!ok && !in_break) {
+            breaks++;
+            if (*bad_at == SIZE_MAX)
+                *bad_at = i;
+            /* Pick the signal up again where it goes on. */
+        }
+        in_break = !ok;
+        if (!ok && (uint16_t)s[1] < period && s[0] == left((uint16_t)s[1]))
+            k = (uint16_t)s[1], in_break = false;
+    }
+    return breaks;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The left channel's frequency: the median time between its rising zero
+ * crossings (interpolated), so a gap or a skip does not move it. */
+static double frequency(const uint8_t *buf, size_t first, size_t n, unsigned rate)
+{
+    double *periods = malloc(sizeof(double) * (n / 2 + 1)), last = -1;
+    assert_non_null(periods);
+    size_t np = 0;
+    int16_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        int16_t s;
+        memcpy(&s, buf + 4 * (first + i), 2);
+        if (i && prev < 0 && s >= 0) {
+            double t = (double)(i - 1) + (double)-prev / (double)(s - prev);
+            if (last >= 0)
+                periods[np++] = t - last;
+            last = t;
+        }
+        prev = s;
+    }
+    double hz = 0;
+    if (np) {
+        qsort(periods, np, sizeof(double), cmp_double);
+        hz = rate / periods[np / 2];
+    }
+    free(periods);
+    return hz;
+}
+
+struct played {
+    double latency_ms;          /* from RUN to the first sound at parec */
+    unsigned breaks;
+    double max_stall_ms;        /* the test loop's longest pause meanwhile */
+};
+
+/* Plays the sine for `seconds` of sound at parec. */
+static struct played play_recorded(struct fx *f, unsigned seconds)
+{
+    struct played res;
+    unsigned *breaks = &res.breaks;
+    codec_route(f);
+    fill_signal(f);
+    for (unsigned i = 0; i < NBUF; i++)
+        bde(f, i, BUF_ADDR + i * BUF_BYTES, BUF_BYTES, true);
+    stream_program(f, SD_OUT, OUT_TAG, NBUF - 1, CBL_BYTES);
+    struct rec r;
+    rec_start(f, &r, "burrow_out.monitor");
+    rec_wait_silence(f, &r);                    /* silence until the guest plays */
+
+    const size_t frames = (size_t)seconds * 48000;
+    double t0 = now_ms();
+    stream_run(f, SD_OUT, true);
+    struct play_wait w = { .f = f, .r = &r, .frames = frames };
+    /* The sound takes its own time; the limit is for a machine many times
+     * slower. */
+    bool done = harness_run_until(f->h, recorded_enough, &w, 60000 + 10000 * (int)seconds);
+    stream_run(f, SD_OUT, false);
+    struct audio_stats st;
+    audio_stats(f->audio, &st);
+    rec_stop(&r);
+    if (!done)
+        fail_msg("parec recorded %zu frames, first sound at %zd", r.len / 4,
+                 r.first == SIZE_MAX ? (ssize_t)-1 : (ssize_t)r.first);
+
+    size_t bad_at;
+    *breaks = discontinuities(r.buf, r.first, frames, NBUF * BUF_FRAMES, sine, &bad_at);
+    double hz = frequency(r.buf, r.first, frames, 48000);
+    double latency = r.first_ms - t0;
+    printf("pa: first sound at parec %.1f ms after RUN; %.4f Hz (error %.4f%%); %zu frames, "
+           "%u breaks; the loop's longest pause %.0f ms; backend: %llu underruns, %llu frames dropped, "
+           "%llu skipped, latency now %.1f ms\n",
+           latency, hz, 100 * fabs(hz - 1000) / 1000, frames, *breaks, w.max_stall_ms,
+           (unsigned long long)st.underruns,
+           (unsigned long long)f->audio->frames_dropped, (unsigned long long)st.skipped,
+           st.latency_us / 1000.0);
+    if (*breaks) {
+        int16_t s[2], s0[2];
+        memcpy(s0, r.buf + 4 * r.first, 4);
+        memcpy(s, r.buf + 4 * (r.first + bad_at), 4);
+        printf("pa: the first break: frame %zu after the first (%d/%d) is %d/%d\n", bad_at, s0[0], s0[1],
+               s[0], s[1]);
+    }
+    fflush(stdout);
+    free(r.buf);
+    assert_true(st.connected);
+    /* Exact: the server mixes one stream at full volume, at its rate. */
+    assert_true(fabs(hz - 1000) < 5);
+    /* The issue asks for 100 ms and the figure is printed above; this
+     * bound only catches a stream that waits for seconds, and holds on a
+     * machine ten times slower, with parec's own buffering on top. */
+    assert_true(latency < 1000);
+    res.latency_ms = latency;
+    res.max_stall_ms = w.max_stall_ms;
+    return res;
+}
+
+/* Half the test's target latency: how long the device may be held up
+ * before the server runs dry. */
+#define PA_TEST_CUSHION_MS (atoi(PA_TEST_LATENCY) / 2)
+
+/* Whether breaks come from the machine: the test's loop (the device's
+ * clock) paused for more than half the cushion.  As for the nested helper's
+ * soft lockups, that is said and the check made once more, never counted
+ * as a pass. */
+static bool machine_stalled(unsigned breaks, double stall_ms)
+{
+    if (!breaks || stall_ms <= PA_TEST_CUSHION_MS / 2)
+        return false;
+    printf("pa: the machine held the test's loop up for %.0f ms (the cushion is %d ms): once more\n",
+           stall_ms, PA_TEST_CUSHION_MS);
+    return true;
+}
+
+static void test_pa_play(void **state)
+{
+    struct played p = play_recorded(*state, 10);
+    if (machine_stalled(p.breaks, p.max_stall_ms))
+        p = play_recorded(*state, 10);
+    /* No dropout in 10 s: every frame, in order, no silence between. */
+    assert_int_equal(p.breaks, 0);
+}
+
+/* A guest that stops and starts again (a short sound, then the next): the
+ * second sound arrives whole too. */
+static void test_pa_stop_start(void **state)
+{
+    play_recorded(*state, 1);
+    struct played p = play_recorded(*state, 2);
+    if (machine_stalled(p.breaks, p.max_stall_ms))
+        p = play_recorded(*state, 2);
+    assert_int_equal(p.breaks, 0);
+}
+
+/* The default 40 ms target: how soon the sound starts (breaks are only
+ * reported: its 20 ms cushion is a desktop's, not a shared test machine's). */
+static void test_pa_default_latency(void **state)
+{
+    play_recorded(*state, 1);
+}
+
+/* 48 kHz and 44.1 kHz tones for the microphone and the format change. */
+static int16_t sine44(unsigned frame)
+{
+    return (int16_t)lrint(12000.0 * sin(2 * M_PI * 1000.0 * frame / 44100.0));
+}
+
+static void test_pa_format_change(void **state)
+{
+    struct fx *f = *state;
+    codec_route(f);
+    /* A short 48 kHz sound first, then 44.1 kHz: the stream is reopened. */
+    fill_signal(f);
+    for (unsigned i = 0; i < NBUF; i++)
+        bde(f, i, BUF_ADDR + i * BUF_BYTES, BUF_BYTES, true);
+    stream_program(f, SD_OUT, OUT_TAG, NBUF - 1, CBL_BYTES);
+    stream_run(f, SD_OUT, true);
+    want_bcis = NBUF;
+    memset(f->bcis, 0, sizeof(f->bcis));
+    assert_true(wait_for(f, out_bcis, 20000));
+    stream_run(f, SD_OUT, false);
+
+    /* 4 buffers of 2205 frames: 50 whole periods each. */
+    const unsigned n44 = 2205;
+    for (unsigned i = 0; i < NBUF * n44; i++) {
+        int16_t s[2] = { sine44(i), (int16_t)i };
+        memcpy(f->h->ram + BUF_ADDR + 4 * i, s, 4);
+    }
+    for (unsigned i = 0; i < NBUF; i++)
+        bde(f, i, BUF_ADDR + i * n44 * 4, n44 * 4, true);
+    stream_program(f, SD_OUT, OUT_TAG, NBUF - 1, NBUF * n44 * 4);
+    wr(f, SD_OUT + SD_FMT, 2, 0x4011);          /* 44.1 kHz, 16-bit, stereo */
+    verb(f, HDA_NID_DAC, 0x2, 0x4011);
+    struct rec r;
+    rec_start(f, &r, "burrow_out.monitor");
+    rec_wait_silence(f, &r);
+    stream_run(f, SD_OUT, true);
+    /* The server lists our stream at the new rate. */
+    if (!wait_pa_count(f, "sink-inputs", "44100Hz", 1))
+        fail_msg("no playback stream at 44100 Hz");
+    struct play_wait w = { .f = f, .r = &r, .frames = 2 * 48000 };
+    bool done = harness_run_until(f->h, recorded_enough, &w, 60000);
+    stream_run(f, SD_OUT, false);
+    rec_stop(&r);
+    assert_true(done);
+    /* The server resamples to the sink's 48 kHz: the tone stays 1 kHz.
+     * (Skip the first 100 ms, where the resampler starts.) */
+    double hz = frequency(r.buf, r.first + 4800, 48000, 48000);
+    printf("pa: 44.1 kHz sine recorded at 48 kHz: %.4f Hz\n", hz);
+    assert_true(fabs(hz - 1000) < 5);
+    free(r.buf);
+}
+
+/* The microphone: pacat plays a tone into burrow_mic, whose monitor is the
+ * backend's source; the driver's input stream records it. */
+struct in_wait {
+    struct fx *f;
+    double last_ms, max_stall_ms;
+};
+
+static bool in_cycles(void *o)
+{
+    struct in_wait *w = o;
+    double t = now_ms();
+    if (w->last_ms > 0 && t - w->last_ms > w->max_stall_ms)
+        w->max_stall_ms = t - w->last_ms;
+    w->last_ms = t;
+    if (w->f->h->irq_level[intx_gsi(w->f)])
+        service(w->f);
+    return w->f->bcis[0] >= NBUF;
+}
+
+/* Records 4 s while pacat plays 6 s of the counted sine. */
+static struct played capture_recorded(struct fx *f)
+{
+    struct played res = { 0 };
+    /* 4 buffers of 1 s: the whole recording stays in RAM. */
+    const unsigned sec = 48000 * 4;
+    memset(f->h->ram + BUF_ADDR, 0, NBUF * sec);
+    for (unsigned i = 0; i < NBUF; i++)
+        bde(f, i, BUF_ADDR + i * sec, sec, true);
+    stream_program(f, SD_IN, IN_TAG, NBUF - 1, NBUF * sec);
+    assert_false(f->recording);
+    /* No record stream until the guest records: the host shows no
+     * microphone in use. */
+    assert_int_equal(pa_count(f, "source-outputs", "protocol-native"), 0);
+    unsigned changes = f->recording_changes;
+    memset(f->bcis, 0, sizeof(f->bcis));
+    stream_run(f, SD_IN, true);
+    assert_true(f->recording);
+    assert_true(hda_recording(f->hda));
+    if (!wait_pa_count(f, "source-outputs", "protocol-native", 1))
+        fail_msg("the backend opened no record stream");
+
+    /* 6 s of tone, counted like the played signal, through pacat (with a
+     * cushion as long as ours: the tone must not break on its way in). */
+    char path[96];
+    snprintf(path, sizeof(path), "%s/tone.raw", f->pa.dir);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    for (unsigned i = 0; i < 6 * 48000; i++) {
+        int16_t s[2] = { sine(i % (NBUF * BUF_FRAMES)), (int16_t)(i % (NBUF * BUF_FRAMES)) };
+        fwrite(s, 4, 1, fp);
+    }
+    fclose(fp);
+    int tone = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(tone >= 0);
+    char *argv[] = { "pacat", "--raw", "--format=s16le", "--rate=48000", "--channels=2",
+                     "--latency-msec=" PA_TEST_LATENCY, "--device=burrow_mic", NULL };
+    pid_t pacat = pa_server_spawn(&f->pa, argv, tone, NULL);
+    close(tone);
+    assert_true(pacat > 0);
+
+    struct in_wait w = { .f = f };
+    bool done = harness_run_until(f->h, in_cycles, &w, 120000);
+    stream_run(f, SD_IN, false);
+    uint32_t lpib = rd(f, SD_IN + SD_LPIB, 4);
+    kill(pacat, SIGTERM);
+    waitpid(pacat, NULL, 0);
+    assert_true(done);
+    assert_false(f->recording);
+    assert_int_equal(f->recording_changes, changes + 2);
+    /* The record stream goes with the guest's. */
+    if (!wait_pa_count(f, "source-outputs", "protocol-native", 0))
+        fail_msg("the record stream stayed after the guest stopped recording");
+
+    /* The buffer is a ring: the oldest frames start at LPIB. */
+    size_t total = NBUF * sec / 4, first = 0;
+    uint8_t *buf = malloc(NBUF * sec);
+    assert_non_null(buf);
+    assert_true(lpib < NBUF * sec && lpib % 4 == 0);
+    memcpy(buf, f->h->ram + BUF_ADDR + lpib, NBUF * sec - lpib);
+    memcpy(buf + NBUF * sec - lpib, f->h->ram + BUF_ADDR, lpib);
+    while (first < total && !frame_at(buf, first))
+        first++;
+    if (first + 48000 > total)
+        fail_msg("the tone did not reach the input stream (first sound at frame %zu of %zu)", first, total);
+    size_t bad_at, n = total - first;
+    res.breaks = discontinuities(buf, first, n, NBUF * BUF_FRAMES, sine, &bad_at);
+    res.max_stall_ms = w.max_stall_ms;
+    double hz = frequency(buf, first, n, 48000);
+    struct audio_stats st;
+    audio_stats(f->audio, &st);
+    printf("pa: microphone: the tone from frame %zu, %zu frames, %.4f Hz, %u breaks; the loop's longest "
+           "pause %.0f ms; %llu overruns\n", first, n, hz, res.breaks, w.max_stall_ms,
+           (unsigned long long)st.overruns);
+    if (res.breaks) {
+        int16_t x[2];
+        memcpy(x, buf + 4 * (first + bad_at), 4);
+        printf("pa: microphone: the first break at frame %zu after the first: %d/%d\n", bad_at, x[0], x[1]);
+    }
+    fflush(stdout);
+    free(buf);
+    assert_true(fabs(hz - 1000) < 5);
+    return res;
+}
+
+static void test_pa_capture(void **state)
+{
+    struct fx *f = *state;
+    codec_route(f);
+    struct played p = capture_recorded(f);
+    if (machine_stalled(p.breaks, p.max_stall_ms))
+        p = capture_recorded(f);
+    assert_int_equal(p.breaks, 0);
+}
+
+static bool disconnected(void *o)
+{
+    struct fx *f = o;
+    struct audio_stats st;
+    audio_stats(f->audio, &st);
+    return !st.connected;
+}
+
+static bool connected(void *o)
+{
+    return !disconnected(o);
+}
+
+/* The server goes away mid-sound and comes back: the device plays on into
+ * nothing, the backend says so and connects again by itself. */
+static void test_pa_server_restart(void **state)
+{
+    struct fx *f = *state;
+    codec_route(f);
+    fill_signal(f);
+    for (unsigned i = 0; i < NBUF; i++)
+        bde(f, i, BUF_ADDR + i * BUF_BYTES, BUF_BYTES, true);
+    stream_program(f, SD_OUT, OUT_TAG, NBUF - 1, CBL_BYTES);
+    assert_true(connected(f));
+    stream_run(f, SD_OUT, true);
+    want_bcis = NBUF;
+    memset(f->bcis, 0, sizeof(f->bcis));
+    assert_true(wait_for(f, out_bcis, 20000));
+
+    pa_server_stop(&f->pa, true);
+    assert_true(wait_for(f, disconnected, 20000));
+    /* The device runs on: buffers complete as before. */
+    want_bcis = f->bcis[1] + NBUF;
+    assert_true(wait_for(f, out_bcis, 20000));
+    assert_true(rd(f, SD_OUT + SD_CTL, 1) & CTL_RUN);
+
+    char err[1024];
+    if (pa_server_start(&f->pa, err, sizeof(err)) < 0)
+        fail_msg("restarting the PulseAudio server: %s", err);
+    /* The backend tries every 2 s. */
+    assert_true(wait_for(f, connected, 30000));
+    struct rec r;
+    rec_start(f, &r, "burrow_out.monitor");
+    struct play_wait w = { .f = f, .r = &r, .frames = 48000 };
+    bool done = harness_run_until(f->h, recorded_enough, &w, 60000);
+    stream_run(f, SD_OUT, false);
+    rec_stop(&r);
+    assert_true(done);
+    size_t bad_at;
+    assert_int_equal(discontinuities(r.buf, r.first, 48000, NBUF * BUF_FRAMES, sine, &bad_at), 0);
+    free(r.buf);
+}
+
 static void test_audio_spec(void **state)
 {
     char err[128];
@@ -763,6 +1391,18 @@ static void test_audio_spec(void **state)
     assert_int_equal(audio_parse_check("wav:/x.wav", err, sizeof(err)), 0);
     assert_int_equal(audio_parse_check("wav:", err, sizeof(err)), -1);
     assert_int_equal(audio_parse_check("pulse", err, sizeof(err)), -1);
+    assert_int_equal(audio_parse_check("pa", err, sizeof(err)), 0);
+    assert_int_equal(audio_parse_check("pa,latency=20,sink=s,source=s.monitor", err, sizeof(err)), 0);
+    assert_int_equal(audio_parse_check("pa,server=unix:/run/x/native", err, sizeof(err)), 0);
+    assert_int_equal(audio_parse_check("pa,latency=5", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "latency"));
+    assert_int_equal(audio_parse_check("pa,latency=40ms", err, sizeof(err)), -1);
+    assert_int_equal(audio_parse_check("pa,volume=1", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "volume"));
+    assert_int_equal(audio_parse_check("pa,", err, sizeof(err)), -1);
+    assert_int_equal(audio_parse_check("pa,sink", err, sizeof(err)), -1);
+    assert_int_equal(audio_parse_check("pa,sink=", err, sizeof(err)), -1);
+    assert_int_equal(audio_parse_check("pa:x", err, sizeof(err)), -1);
     assert_null(audio_open("wav:/nonexistent-dir/x.wav", err, sizeof(err)));
     assert_non_null(strstr(err, "nonexistent-dir"));
 }
@@ -778,6 +1418,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_malformed_bdl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capture, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_stops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pa_play, setup_pa, teardown_pa),
+        cmocka_unit_test_setup_teardown(test_pa_stop_start, setup_pa, teardown_pa),
+        cmocka_unit_test_setup_teardown(test_pa_default_latency, setup_pa_default, teardown_pa),
+        cmocka_unit_test_setup_teardown(test_pa_format_change, setup_pa, teardown_pa),
+        cmocka_unit_test_setup_teardown(test_pa_capture, setup_pa, teardown_pa),
+        cmocka_unit_test_setup_teardown(test_pa_server_restart, setup_pa, teardown_pa),
         cmocka_unit_test(test_audio_spec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

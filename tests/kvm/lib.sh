@@ -264,3 +264,60 @@ burrow_listen() {
 burrow_crc32() {
     python3 -c 'import sys, zlib; print("0x%08x" % zlib.crc32(open(sys.argv[1], "rb").read()))' "$1"
 }
+
+# burrow_pa_start: a private PulseAudio server for the test, in
+# $BURROW_TMP/pa, with nothing of the user's or the system's configuration:
+# null sinks burrow_out (the VM plays there; parec records
+# burrow_out.monitor) and burrow_mic (a tone played there reaches the VM's
+# microphone through burrow_mic.monitor), no rewinds (a null sink that
+# rewinds holds its monitor's data back by 2 s), its socket in that folder,
+# real-time where it may (as on a desktop).  BURROW_PA_SERVER is its address
+# (for --audio pa,server=...), BURROW_PA_PID its pid; burrow_pa CMD... runs a
+# PulseAudio tool against it, burrow_pa_stop ends it (the caller's cleanup
+# calls it).  Called again after burrow_pa_stop, it starts the server anew
+# on the same socket.
+BURROW_PA_PID=
+burrow_pa_start() {
+    command -v pulseaudio >/dev/null 2>&1 && command -v parec >/dev/null 2>&1 ||
+        burrow_fail "pulseaudio or its tools are missing: packaging/install-deps.sh installs pulseaudio and pulseaudio-utils"
+    BURROW_PA_DIR=$BURROW_TMP/pa
+    BURROW_PA_SERVER=unix:$BURROW_PA_DIR/native
+    mkdir -p "$BURROW_PA_DIR/runtime" "$BURROW_PA_DIR/state" "$BURROW_PA_DIR/config"
+    cat >"$BURROW_PA_DIR/test.pa" <<PA
+load-module module-null-sink sink_name=burrow_out rate=48000 channels=2 norewinds=1
+load-module module-null-sink sink_name=burrow_mic rate=48000 channels=2 norewinds=1
+load-module module-native-protocol-unix socket=$BURROW_PA_DIR/native auth-anonymous=1
+PA
+    rm -f "$BURROW_PA_DIR/native"
+    burrow_add_log "$BURROW_PA_DIR/pa.log"
+    # (env, not the function: $! must be the server's own pid)
+    _burrow_pa_env
+    "${BURROW_PA_ENV[@]}" pulseaudio --daemonize=no -n --exit-idle-time=-1 --use-pid-file=no --system=no \
+        --realtime=yes --high-priority=yes --disallow-exit=yes --log-target=stderr --log-time=1 \
+        --file="$BURROW_PA_DIR/test.pa" </dev/null >>"$BURROW_PA_DIR/pa.log" 2>&1 &
+    BURROW_PA_PID=$!
+    burrow_until "answer from the PulseAudio server" _burrow_pa_answers
+}
+_burrow_pa_answers() {
+    kill -0 "$BURROW_PA_PID" 2>/dev/null || burrow_fail "pulseaudio ended at start"
+    burrow_pa pactl info >/dev/null 2>&1
+}
+
+_burrow_pa_env() {
+    BURROW_PA_ENV=(env -u DISPLAY -u DBUS_SESSION_BUS_ADDRESS HOME="$BURROW_PA_DIR"
+        XDG_CONFIG_HOME="$BURROW_PA_DIR/config" XDG_RUNTIME_DIR="$BURROW_PA_DIR/runtime"
+        PULSE_RUNTIME_PATH="$BURROW_PA_DIR/runtime" PULSE_STATE_PATH="$BURROW_PA_DIR/state"
+        PULSE_SERVER="$BURROW_PA_SERVER")
+}
+
+burrow_pa() {
+    _burrow_pa_env
+    "${BURROW_PA_ENV[@]}" "$@"
+}
+
+burrow_pa_stop() {
+    [ -n "$BURROW_PA_PID" ] || return 0
+    kill "$BURROW_PA_PID" 2>/dev/null
+    wait "$BURROW_PA_PID" 2>/dev/null
+    BURROW_PA_PID=
+}

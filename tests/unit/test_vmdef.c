@@ -122,6 +122,8 @@ static void full_def(struct burrow_vmdef *d)
     snprintf(d->boot, sizeof(d->boot), "dc");
     snprintf(d->display, sizeof(d->display), "vnc");
     d->usb = false;
+    snprintf(d->audio, sizeof(d->audio), "none");
+    d->audio_in = true;
     snprintf(d->vnc_listen, sizeof(d->vnc_listen), "127.0.0.1:5901");
     snprintf(d->vnc_password_file, sizeof(d->vnc_password_file), "/home/u/.vncpw");
     snprintf(d->cdrom, sizeof(d->cdrom), "/isos/debian 12; netinst=x.iso");
@@ -156,6 +158,8 @@ static void assert_defs_equal(const struct burrow_vmdef *a, const struct burrow_
     assert_string_equal(a->vnc_listen, b->vnc_listen);
     assert_string_equal(a->vnc_password_file, b->vnc_password_file);
     assert_int_equal(a->usb, b->usb);
+    assert_string_equal(a->audio, b->audio);
+    assert_int_equal(a->audio_in, b->audio_in);
     assert_string_equal(a->cdrom, b->cdrom);
     assert_int_equal(a->ndisks, b->ndisks);
     for (unsigned i = 0; i < a->ndisks; i++) {
@@ -186,6 +190,7 @@ static void test_round_trip(void **state)
     assert_non_null(strstr(text, "[burrow]\nformat=1\n"));
     assert_non_null(strstr(text, "memory=3072\n"));
     assert_non_null(strstr(text, "usb=off\n"));
+    assert_non_null(strstr(text, "audio=none\naudio-in=on\n"));
     int rc = vmdef_parse(text, len, "vm.ini", "full", b, &err);
     if (rc)
         fprintf(stderr, "parse: %s\n%s", err.msg, text);
@@ -221,6 +226,8 @@ static void test_round_trip(void **state)
     assert_string_equal(b->disks[0].format, "raw");
     assert_string_equal(b->display, "sdl");
     assert_true(b->usb);                                    /* usb=on unless said */
+    assert_string_equal(b->audio, "off");                   /* no sound card unless said */
+    assert_false(b->audio_in);
     assert_string_equal(b->uuid, "");
     free(a);
     free(b);
@@ -290,6 +297,10 @@ static void test_errors_with_lines(void **state)
     expect_error(7, "memory=2", 7, "appears twice");
     expect_error(7, "colour=red", 7, "unknown key 'colour'");
     expect_error(7, "cpus=1\nusb=maybe", 8, "usb: 'maybe' is not on or off");
+    expect_error(7, "cpus=1\naudio=alsa", 8, "audio 'alsa' is not one of pa, none, off");
+    expect_error(7, "cpus=1\naudio-in=yes", 8, "audio-in: 'yes' is not on or off");
+    expect_error(7, "cpus=1\naudio=off\naudio-in=on", 9, "needs a sound card");
+    expect_error(7, "cpus=1\naudio-in=on", 8, "needs a sound card");
     expect_error(8, "[disk 9]", 8, "unknown group [disk 9]");
     expect_error(8, "[floppy]", 8, "unknown group");
     expect_error(11, "interface=ide", 10, "[disk 0] lacks the key 'path'");
@@ -568,6 +579,8 @@ static void test_create_load_save(void **state)
     assert_true(vmdef_mac_valid(burrow_vm_def(vm)->nics[0].mac));
     assert_true(g_uuid_string_is_valid(burrow_vm_def(vm)->uuid));
     assert_true(burrow_vm_def(vm)->usb);                    /* on for every OS type */
+    assert_string_equal(burrow_vm_def(vm)->audio, "pa");    /* a desktop's sound */
+    assert_false(burrow_vm_def(vm)->audio_in);              /* no microphone unless asked */
 
     /* Refusals that change nothing. */
     assert_null(burrow_vm_create(&cfg, &err));
@@ -579,6 +592,12 @@ static void test_create_load_save(void **state)
     bad = (struct burrow_vm_config){ .name = "beta", .usb = "maybe" };
     assert_null(burrow_vm_create(&bad, &err));
     assert_non_null(strstr(err.msg, "usb"));
+    bad = (struct burrow_vm_config){ .name = "beta", .audio = "alsa" };
+    assert_null(burrow_vm_create(&bad, &err));
+    assert_non_null(strstr(err.msg, "audio"));
+    bad = (struct burrow_vm_config){ .name = "beta", .os = "linux64", .audio_in = "on" };
+    assert_null(burrow_vm_create(&bad, &err));
+    assert_non_null(strstr(err.msg, "sound card"));
     bad = (struct burrow_vm_config){ .name = "x/y" };
     assert_null(burrow_vm_create(&bad, &err));
     bad = (struct burrow_vm_config){ .name = "beta", .disk = "/nonexistent/disk.img" };
