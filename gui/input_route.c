@@ -121,6 +121,8 @@ void input_route_pointer_abs(struct input_route *r, int x, int y, int width, int
     r->have_pos = true;
     r->last_x = x;
     r->last_y = y;
+    r->last_w = width;
+    r->last_h = height;
     if (!input_route_pointer_usb(r)) {
         if (dx || dy || dz || buttons != r->ps2_buttons)
             pointer_ps2(r, dx, dy, dz, buttons);

@@ -42,6 +42,7 @@ struct input_route {
     unsigned ps2_buttons, usb_buttons;      /* UI_BTN_* held on each */
     bool have_pos;                          /* the last absolute position: */
     int last_x, last_y;                     /* relative motion from it */
+    int last_w, last_h;                     /* on a screen of this size */
     struct input_route_counts counts;
 };
 

@@ -296,6 +296,12 @@ static void test_pointer_follows_configuration(void **state)
     expect_tablet_report(f, 0, 32767, 32767, 0);
     input_route_pointer_abs(&f->r, 0, 240, 640, 480, 0, UI_BTN_RIGHT);
     expect_ps2_nothing(f);
+    /* The last position is kept, with its screen, for status. */
+    assert_true(f->r.have_pos);
+    assert_int_equal(f->r.last_x, 0);
+    assert_int_equal(f->r.last_y, 240);
+    assert_int_equal(f->r.last_w, 640);
+    assert_int_equal(f->r.last_h, 480);
     expect_tablet_report(f, 0, 0, 16418, 0);      /* 240 * 32767 / 479, rounded */
     expect_tablet_report(f, 2, 0, 16418, 0);
     /* A wheel notch towards the user is -1 on the tablet. */
