@@ -747,7 +747,9 @@ static void view_destroyed(GtkWidget *w, gpointer data)
     g_hash_table_remove(c->m->consoles, c->name);
     if (c->m->embedded == c) {
         c->m->embedded = NULL;
-        manager_show_console_page(c->m, NULL);
+        /* Not while the main window itself goes (the program ends). */
+        if (!gtk_widget_in_destruction(c->m->window))
+            manager_show_console_page(c->m, NULL);
     }
     if (!gtk_widget_get_parent(c->bar))
         gtk_widget_destroy(c->bar);
