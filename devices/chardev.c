@@ -36,21 +36,28 @@ struct cd_watch {
     unsigned mask;   /* events registered (0 while not registered) */
 };
 
+/* One reader and writer of the backend: stdio's terminal, the file, or
+ * one client of the unix socket (whose socket is both its fds). */
+struct cd_peer {
+    int out_fd;            /* -1: nowhere to write (a free client slot) */
+    int in_fd;             /* -1: no input */
+    bool out_is_sock;      /* send() with MSG_NOSIGNAL instead of write() */
+    bool out_poll;         /* blocking fd: write only what poll() allows */
+    bool out_broken;       /* a fatal write error; output dropped from now */
+    uint8_t *obuf;         /* ring of CHARDEV_OUTBUF_SIZE bytes, its own */
+    size_t ohead, olen;
+    uint64_t dropped;
+    struct cd_watch w_in, w_out;
+};
+
 struct chardev {
     enum chardev_kind kind;
     struct evloop *loop;
 
-    /* Output side. */
-    int out_fd;            /* -1: nowhere to write (unix without client) */
-    bool out_is_sock;      /* send() with MSG_NOSIGNAL instead of write() */
-    bool out_poll;         /* blocking fd: write only what poll() allows */
-    bool out_broken;       /* a fatal write error; output dropped from now */
-    uint8_t *obuf;         /* ring of CHARDEV_OUTBUF_SIZE bytes */
-    size_t ohead, olen;
-    uint64_t dropped;
+    /* stdio and file use peers[0]; unix one per connected client. */
+    struct cd_peer peers[CHARDEV_MAX_CLIENTS];
 
-    /* Input side. */
-    int in_fd;             /* -1: no input */
+    /* Input side, shared by every peer: the consumer's room. */
     bool in_is_tty;        /* stdin in raw mode: Ctrl-A escapes apply */
     bool in_armed;         /* consumer can take data: watch for input */
     chardev_receive_fn receive;
@@ -63,8 +70,7 @@ struct chardev {
     /* unix: the listening socket and its path. */
     int listen_fd;
     char *path;
-
-    struct cd_watch w_in, w_out, w_listen;
+    struct cd_watch w_listen;
 };
 
 static void chardev_fd_event(void *opaque, int fd, unsigned events);
@@ -191,33 +197,44 @@ static void watch_set(struct chardev *cd, struct cd_watch *w, int fd, unsigned m
     }
 }
 
-/* Brings the loop's view of in_fd/out_fd in line with what is wanted. */
+/* Brings the loop's view of a peer's fds in line with what is wanted. */
+static void update_peer(struct chardev *cd, struct cd_peer *p)
+{
+    unsigned in = p->in_fd >= 0 && cd->in_armed ? EVLOOP_IN : 0;
+    unsigned out = p->out_fd >= 0 && p->olen > 0 ? EVLOOP_OUT : 0;
+    if (p->in_fd >= 0 && p->in_fd == p->out_fd) {
+        watch_set(cd, &p->w_in, -1, 0);
+        watch_set(cd, &p->w_out, p->out_fd, in | out);
+    } else {
+        watch_set(cd, &p->w_in, p->in_fd, in);
+        watch_set(cd, &p->w_out, p->out_fd, out);
+    }
+}
+
 static void update_watches(struct chardev *cd)
 {
-    unsigned in = cd->in_fd >= 0 && cd->in_armed ? EVLOOP_IN : 0;
-    unsigned out = cd->out_fd >= 0 && cd->olen > 0 ? EVLOOP_OUT : 0;
-    if (cd->in_fd >= 0 && cd->in_fd == cd->out_fd) {
-        watch_set(cd, &cd->w_in, -1, 0);
-        watch_set(cd, &cd->w_out, cd->out_fd, in | out);
-    } else {
-        watch_set(cd, &cd->w_in, cd->in_fd, in);
-        watch_set(cd, &cd->w_out, cd->out_fd, out);
-    }
+    for (int i = 0; i < CHARDEV_MAX_CLIENTS; i++)
+        update_peer(cd, &cd->peers[i]);
+}
+
+static bool peer_free(const struct cd_peer *p)
+{
+    return p->in_fd < 0 && p->out_fd < 0;
 }
 
 /* ---- output ---- */
 
 /* Writes without blocking: bytes written, 0 when the fd is full, -1 on a
  * fatal error (errno set). */
-static ssize_t out_write(struct chardev *cd, const uint8_t *buf, size_t len)
+static ssize_t out_write(struct cd_peer *p, const uint8_t *buf, size_t len)
 {
     ssize_t n;
-    if (cd->out_is_sock) {
-        n = send(cd->out_fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (p->out_is_sock) {
+        n = send(p->out_fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
     } else {
-        if (cd->out_poll) {
+        if (p->out_poll) {
             /* A poll-ready pipe or terminal takes PIPE_BUF bytes at once. */
-            struct pollfd pfd = { .fd = cd->out_fd, .events = POLLOUT };
+            struct pollfd pfd = { .fd = p->out_fd, .events = POLLOUT };
             if (poll(&pfd, 1, 0) <= 0)
                 return 0;
             if (pfd.revents & (POLLERR | POLLNVAL)) {
@@ -226,103 +243,124 @@ static ssize_t out_write(struct chardev *cd, const uint8_t *buf, size_t len)
             }
             len = MIN(len, (size_t)PIPE_BUF);
         }
-        n = write(cd->out_fd, buf, len);
+        n = write(p->out_fd, buf, len);
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return 0;
     return n;
 }
 
-static void disconnect_client(struct chardev *cd);
+static void disconnect_client(struct chardev *cd, struct cd_peer *p);
 
-static void out_failed(struct chardev *cd)
+static void out_failed(struct chardev *cd, struct cd_peer *p)
 {
     if (cd->kind == CD_UNIX) {
-        disconnect_client(cd);
+        disconnect_client(cd, p);
         return;
     }
     log_warn("serial: output failed (%s); further output is dropped", strerror(errno));
-    cd->out_broken = true;
-    cd->olen = 0;
-    update_watches(cd);
+    p->out_broken = true;
+    p->olen = 0;
+    update_peer(cd, p);
 }
 
-/* Writes out buffered bytes as far as the fd takes them. */
-static void flush_out(struct chardev *cd)
+/* Writes out a peer's buffered bytes as far as its fd takes them. */
+static void flush_out(struct chardev *cd, struct cd_peer *p)
 {
-    while (cd->olen > 0 && cd->out_fd >= 0) {
-        size_t chunk = MIN(cd->olen, CHARDEV_OUTBUF_SIZE - cd->ohead);
-        ssize_t n = out_write(cd, cd->obuf + cd->ohead, chunk);
+    while (p->olen > 0 && p->out_fd >= 0) {
+        size_t chunk = MIN(p->olen, CHARDEV_OUTBUF_SIZE - p->ohead);
+        ssize_t n = out_write(p, p->obuf + p->ohead, chunk);
         if (n < 0) {
-            out_failed(cd);
+            out_failed(cd, p);
             return;
         }
         if (n == 0)
             break;
-        cd->ohead = (cd->ohead + (size_t)n) % CHARDEV_OUTBUF_SIZE;
-        cd->olen -= (size_t)n;
+        p->ohead = (p->ohead + (size_t)n) % CHARDEV_OUTBUF_SIZE;
+        p->olen -= (size_t)n;
     }
-    if (cd->olen == 0)
-        cd->ohead = 0;
+    if (p->olen == 0)
+        p->ohead = 0;
 }
 
-/* Writes out everything buffered, waiting for the reader (a pipe, terminal
- * or socket) as long as it makes progress: what the guest wrote before the
- * VM ended must not stay behind in the buffer. */
-static void drain_out(struct chardev *cd)
+/* Writes out everything a peer has buffered, waiting for the reader (a
+ * pipe, terminal or socket) as long as it makes progress: what the guest
+ * wrote before the VM ended must not stay behind in the buffer. */
+static void drain_out(struct chardev *cd, struct cd_peer *p)
 {
     bool told = false;
-    while (cd->olen > 0 && cd->out_fd >= 0 && !cd->out_broken) {
-        size_t before = cd->olen;
-        flush_out(cd);
-        if (cd->olen == 0 || cd->olen < before || cd->out_fd < 0)
+    while (p->olen > 0 && p->out_fd >= 0 && !p->out_broken) {
+        size_t before = p->olen;
+        flush_out(cd, p);
+        if (p->olen == 0 || p->olen < before || p->out_fd < 0)
             continue;
         if (!told) {
             log_info("serial: waiting for the reader to take the last %zu bytes of output",
-                     cd->olen);
+                     p->olen);
             told = true;
         }
-        struct pollfd pfd = { .fd = cd->out_fd, .events = POLLOUT };
+        struct pollfd pfd = { .fd = p->out_fd, .events = POLLOUT };
         int n = poll(&pfd, 1, CLOSE_STALL_MS);
         if (n == 0 || (n < 0 && errno != EINTR))
             break;
     }
 }
 
-size_t chardev_write(struct chardev *cd, const uint8_t *buf, size_t len)
+/* Queues len bytes for one peer: what it accepted (sent or buffered). */
+static size_t peer_write(struct chardev *cd, struct cd_peer *p, const uint8_t *buf, size_t len)
 {
-    if (!cd || len == 0)
-        return len;
-    if (cd->kind == CD_NONE || (cd->kind == CD_UNIX && cd->out_fd < 0))
-        return len;   /* discarded by design */
-    if (cd->out_broken || cd->out_fd < 0)
-        return 0;
-
     size_t done = 0;
-    if (cd->olen > 0)
-        flush_out(cd);
-    if (cd->out_fd < 0)
+    if (p->olen > 0)
+        flush_out(cd, p);
+    if (p->out_fd < 0)
         return len;   /* the client went away while flushing */
-    if (cd->olen == 0) {
-        ssize_t n = out_write(cd, buf, len);
+    if (p->olen == 0) {
+        ssize_t n = out_write(p, buf, len);
         if (n < 0) {
-            out_failed(cd);
+            out_failed(cd, p);
             return cd->kind == CD_UNIX ? len : 0;
         }
         done = (size_t)n;
     }
-    size_t take = MIN(len - done, CHARDEV_OUTBUF_SIZE - cd->olen);
+    size_t take = MIN(len - done, CHARDEV_OUTBUF_SIZE - p->olen);
     for (size_t i = 0; i < take; i++)
-        cd->obuf[(cd->ohead + cd->olen + i) % CHARDEV_OUTBUF_SIZE] = buf[done + i];
-    cd->olen += take;
+        p->obuf[(p->ohead + p->olen + i) % CHARDEV_OUTBUF_SIZE] = buf[done + i];
+    p->olen += take;
     done += take;
     if (done < len) {
-        if (cd->dropped == 0)
+        if (p->dropped == 0)
             log_warn("serial: output reader too slow, dropping output");
-        cd->dropped += len - done;
+        p->dropped += len - done;
     }
-    update_watches(cd);
+    update_peer(cd, p);
     return done;
+}
+
+size_t chardev_write(struct chardev *cd, const uint8_t *buf, size_t len)
+{
+    if (!cd || len == 0)
+        return len;
+    if (cd->kind == CD_NONE)
+        return len;   /* discarded by design */
+    if (cd->kind == CD_UNIX) {
+        /* Every client gets it all; each slow one drops its own part.
+         * What reached the fastest is what counts as accepted. */
+        size_t best = 0;
+        bool any = false;
+        for (int i = 0; i < CHARDEV_MAX_CLIENTS; i++) {
+            struct cd_peer *p = &cd->peers[i];
+            if (p->out_fd < 0)
+                continue;
+            any = true;
+            size_t n = peer_write(cd, p, buf, len);
+            best = MAX(best, n);
+        }
+        return any ? best : len;   /* nobody connected: discarded */
+    }
+    struct cd_peer *p = &cd->peers[0];
+    if (p->out_broken || p->out_fd < 0)
+        return 0;
+    return peer_write(cd, p, buf, len);
 }
 
 /* ---- input ---- */
@@ -367,16 +405,15 @@ static void deliver_tty(struct chardev *cd, const uint8_t *buf, size_t len)
         cd->receive(cd->opaque, out, n);
 }
 
-static void stop_input(struct chardev *cd)
+static void stop_input(struct chardev *cd, struct cd_peer *p)
 {
-    cd->in_fd = -1;
-    cd->in_armed = false;
-    update_watches(cd);
+    p->in_fd = -1;
+    update_peer(cd, p);
 }
 
-static void read_input(struct chardev *cd)
+static void read_input(struct chardev *cd, struct cd_peer *p)
 {
-    int fd = cd->in_fd;
+    int fd = p->in_fd;
     size_t room = cd->receive && cd->can_receive ? cd->can_receive(cd->opaque) : 0;
     if (room == 0) {
         cd->in_armed = false;
@@ -396,10 +433,10 @@ static void read_input(struct chardev *cd)
         return;
     if (n <= 0) {
         if (cd->kind == CD_UNIX) {
-            disconnect_client(cd);
+            disconnect_client(cd, p);
         } else {
             log_info("serial: end of input");
-            stop_input(cd);
+            stop_input(cd, p);
         }
         return;
     }
@@ -408,10 +445,18 @@ static void read_input(struct chardev *cd)
     else
         cd->receive(cd->opaque, buf, (size_t)n);
     /* The callbacks may have changed things; look again. */
-    if (cd->in_fd == fd && cd->receive && cd->can_receive(cd->opaque) == 0) {
+    if (cd->in_armed && cd->receive && cd->can_receive(cd->opaque) == 0) {
         cd->in_armed = false;
         update_watches(cd);
     }
+}
+
+static bool has_input(const struct chardev *cd)
+{
+    for (int i = 0; i < CHARDEV_MAX_CLIENTS; i++)
+        if (cd->peers[i].in_fd >= 0)
+            return true;
+    return false;
 }
 
 void chardev_set_input(struct chardev *cd, chardev_receive_fn receive,
@@ -429,7 +474,7 @@ void chardev_set_input(struct chardev *cd, chardev_receive_fn receive,
 
 void chardev_input_ready(struct chardev *cd)
 {
-    if (!cd || cd->in_fd < 0 || cd->in_armed || !cd->receive || !cd->can_receive)
+    if (!cd || !has_input(cd) || cd->in_armed || !cd->receive || !cd->can_receive)
         return;
     if (cd->can_receive(cd->opaque) == 0)
         return;
@@ -447,44 +492,75 @@ void chardev_set_quit_handler(struct chardev *cd, void (*quit)(void *opaque), vo
 
 bool chardev_connected(const struct chardev *cd)
 {
-    return cd && cd->kind != CD_NONE && cd->out_fd >= 0 && !cd->out_broken;
+    if (!cd || cd->kind == CD_NONE)
+        return false;
+    for (int i = 0; i < CHARDEV_MAX_CLIENTS; i++)
+        if (cd->peers[i].out_fd >= 0 && !cd->peers[i].out_broken)
+            return true;
+    return false;
 }
 
 /* ---- unix socket ---- */
 
-static void disconnect_client(struct chardev *cd)
+static struct cd_peer *free_slot(struct chardev *cd)
 {
-    int fd = cd->out_fd;
+    for (int i = 0; i < CHARDEV_MAX_CLIENTS; i++)
+        if (peer_free(&cd->peers[i]))
+            return &cd->peers[i];
+    return NULL;
+}
+
+static void disconnect_client(struct chardev *cd, struct cd_peer *p)
+{
+    int fd = p->out_fd;
     if (fd < 0)
         return;
-    cd->in_fd = cd->out_fd = -1;
-    cd->in_armed = false;
-    cd->olen = cd->ohead = 0;
-    update_watches(cd);
+    p->in_fd = p->out_fd = -1;
+    p->olen = p->ohead = 0;
+    update_peer(cd, p);
     close(fd);
     log_info("serial: client disconnected from %s", cd->path);
-    /* Take the next client, if one is waiting. */
+    /* A slot is free again: take the next client, if one is waiting. */
     watch_set(cd, &cd->w_listen, cd->listen_fd, EVLOOP_IN);
 }
 
 static void accept_client(struct chardev *cd)
 {
+    struct cd_peer *p = free_slot(cd);
+    if (!p) {
+        /* Every slot taken: later clients wait in the backlog. */
+        watch_set(cd, &cd->w_listen, -1, 0);
+        return;
+    }
+    if (!p->obuf && !(p->obuf = malloc(CHARDEV_OUTBUF_SIZE))) {
+        log_warn("serial: out of memory for a client of %s", cd->path);
+        watch_set(cd, &cd->w_listen, -1, 0);
+        return;
+    }
     int fd = accept4(cd->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             log_warn("serial: accept on %s: %s", cd->path, strerror(errno));
         return;
     }
-    cd->in_fd = cd->out_fd = fd;
-    cd->out_is_sock = true;
-    cd->olen = cd->ohead = 0;
-    cd->dropped = 0;
-    /* One client at a time: later ones wait in the backlog. */
-    watch_set(cd, &cd->w_listen, -1, 0);
+    p->in_fd = p->out_fd = fd;
+    p->out_is_sock = true;
+    p->out_broken = false;
+    p->olen = p->ohead = 0;
+    p->dropped = 0;
+    if (!free_slot(cd))
+        watch_set(cd, &cd->w_listen, -1, 0);
     log_info("serial: client connected to %s", cd->path);
-    cd->in_armed = false;
-    update_watches(cd);
+    update_peer(cd, p);
     chardev_input_ready(cd);
+}
+
+static struct cd_peer *peer_of(struct chardev *cd, int fd)
+{
+    for (int i = 0; i < CHARDEV_MAX_CLIENTS; i++)
+        if (cd->peers[i].in_fd == fd || cd->peers[i].out_fd == fd)
+            return &cd->peers[i];
+    return NULL;
 }
 
 static void chardev_fd_event(void *opaque, int fd, unsigned events)
@@ -494,13 +570,16 @@ static void chardev_fd_event(void *opaque, int fd, unsigned events)
         accept_client(cd);
         return;
     }
+    struct cd_peer *p = peer_of(cd, fd);
+    if (!p)
+        return;
     /* Hang-ups arrive as EVLOOP_IN; a write attempt notices them too. */
-    if (fd == cd->out_fd && cd->olen > 0 && (events & (EVLOOP_OUT | EVLOOP_IN))) {
-        flush_out(cd);
-        update_watches(cd);
+    if (fd == p->out_fd && p->olen > 0 && (events & (EVLOOP_OUT | EVLOOP_IN))) {
+        flush_out(cd, p);
+        update_peer(cd, p);
     }
-    if ((events & EVLOOP_IN) && fd == cd->in_fd && cd->in_armed)
-        read_input(cd);
+    if ((events & EVLOOP_IN) && fd == p->in_fd && cd->in_armed)
+        read_input(cd, p);
 }
 
 static int open_unix(struct chardev *cd, const char *path, char *err, size_t errlen)
@@ -569,6 +648,7 @@ static int open_stdio(struct chardev *cd, char *err, size_t errlen)
         snprintf(err, errlen, "stdio is already used by another serial port");
         return -1;
     }
+    struct cd_peer *p = &cd->peers[0];
     struct stat st;
     if (fstat(STDOUT_FILENO, &st) < 0) {
         snprintf(err, errlen, "stdout is not open: %s", strerror(errno));
@@ -576,20 +656,20 @@ static int open_stdio(struct chardev *cd, char *err, size_t errlen)
     }
     if (S_ISREG(st.st_mode)) {
         /* Regular files do not block; share the offset with stdout. */
-        cd->out_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+        p->out_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
     } else if (S_ISSOCK(st.st_mode)) {
-        cd->out_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
-        cd->out_is_sock = true;
+        p->out_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+        p->out_is_sock = true;
     } else {
         /* A fresh open file description of the same terminal or pipe gets
          * O_NONBLOCK without changing the flags the shell shares. */
-        cd->out_fd = open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-        if (cd->out_fd < 0) {
-            cd->out_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
-            cd->out_poll = true;
+        p->out_fd = open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        if (p->out_fd < 0) {
+            p->out_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+            p->out_poll = true;
         }
     }
-    if (cd->out_fd < 0) {
+    if (p->out_fd < 0) {
         snprintf(err, errlen, "cannot use stdout: %s", strerror(errno));
         return -1;
     }
@@ -602,7 +682,7 @@ static int open_stdio(struct chardev *cd, char *err, size_t errlen)
             snprintf(err, errlen, "cannot put the terminal in raw mode: %s", strerror(errno));
             return -1;
         }
-        cd->in_fd = STDIN_FILENO;
+        p->in_fd = STDIN_FILENO;
         cd->in_is_tty = true;
     }
     stdio_in_use = true;
@@ -618,7 +698,7 @@ static int open_file(struct chardev *cd, const char *path, char *err, size_t err
                  errno == ENXIO ? "FIFO without a reader" : strerror(errno));
         return -1;
     }
-    cd->out_fd = fd;
+    cd->peers[0].out_fd = fd;
     return 0;
 }
 
@@ -668,11 +748,16 @@ struct chardev *chardev_open(const char *spec, struct evloop *loop, char *err, s
     }
     cd->kind = kind;
     cd->loop = loop;
-    cd->out_fd = cd->in_fd = cd->listen_fd = -1;
-    cd->w_in.fd = cd->w_out.fd = cd->w_listen.fd = -1;
-    if (kind != CD_NONE) {
-        cd->obuf = malloc(CHARDEV_OUTBUF_SIZE);
-        if (!cd->obuf) {
+    cd->listen_fd = cd->w_listen.fd = -1;
+    for (int i = 0; i < CHARDEV_MAX_CLIENTS; i++) {
+        struct cd_peer *p = &cd->peers[i];
+        p->out_fd = p->in_fd = p->w_in.fd = p->w_out.fd = -1;
+    }
+    /* stdio and file write through peers[0]; unix clients get buffers of
+     * their own as they connect. */
+    if (kind == CD_STDIO || kind == CD_FILE) {
+        cd->peers[0].obuf = malloc(CHARDEV_OUTBUF_SIZE);
+        if (!cd->peers[0].obuf) {
             snprintf(err, errlen, "out of memory");
             free(cd);
             return NULL;
@@ -697,28 +782,35 @@ void chardev_close(struct chardev *cd)
 {
     if (!cd)
         return;
-    drain_out(cd);
-    if (cd->olen > 0)
-        log_warn("serial: %zu bytes of output not written at close", cd->olen);
+    bool stdio_open = false;
+    for (int i = 0; i < CHARDEV_MAX_CLIENTS; i++) {
+        struct cd_peer *p = &cd->peers[i];
+        drain_out(cd, p);
+        if (p->olen > 0)
+            log_warn("serial: %zu bytes of output not written at close", p->olen);
+        p->olen = 0;
+        stdio_open |= p->in_fd >= 0 || p->out_fd >= 0;
+    }
     cd->in_armed = false;
-    cd->olen = 0;
-    watch_set(cd, &cd->w_in, -1, 0);
-    watch_set(cd, &cd->w_out, -1, 0);
+    for (int i = 0; i < CHARDEV_MAX_CLIENTS; i++) {
+        struct cd_peer *p = &cd->peers[i];
+        watch_set(cd, &p->w_in, -1, 0);
+        watch_set(cd, &p->w_out, -1, 0);
+        if (p->out_fd >= 0)
+            close(p->out_fd);   /* stdin (stdio's in_fd) stays open */
+        free(p->obuf);
+    }
     watch_set(cd, &cd->w_listen, -1, 0);
-
-    if (cd->out_fd >= 0)
-        close(cd->out_fd);
     if (cd->listen_fd >= 0) {
         close(cd->listen_fd);
         if (cd->path)
             unlink(cd->path);
     }
-    if (cd->kind == CD_STDIO && (cd->in_fd >= 0 || cd->out_fd >= 0)) {
+    if (cd->kind == CD_STDIO && stdio_open) {
         chardev_restore_terminal();
         remove_signal_handlers();
         stdio_in_use = false;
     }
     free(cd->path);
-    free(cd->obuf);
     free(cd);
 }

@@ -6,8 +6,11 @@
  *                Ctrl-A, Ctrl-A h prints this help on stderr)
  *   file:PATH    output to PATH (created or truncated, mode 0644); no input
  *   unix:PATH    a listening UNIX socket (mode 0600, a stale socket file is
- *                replaced); one client at a time, both directions; output
- *                while no client is connected is dropped
+ *                replaced); up to CHARDEV_MAX_CLIENTS clients at once (more
+ *                wait in the backlog), both directions: output goes to
+ *                every client (a slow one drops its own share), input
+ *                comes from any; output while no client is connected is
+ *                dropped
  *   none         output discarded, no input
  *
  * Writing never blocks the caller for long: output file descriptors are
@@ -28,8 +31,11 @@
 struct evloop;
 struct chardev;
 
-/* Output that waits for a slow reader, per backend; beyond it bytes drop. */
+/* Output that waits for a slow reader, per reader; beyond it bytes drop. */
 #define CHARDEV_OUTBUF_SIZE (64 * 1024)
+/* Clients a unix backend serves at once (a manager's terminal, `burrow
+ * console`, a test's reader). */
+#define CHARDEV_MAX_CLIENTS 8
 
 typedef void (*chardev_receive_fn)(void *opaque, const uint8_t *buf, size_t len);
 typedef size_t (*chardev_can_receive_fn)(void *opaque);
@@ -45,8 +51,9 @@ struct chardev *chardev_open(const char *spec, struct evloop *loop, char *err, s
 void chardev_close(struct chardev *cd);
 
 /* Queues len bytes for output; returns how many were accepted (sent or
- * buffered).  The rest is dropped; for "none" and for a unix backend with
- * no client everything is accepted and discarded. */
+ * buffered; with several unix clients, by the one that took most).  The
+ * rest is dropped; for "none" and for a unix backend with no client
+ * everything is accepted and discarded. */
 size_t chardev_write(struct chardev *cd, const uint8_t *buf, size_t len);
 
 /* Connects the input side.  Input is read on the event loop only while
@@ -66,7 +73,7 @@ void chardev_input_ready(struct chardev *cd);
 void chardev_set_quit_handler(struct chardev *cd, void (*quit)(void *opaque), void *opaque);
 
 /* True when the backend has a peer that reads output right now (stdio,
- * file, a connected unix client). */
+ * file, at least one connected unix client). */
 bool chardev_connected(const struct chardev *cd);
 
 /* Puts the terminal back as it was before a stdio backend switched it to

@@ -159,6 +159,9 @@ struct i8042 {
     bool xlat_break;       /* translator saw F0 and waits for the code */
     bool aux_turn;         /* fairness between keyboard and mouse */
     bool irq1, irq12;
+    bool kbd_taken;        /* the guest took keyboard bytes in this access */
+    void (*kbd_drained)(void *opaque);
+    void *kbd_drained_opaque;
 
     uint8_t xlat[256];
     struct ps2_kbd kbd;
@@ -272,6 +275,7 @@ static bool take_kbd_byte(struct i8042 *k, uint8_t *out)
 {
     while (k->kbd.q.count) {
         uint8_t b = q_pop(&k->kbd.q);
+        k->kbd_taken = true;
         if (k->kbd.q.count == 0)
             k->kbd.overrun = false;
         if (!(ctr(k) & CTR_XLATE)) {
@@ -493,6 +497,28 @@ void i8042_kbd_put(struct i8042 *k, const uint8_t *scancodes, size_t n)
         }
     }
     sync_output(k);
+}
+
+bool i8042_kbd_has_room(const struct i8042 *k, size_t n)
+{
+    return !k->kbd.scanning || k->kbd.q.count + n <= KBD_KEY_LIMIT;
+}
+
+void i8042_set_kbd_drained(struct i8042 *k, void (*drained)(void *opaque), void *opaque)
+{
+    k->kbd_drained = drained;
+    k->kbd_drained_opaque = opaque;
+}
+
+/* At the end of a guest's port access: tells whoever holds keys back that
+ * the guest took some (never from inside i8042_kbd_put). */
+static void notify_drained(struct i8042 *k)
+{
+    if (!k->kbd_taken)
+        return;
+    k->kbd_taken = false;
+    if (k->kbd_drained)
+        k->kbd_drained(k->kbd_drained_opaque);
 }
 
 unsigned i8042_kbd_leds(const struct i8042 *k)
@@ -899,6 +925,7 @@ static uint64_t i8042_data_read(void *opaque, uint64_t offset, unsigned size)
         update_irq(k);   /* the line drops before the next byte raises it */
         sync_output(k);
     }
+    notify_drained(k);
     return widen(v, size);
 }
 
@@ -908,11 +935,14 @@ static void i8042_data_write(void *opaque, uint64_t offset, unsigned size, uint6
     k->last_was_cmd = false;
     data_write(k, (uint8_t)value);
     sync_output(k);
+    notify_drained(k);
 }
 
 static uint64_t i8042_status_read(void *opaque, uint64_t offset, unsigned size)
 {
-    return widen(status_value(opaque), size);
+    uint64_t v = widen(status_value(opaque), size);
+    notify_drained(opaque);
+    return v;
 }
 
 static void i8042_cmd_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
@@ -921,6 +951,7 @@ static void i8042_cmd_write(void *opaque, uint64_t offset, unsigned size, uint64
     k->last_was_cmd = true;
     controller_command(k, (uint8_t)value);
     sync_output(k);
+    notify_drained(k);
 }
 
 static const struct io_ops i8042_data_ops = {

@@ -48,6 +48,15 @@ void i8042_destroy(struct i8042 *k);
  * Dropped while the guest has disabled scanning; a full buffer sends the
  * overrun code instead, as a real keyboard does. */
 void i8042_kbd_put(struct i8042 *k, const uint8_t *scancodes, size_t n);
+/* Whether a key event of n set-2 bytes put now would be taken whole (or
+ * dropped because scanning is off) rather than overrun the buffer.  Who
+ * types faster than the guest reads holds keys back while this is false
+ * and puts them once the guest has read: see i8042_set_kbd_drained. */
+bool i8042_kbd_has_room(const struct i8042 *k, size_t n);
+/* drained(opaque) is called once the guest has taken keyboard bytes (at
+ * the end of its port access, under the device lock): room may have
+ * opened.  It may call i8042_kbd_put. */
+void i8042_set_kbd_drained(struct i8042 *k, void (*drained)(void *opaque), void *opaque);
 
 /* Relative mouse motion: dx > 0 right, dy > 0 down (screen direction),
  * dz > 0 wheel towards the user; buttons is the I8042_BTN_* set now held.

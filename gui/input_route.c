@@ -20,6 +20,8 @@ static void bit_set(uint8_t *map, keymap_key key, bool on)
         map[key / 8] &= (uint8_t)~(1u << (key % 8));
 }
 
+static void ps2_drained(void *opaque);
+
 void input_route_init(struct input_route *r, struct i8042 *kbc, struct usb_kbd *kbd,
                       struct usb_tablet *tablet)
 {
@@ -27,6 +29,8 @@ void input_route_init(struct input_route *r, struct i8042 *kbc, struct usb_kbd *
     r->kbc = kbc;
     r->kbd = kbd;
     r->tablet = tablet;
+    if (kbc)
+        i8042_set_kbd_drained(kbc, ps2_drained, r);
 }
 
 bool input_route_kbd_usb(const struct input_route *r)
@@ -41,16 +45,51 @@ bool input_route_pointer_usb(const struct input_route *r)
 
 bool input_route_kbd_idle(const struct input_route *r)
 {
-    return !input_route_kbd_usb(r) || usb_kbd_queued(r->kbd) == 0;
+    if (!input_route_kbd_usb(r))
+        return r->ps2_wait_count == 0;
+    return usb_kbd_queued(r->kbd) == 0;
+}
+
+/* Puts waiting PS/2 keys, in order, while the keyboard has room. */
+static void ps2_flush(struct input_route *r)
+{
+    while (r->ps2_wait_count) {
+        uint8_t seq[KEYMAP_MAX_SEQ];
+        unsigned i = r->ps2_wait_head;
+        size_t n = keymap_key_set2(r->ps2_wait[i].key, r->ps2_wait[i].down, seq);
+        if (n && !i8042_kbd_has_room(r->kbc, n))
+            return;
+        if (n)
+            i8042_kbd_put(r->kbc, seq, n);
+        r->ps2_wait_head = (i + 1) % INPUT_ROUTE_PS2_WAIT;
+        r->ps2_wait_count--;
+    }
+}
+
+static void ps2_drained(void *opaque)
+{
+    ps2_flush(opaque);
 }
 
 static void key_ps2(struct input_route *r, keymap_key key, bool down)
 {
-    uint8_t seq[KEYMAP_MAX_SEQ];
-    size_t n = keymap_key_set2(key, down, seq);
     r->counts.ps2_keys++;
-    if (n && r->kbc)
-        i8042_kbd_put(r->kbc, seq, n);
+    if (!r->kbc)
+        return;
+    if (r->ps2_wait_count == INPUT_ROUTE_PS2_WAIT) {
+        /* The guest reads nothing at all (keyboard off, or stuck): from
+         * here on its keyboard overruns, as a real one would. */
+        uint8_t seq[KEYMAP_MAX_SEQ];
+        size_t n = keymap_key_set2(key, down, seq);
+        if (n)
+            i8042_kbd_put(r->kbc, seq, n);
+        return;
+    }
+    unsigned tail = (r->ps2_wait_head + r->ps2_wait_count) % INPUT_ROUTE_PS2_WAIT;
+    r->ps2_wait[tail].key = key;
+    r->ps2_wait[tail].down = down;
+    r->ps2_wait_count++;
+    ps2_flush(r);
 }
 
 static void key_usb(struct input_route *r, keymap_key key, bool down)
@@ -121,6 +160,8 @@ void input_route_pointer_abs(struct input_route *r, int x, int y, int width, int
     r->have_pos = true;
     r->last_x = x;
     r->last_y = y;
+    r->last_w = width;
+    r->last_h = height;
     if (!input_route_pointer_usb(r)) {
         if (dx || dy || dz || buttons != r->ps2_buttons)
             pointer_ps2(r, dx, dy, dz, buttons);

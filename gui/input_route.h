@@ -10,7 +10,9 @@
  * went, so no key stays down when the guest switches in between.  Pointer
  * input likewise: absolute positions go to the tablet while it is active,
  * else they become relative motion of the PS/2 mouse; buttons held on the
- * device the pointer leaves are released there.
+ * device the pointer leaves are released there.  Keys the PS/2 keyboard
+ * has no room for (a guest that reads it slowly) wait here, in order, and
+ * go as the guest reads: typing fast into a slow guest loses none.
  *
  * Everything here runs on the I/O thread with the device lock held. */
 #ifndef BURROW_GUI_INPUT_ROUTE_H
@@ -26,6 +28,8 @@ struct usb_kbd;
 struct usb_tablet;
 
 #define INPUT_ROUTE_KEYS (KEY_PAUSE + 1)
+/* PS/2 key events held back while the keyboard's 16-byte buffer is full. */
+#define INPUT_ROUTE_PS2_WAIT 256
 
 /* What went where, for the control socket's status and tests. */
 struct input_route_counts {
@@ -40,8 +44,14 @@ struct input_route {
     uint8_t held_ps2[(INPUT_ROUTE_KEYS + 7) / 8];
     uint8_t held_usb[(INPUT_ROUTE_KEYS + 7) / 8];
     unsigned ps2_buttons, usb_buttons;      /* UI_BTN_* held on each */
+    /* Keys for the PS/2 keyboard that a guest reading it slowly has no
+     * room for yet: put in order as it reads (i8042_set_kbd_drained), so
+     * a viewer typing fast loses none to the keyboard's overrun. */
+    struct { keymap_key key; bool down; } ps2_wait[INPUT_ROUTE_PS2_WAIT];
+    unsigned ps2_wait_head, ps2_wait_count;
     bool have_pos;                          /* the last absolute position: */
     int last_x, last_y;                     /* relative motion from it */
+    int last_w, last_h;                     /* on a screen of this size */
     struct input_route_counts counts;
 };
 
@@ -53,9 +63,9 @@ void input_route_init(struct input_route *r, struct i8042 *kbc, struct usb_kbd *
 bool input_route_kbd_usb(const struct input_route *r);
 bool input_route_pointer_usb(const struct input_route *r);
 
-/* Whether the keyboard in use has taken every key sent so far: always for
- * the PS/2 one (its controller buffers and paces), for the USB one once
- * the guest took every queued report.  Who types a list of keys waits for
+/* Whether the keyboard in use has taken every key sent so far: the PS/2
+ * one once no key waits for room in its buffer, the USB one once the
+ * guest took every queued report.  Who types a list of keys waits for
  * this between keys, as the USB keyboard's queue keeps only the newest
  * state when it is full. */
 bool input_route_kbd_idle(const struct input_route *r);

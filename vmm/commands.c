@@ -20,17 +20,23 @@
 #include "vmm/machine_internal.h"
 #include "vmm/usb_passthrough.h"
 
-/* Where keys and the pointer go now, and how many events went where. */
+/* Where keys and the pointer go now, how many events went where, and the
+ * last absolute position a viewer sent (which pixel of which screen), so
+ * a viewer's coordinate mapping can be checked from outside. */
 static json_t *input_status(struct machine *m)
 {
     const struct input_route *r = &m->dev->route;
-    return json_pack("{s:b,s:s,s:s,s:I,s:I,s:I,s:I}", "usb", m->dev->xhci != NULL,
-                     "keyboard", input_route_kbd_usb(r) ? "usb" : "ps2",
-                     "pointer", input_route_pointer_usb(r) ? "usb-tablet" : "ps2",
-                     "usb-key-events", (json_int_t)r->counts.usb_keys,
-                     "ps2-key-events", (json_int_t)r->counts.ps2_keys,
-                     "usb-pointer-events", (json_int_t)r->counts.usb_pointer,
-                     "ps2-pointer-events", (json_int_t)r->counts.ps2_pointer);
+    json_t *o = json_pack("{s:b,s:s,s:s,s:I,s:I,s:I,s:I}", "usb", m->dev->xhci != NULL,
+                          "keyboard", input_route_kbd_usb(r) ? "usb" : "ps2",
+                          "pointer", input_route_pointer_usb(r) ? "usb-tablet" : "ps2",
+                          "usb-key-events", (json_int_t)r->counts.usb_keys,
+                          "ps2-key-events", (json_int_t)r->counts.ps2_keys,
+                          "usb-pointer-events", (json_int_t)r->counts.usb_pointer,
+                          "ps2-pointer-events", (json_int_t)r->counts.ps2_pointer);
+    if (o && r->have_pos)
+        json_object_set_new(o, "pointer-position", json_pack("{s:i,s:i,s:i,s:i}", "x", r->last_x, "y", r->last_y,
+                                                             "width", r->last_w, "height", r->last_h));
+    return o;
 }
 
 /* Each NIC's link and frame counts, as the network backend saw them. */

@@ -1,17 +1,23 @@
-/* A running VM's screen in a window of the manager, interactive: gtk-vnc
- * speaks RFB over a socket that the VM's control socket hands over
+/* A running VM's console in the manager, interactive: gtk-vnc speaks RFB
+ * over a socket that the VM's control socket hands over
  * ("display-connect"), so no TCP port is opened and only the VM's owner
  * gets in.  A second page is a terminal (VTE) on the VM's serial port (its
- * UNIX socket, the one `burrow console` uses; the port takes one client at
- * a time, so the page connects only once it is shown).  Closing the window
- * leaves the VM running; opening it again attaches again. */
+ * UNIX socket, which serves `burrow console` beside it).
+ *
+ * A console shows in its own window or in the main window, in place of the
+ * VM list, as the user last chose (prefs.c).  Its view (toolbar, pages,
+ * full screen's toolbar) moves between the two; the toolbar is the
+ * window's header bar there, a bar atop the view here.  Closing it leaves
+ * the VM running; opening it again attaches again.  One console per VM. */
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <glib-unix.h>
 #include <gtk/gtk.h>
+#include <vnccairoframebuffer.h>
 #include <vncdisplay.h>
 #include <vte/vte.h>
 
@@ -20,14 +26,20 @@
 struct console {
     struct manager *m;
     char *name, *control, *password_file, *serial_path;
-    GtkWidget *window, *stack, *vnc, *status, *grab_hint;
+    GtkWidget *view;            /* what moves between the two homes */
+    GtkWidget *window;          /* its own window; NULL in the main window */
+    GtkWidget *bar;             /* the toolbar: the window's title, or atop the view */
+    GtkWidget *bar_slot;        /* where the bar sits in the main window */
+    GtkWidget *back, *place;    /* back to the list (main window only); move */
+    GtkWidget *stack, *vnc, *status, *grab_hint;
     GtkWidget *reveal;          /* the toolbar that shows at the top in full screen */
-    GtkWidget *full;            /* the header bar's full-screen toggle */
+    GtkWidget *full, *fit;      /* the full-screen and scale-to-fit toggles */
     guint reveal_timer;
     GtkWidget *term, *serial_status;
     int serial_fd;
     guint serial_watch;
-    bool closed, connecting, has_screen;
+    bool closed, connecting, has_screen, in_main, fullscreen;
+    bool exact;                 /* 1:1 at a scale factor > 1: drawn here, pixel for pixel */
 };
 
 static void serial_close(struct console *c)
@@ -51,8 +63,16 @@ static void console_free(struct console *c)
 
 static void set_status(struct console *c, const char *text)
 {
+    if (!c->status)
+        return;
     gtk_label_set_text(GTK_LABEL(c->status), text);
     gtk_widget_set_visible(c->status, text && *text);
+}
+
+static GtkWindow *toplevel(struct console *c)
+{
+    GtkWidget *t = gtk_widget_get_toplevel(c->view);
+    return GTK_IS_WINDOW(t) ? GTK_WINDOW(t) : NULL;
 }
 
 /* ---- connecting: the socket comes from the control socket ---- */
@@ -103,13 +123,108 @@ static void console_connect(struct console *c)
     g_object_unref(t);
 }
 
+/* ---- scaling, and exact pixels on a HiDPI screen ---- */
+
+/* gtk-vnc works in the widget's logical pixels: at 1:1 on a screen with
+ * scale factor 2 it would draw each guest pixel as 2x2 device pixels, from
+ * a cache it already scaled up (blurred).  There the widget is made the
+ * guest's size in device pixels and gtk-vnc is told to scale (its pointer
+ * mapping then multiplies logical coordinates by the factor, exactly), and
+ * the screen is painted here, straight from gtk-vnc's framebuffer, one
+ * guest pixel to one device pixel. */
+static void apply_scaling(struct console *c)
+{
+    if (!c->has_screen)
+        return;
+    VncDisplay *v = VNC_DISPLAY(c->vnc);
+    bool fit = gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(c->fit));
+    int scale = gtk_widget_get_scale_factor(c->vnc);
+    int w = vnc_display_is_open(v) ? vnc_display_get_width(v) : 0;
+    int h = vnc_display_is_open(v) ? vnc_display_get_height(v) : 0;
+    c->exact = !fit && scale > 1 && w > 0 && h > 0;
+    if (fit) {
+        vnc_display_set_force_size(v, TRUE);
+        vnc_display_set_scaling(v, TRUE);
+        vnc_display_set_keep_aspect_ratio(v, TRUE);
+        gtk_widget_set_size_request(c->vnc, 640, 400);
+        gtk_widget_set_halign(c->vnc, GTK_ALIGN_FILL);
+        gtk_widget_set_valign(c->vnc, GTK_ALIGN_FILL);
+    } else if (!c->exact) {
+        /* 1:1 in logical pixels, which are device pixels here: gtk-vnc's
+         * own drawing, and the window follows the guest's screen size. */
+        vnc_display_set_force_size(v, TRUE);
+        vnc_display_set_scaling(v, FALSE);
+        vnc_display_set_keep_aspect_ratio(v, FALSE);
+        gtk_widget_set_size_request(c->vnc, -1, -1);
+        gtk_widget_set_halign(c->vnc, GTK_ALIGN_FILL);
+        gtk_widget_set_valign(c->vnc, GTK_ALIGN_FILL);
+    } else {
+        vnc_display_set_force_size(v, FALSE);
+        vnc_display_set_scaling(v, TRUE);
+        vnc_display_set_keep_aspect_ratio(v, FALSE);
+        gtk_widget_set_size_request(c->vnc, (w + scale - 1) / scale, (h + scale - 1) / scale);
+        gtk_widget_set_halign(c->vnc, GTK_ALIGN_CENTER);
+        gtk_widget_set_valign(c->vnc, GTK_ALIGN_CENTER);
+    }
+    gtk_widget_queue_resize(c->vnc);
+}
+
+static gboolean draw_exact(GtkWidget *w, cairo_t *cr, gpointer data)
+{
+    struct console *c = data;
+    if (!c->exact)
+        return FALSE;   /* gtk-vnc draws */
+    VncConnection *conn = vnc_display_get_connection(VNC_DISPLAY(w));
+    GObject *fb = NULL;
+    if (conn)
+        g_object_get(conn, "framebuffer", &fb, NULL);
+    if (!fb || !VNC_IS_CAIRO_FRAMEBUFFER(fb)) {
+        if (fb)
+            g_object_unref(fb);
+        return FALSE;
+    }
+    cairo_surface_t *src = vnc_cairo_framebuffer_get_surface(VNC_CAIRO_FRAMEBUFFER(fb));
+    int scale = gtk_widget_get_scale_factor(w);
+    cairo_save(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_paint(cr);
+    /* User space in device pixels; the guest's pixels land on whole ones. */
+    cairo_scale(cr, 1.0 / scale, 1.0 / scale);
+    int dx = (gtk_widget_get_allocated_width(w) * scale - cairo_image_surface_get_width(src)) / 2;
+    int dy = (gtk_widget_get_allocated_height(w) * scale - cairo_image_surface_get_height(src)) / 2;
+    cairo_set_source_surface(cr, src, dx > 0 ? dx : 0, dy > 0 ? dy : 0);
+    cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_NEAREST);
+    cairo_paint(cr);
+    cairo_restore(cr);
+    g_object_unref(fb);
+    return TRUE;
+}
+
+static void scale_factor_changed(GObject *w, GParamSpec *ps, gpointer data)
+{
+    apply_scaling(data);
+}
+
+static void toggle_scaling(GtkToggleButton *b, gpointer data)
+{
+    apply_scaling(data);
+}
+
 /* ---- gtk-vnc's signals ---- */
+
+static void apply_scaling(struct console *c);
 
 static void on_initialized(VncDisplay *vnc, gpointer data)
 {
     struct console *c = data;
     set_status(c, "");
+    apply_scaling(c);
     gtk_widget_grab_focus(c->vnc);
+}
+
+static void on_resized(VncDisplay *vnc, int width, int height, gpointer data)
+{
+    apply_scaling(data);
 }
 
 static void on_disconnected(VncDisplay *vnc, gpointer data)
@@ -238,16 +353,17 @@ static void serial_connect(struct console *c)
     c->serial_fd = fd;
     c->serial_watch = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, serial_readable, c);
     serial_say(c, "");
-    gtk_widget_grab_focus(c->term);
 }
 
-/* The port takes one client at a time: connect only when the page shows. */
+/* Keys go where the user looks: the screen or the terminal. */
 static void page_changed(GObject *stack, GParamSpec *ps, gpointer data)
 {
     struct console *c = data;
     const char *page = gtk_stack_get_visible_child_name(GTK_STACK(c->stack));
     if (page && !strcmp(page, "serial"))
-        serial_connect(c);
+        gtk_widget_grab_focus(c->term);
+    else if (page && !strcmp(page, "screen"))
+        gtk_widget_grab_focus(c->vnc);
 }
 
 static GtkWidget *serial_page(struct console *c)
@@ -320,14 +436,6 @@ static GtkWidget *send_key_button(struct console *c)
     return b;
 }
 
-static void toggle_scaling(GtkToggleButton *b, gpointer data)
-{
-    struct console *c = data;
-    bool fit = gtk_toggle_button_get_active(b);
-    vnc_display_set_scaling(VNC_DISPLAY(c->vnc), fit);
-    /* At 1:1 the window follows the guest's screen size. */
-    vnc_display_set_keep_aspect_ratio(VNC_DISPLAY(c->vnc), fit);
-}
 
 /* In full screen the header bar is gone: a toolbar slides in while the
  * pointer is at the top edge (polled, since gtk-vnc takes the motion
@@ -335,35 +443,44 @@ static void toggle_scaling(GtkToggleButton *b, gpointer data)
 static gboolean reveal_tick(gpointer data)
 {
     struct console *c = data;
-    GdkWindow *w = gtk_widget_get_window(c->window);
+    GtkWindow *top = toplevel(c);
+    GdkWindow *w = top ? gtk_widget_get_window(GTK_WIDGET(top)) : NULL;
     GdkSeat *seat = gdk_display_get_default_seat(gdk_display_get_default());
     int y = 1000;
     if (w && seat)
         gdk_window_get_device_position(w, gdk_seat_get_pointer(seat), NULL, &y, NULL);
-    bool top = y >= 0 && y < 8;
+    bool top_edge = y >= 0 && y < 8;
     bool shown = gtk_revealer_get_reveal_child(GTK_REVEALER(c->reveal));
-    if (top && !shown)
+    if (top_edge && !shown)
         gtk_revealer_set_reveal_child(GTK_REVEALER(c->reveal), TRUE);
-    else if (!top && shown && y > gtk_widget_get_allocated_height(c->reveal) + 8)
+    else if (!top_edge && shown && y > gtk_widget_get_allocated_height(c->reveal) + 8)
         gtk_revealer_set_reveal_child(GTK_REVEALER(c->reveal), FALSE);
     return G_SOURCE_CONTINUE;
 }
 
 static void set_fullscreen(struct console *c, bool on)
 {
+    GtkWindow *top = toplevel(c);
+    if (on == c->fullscreen || !top)
+        return;
+    c->fullscreen = on;
     if (on) {
-        gtk_window_fullscreen(GTK_WINDOW(c->window));
+        gtk_window_fullscreen(top);
+        /* In the main window its bar goes too: the screen is everything. */
+        if (c->in_main)
+            gtk_widget_hide(c->bar_slot);
         if (!c->reveal_timer)
             c->reveal_timer = g_timeout_add(150, reveal_tick, c);
     } else {
-        gtk_window_unfullscreen(GTK_WINDOW(c->window));
+        gtk_window_unfullscreen(top);
+        gtk_widget_show(c->bar_slot);
         if (c->reveal_timer)
             g_source_remove(c->reveal_timer);
         c->reveal_timer = 0;
         gtk_revealer_set_reveal_child(GTK_REVEALER(c->reveal), FALSE);
-        if (c->full)
-            gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(c->full), FALSE);
     }
+    if (c->full && gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(c->full)) != on)
+        gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(c->full), on);
 }
 
 static void toggle_fullscreen(GtkToggleButton *b, gpointer data)
@@ -406,7 +523,7 @@ static void change_medium(struct console *c, const char *path)
 static void choose_medium(GtkMenuItem *item, gpointer data)
 {
     struct console *c = data;
-    GtkFileChooserNative *fc = gtk_file_chooser_native_new("Choose a Disc Image", GTK_WINDOW(c->window),
+    GtkFileChooserNative *fc = gtk_file_chooser_native_new("Choose a Disc Image", toplevel(c),
                                                            GTK_FILE_CHOOSER_ACTION_OPEN, "_Insert", "_Cancel");
     GtkFileFilter *f = gtk_file_filter_new();
     gtk_file_filter_set_name(f, "Disc images (*.iso)");
@@ -453,7 +570,7 @@ static void save_screenshot(GtkButton *b, gpointer data)
         set_status(c, "No screen to save yet.");
         return;
     }
-    GtkFileChooserNative *fc = gtk_file_chooser_native_new("Save Screenshot", GTK_WINDOW(c->window),
+    GtkFileChooserNative *fc = gtk_file_chooser_native_new("Save Screenshot", toplevel(c),
                                                            GTK_FILE_CHOOSER_ACTION_SAVE, "_Save", "_Cancel");
     GtkFileChooser *ch = GTK_FILE_CHOOSER(fc);
     gtk_file_chooser_set_do_overwrite_confirmation(ch, TRUE);
@@ -484,28 +601,259 @@ static GtkWidget *icon_toggle(const char *icon, const char *tip, const char *a11
     return b;
 }
 
-/* ---- the window ---- */
 
-static void console_destroyed(GtkWidget *w, gpointer data)
+/* ---- the two homes: its own window, or the main window ---- */
+
+static void view_destroyed(GtkWidget *w, gpointer data);
+
+static void update_place_button(struct console *c)
+{
+    const char *name = c->in_main ? "Show in its own window" : "Show in the main window";
+    gtk_button_set_image(GTK_BUTTON(c->place),
+                         gtk_image_new_from_icon_name(c->in_main ? "window-new-symbolic" : "view-dual-symbolic",
+                                                      GTK_ICON_SIZE_BUTTON));
+    gtk_widget_set_tooltip_text(c->place, c->in_main ? "Show the console in a window of its own (remembered)"
+                                                     : "Show the console in the main window (remembered)");
+    atk_object_set_name(gtk_widget_get_accessible(c->place), name);
+    gtk_widget_set_visible(c->back, c->in_main);
+}
+
+/* Takes a widget out of its parent, keeping it alive for its next one. */
+static GtkWidget *unparent(GtkWidget *w)
+{
+    g_object_ref(w);
+    GtkWidget *parent = gtk_widget_get_parent(w);
+    if (parent)
+        gtk_container_remove(GTK_CONTAINER(parent), w);
+    return w;
+}
+
+/* The window's close button: the view goes, and takes the window with it
+ * (view_destroyed), so the window is not destroyed twice. */
+static gboolean window_deleted(GtkWidget *w, GdkEvent *ev, gpointer data)
+{
+    struct console *c = data;
+    /* Only the viewers go: the VM runs on. */
+    gtk_widget_destroy(c->view);
+    return TRUE;
+}
+
+static void into_window(struct console *c)
+{
+    c->in_main = false;
+    c->window = gtk_window_new(GTK_WINDOW_TOPLEVEL);
+    gtk_window_set_default_size(GTK_WINDOW(c->window), 800, 600);
+    GtkWidget *hb = gtk_header_bar_new();
+    gtk_header_bar_set_show_close_button(GTK_HEADER_BAR(hb), TRUE);
+    gtk_window_set_titlebar(GTK_WINDOW(c->window), hb);
+    char *title = g_strdup_printf("%s — Console", c->name);
+    gtk_window_set_title(GTK_WINDOW(c->window), title);
+    atk_object_set_name(gtk_widget_get_accessible(c->window), title);
+    g_free(title);
+    gtk_header_bar_set_custom_title(GTK_HEADER_BAR(hb), c->bar);
+    g_object_unref(c->bar);
+    gtk_container_add(GTK_CONTAINER(c->window), c->view);
+    g_object_unref(c->view);
+    g_signal_connect(c->window, "delete-event", G_CALLBACK(window_deleted), c);
+    update_place_button(c);
+    gtk_widget_show_all(c->window);
+}
+
+static void into_main(struct console *c)
+{
+    struct manager *m = c->m;
+    /* One console at a time in the main window: another one goes back
+     * to a window of its own. */
+    if (m->embedded && m->embedded != c)
+        console_detach(m->embedded);
+    c->in_main = true;
+    c->window = NULL;
+    gtk_container_add(GTK_CONTAINER(c->bar_slot), c->bar);
+    g_object_unref(c->bar);
+    gtk_container_add(GTK_CONTAINER(m->console_page), c->view);
+    g_object_unref(c->view);
+    m->embedded = c;
+    update_place_button(c);
+    gtk_widget_show_all(c->view);
+    char *sub = g_strdup_printf("%s — Console", c->name);
+    manager_show_console_page(m, sub);
+    g_free(sub);
+    gtk_window_present(GTK_WINDOW(m->window));
+}
+
+/* Out of wherever it is, alive, ready for into_window() or into_main(). */
+static void take_out(struct console *c)
+{
+    set_fullscreen(c, false);
+    unparent(c->bar);
+    unparent(c->view);
+    if (c->window) {
+        GtkWidget *w = c->window;
+        c->window = NULL;
+        gtk_widget_destroy(w);
+    } else if (c->m->embedded == c) {
+        c->m->embedded = NULL;
+        manager_show_console_page(c->m, NULL);
+    }
+}
+
+void console_detach(struct console *c)
+{
+    if (!c->in_main)
+        return;
+    take_out(c);
+    into_window(c);
+}
+
+static void move_console(GtkButton *b, gpointer data)
+{
+    struct console *c = data;
+    bool to_main = !c->in_main;
+    char *err = NULL;
+    if (prefs_set_console_in_main(to_main, &err) < 0) {
+        char *msg = g_strdup_printf("Cannot remember where consoles open: %s", err);
+        set_status(c, msg);
+        g_free(msg);
+        g_free(err);
+    }
+    take_out(c);
+    if (to_main)
+        into_main(c);
+    else
+        into_window(c);
+    if (c->has_screen)
+        gtk_widget_grab_focus(c->vnc);
+}
+
+static void go_back(GtkButton *b, gpointer data)
+{
+    struct console *c = data;
+    /* Only the viewers go: the VM runs on. */
+    gtk_widget_destroy(c->view);
+}
+
+static void view_destroyed(GtkWidget *w, gpointer data)
 {
     struct console *c = data;
     if (c->reveal_timer)
         g_source_remove(c->reveal_timer);
     c->reveal_timer = 0;
-    /* Only the viewers go: the VM runs on. */
+    if (c->fullscreen && toplevel(c))
+        gtk_window_unfullscreen(toplevel(c));
     vnc_display_close(VNC_DISPLAY(c->vnc));
     if (!c->has_screen)
         g_object_unref(c->vnc);
     serial_close(c);
+    g_hash_table_remove(c->m->consoles, c->name);
+    if (c->m->embedded == c) {
+        c->m->embedded = NULL;
+        /* Not while the main window itself goes (the program ends). */
+        if (!gtk_widget_in_destruction(c->m->window))
+            manager_show_console_page(c->m, NULL);
+    }
+    if (!gtk_widget_get_parent(c->bar))
+        gtk_widget_destroy(c->bar);
+    if (c->window) {
+        GtkWidget *win = c->window;
+        c->window = NULL;
+        gtk_widget_destroy(win);
+    }
     c->closed = true;
     if (!c->connecting)
         console_free(c);
 }
 
-void console_show(struct manager *m, struct vm_entry *e)
+void console_close(struct console *c)
 {
-    if (!e->vm)
-        return;
+    gtk_widget_destroy(c->view);
+}
+
+bool console_takes_keys(GtkWidget *focus)
+{
+    return focus && (VNC_IS_DISPLAY(focus) || VTE_IS_TERMINAL(focus));
+}
+
+/* ---- building it ---- */
+
+static GtkWidget *build_bar(struct console *c)
+{
+    GtkWidget *bar = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
+    gtk_widget_set_hexpand(bar, TRUE);
+    GtkWidget *start = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
+    GtkWidget *end = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
+
+    c->back = gtk_button_new_from_icon_name("go-previous-symbolic", GTK_ICON_SIZE_BUTTON);
+    gtk_widget_set_tooltip_text(c->back, "Back to the list (the VM runs on)");
+    atk_object_set_name(gtk_widget_get_accessible(c->back), "Back to the list");
+    gtk_widget_set_no_show_all(c->back, TRUE);
+    g_signal_connect(c->back, "clicked", G_CALLBACK(go_back), c);
+    gtk_container_add(GTK_CONTAINER(start), c->back);
+    if (c->has_screen) {
+        gtk_container_add(GTK_CONTAINER(start), send_key_button(c));
+        GtkWidget *shot = gtk_button_new_from_icon_name("camera-photo-symbolic", GTK_ICON_SIZE_BUTTON);
+        gtk_widget_set_tooltip_text(shot, "Save a screenshot");
+        atk_object_set_name(gtk_widget_get_accessible(shot), "Screenshot");
+        g_signal_connect(shot, "clicked", G_CALLBACK(save_screenshot), c);
+        gtk_container_add(GTK_CONTAINER(start), shot);
+        gtk_container_add(GTK_CONTAINER(start), medium_button(c));
+    }
+
+    GtkWidget *switcher = gtk_stack_switcher_new();
+    gtk_stack_switcher_set_stack(GTK_STACK_SWITCHER(switcher), GTK_STACK(c->stack));
+    gtk_widget_set_tooltip_text(switcher, "Closing the console leaves the VM running");
+    gtk_widget_set_hexpand(switcher, TRUE);
+    gtk_widget_set_halign(switcher, GTK_ALIGN_CENTER);
+
+    c->place = gtk_button_new();
+    g_signal_connect(c->place, "clicked", G_CALLBACK(move_console), c);
+    if (c->has_screen) {
+        c->fit = icon_toggle("zoom-fit-best-symbolic", "Scale the screen to the window (else 1:1)",
+                             "Scale to window");
+        gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(c->fit), TRUE);
+        g_signal_connect(c->fit, "toggled", G_CALLBACK(toggle_scaling), c);
+        gtk_container_add(GTK_CONTAINER(end), c->fit);
+        c->full = icon_toggle("view-fullscreen-symbolic", "Full screen", "Full screen");
+        g_signal_connect(c->full, "toggled", G_CALLBACK(toggle_fullscreen), c);
+        gtk_container_add(GTK_CONTAINER(end), c->full);
+    }
+    gtk_container_add(GTK_CONTAINER(end), c->place);
+
+    gtk_container_add(GTK_CONTAINER(bar), start);
+    gtk_container_add(GTK_CONTAINER(bar), switcher);
+    gtk_container_add(GTK_CONTAINER(bar), end);
+    return bar;
+}
+
+static GtkWidget *screen_page(struct console *c)
+{
+    GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 0);
+    atk_object_set_name(gtk_widget_get_accessible(c->vnc), "Screen");
+    vnc_display_set_pointer_local(VNC_DISPLAY(c->vnc), TRUE);
+    gtk_widget_set_hexpand(c->vnc, TRUE);
+    gtk_widget_set_vexpand(c->vnc, TRUE);
+    g_signal_connect(c->vnc, "vnc-initialized", G_CALLBACK(on_initialized), c);
+    g_signal_connect(c->vnc, "vnc-desktop-resize", G_CALLBACK(on_resized), c);
+    g_signal_connect(c->vnc, "vnc-disconnected", G_CALLBACK(on_disconnected), c);
+    g_signal_connect(c->vnc, "vnc-auth-credential", G_CALLBACK(on_credential), c);
+    g_signal_connect(c->vnc, "vnc-auth-failure", G_CALLBACK(on_auth_failure), c);
+    g_signal_connect(c->vnc, "vnc-pointer-grab", G_CALLBACK(on_grab), c);
+    g_signal_connect(c->vnc, "vnc-pointer-ungrab", G_CALLBACK(on_ungrab), c);
+    g_signal_connect(c->vnc, "draw", G_CALLBACK(draw_exact), c);
+    g_signal_connect(c->vnc, "notify::scale-factor", G_CALLBACK(scale_factor_changed), c);
+    c->grab_hint = gtk_label_new("The pointer is held by the VM: Ctrl+Alt releases it.");
+    gtk_widget_set_no_show_all(c->grab_hint, TRUE);
+    c->status = gtk_label_new("");
+    gtk_label_set_line_wrap(GTK_LABEL(c->status), TRUE);
+    atk_object_set_name(gtk_widget_get_accessible(c->status), "Console status");
+    gtk_widget_set_no_show_all(c->status, TRUE);
+    gtk_container_add(GTK_CONTAINER(box), c->vnc);
+    gtk_container_add(GTK_CONTAINER(box), c->grab_hint);
+    gtk_container_add(GTK_CONTAINER(box), c->status);
+    return box;
+}
+
+static struct console *console_new(struct manager *m, struct vm_entry *e)
+{
     struct console *c = g_new0(struct console, 1);
     c->m = m;
     c->serial_fd = -1;
@@ -517,92 +865,85 @@ void console_show(struct manager *m, struct vm_entry *e)
     if (d && d->vnc_password_file[0])
         c->password_file = g_strdup(d->vnc_password_file);
 
-    c->window = gtk_window_new(GTK_WINDOW_TOPLEVEL);
-    gtk_window_set_default_size(GTK_WINDOW(c->window), 800, 600);
-    GtkWidget *hb = gtk_header_bar_new();
-    gtk_header_bar_set_show_close_button(GTK_HEADER_BAR(hb), TRUE);
-    gtk_window_set_titlebar(GTK_WINDOW(c->window), hb);
-    char *title = g_strdup_printf("%s — Console", e->name);
-    gtk_window_set_title(GTK_WINDOW(c->window), title);
-    atk_object_set_name(gtk_widget_get_accessible(c->window), title);
-    g_free(title);
-
     c->stack = gtk_stack_new();
-    GtkWidget *switcher = gtk_stack_switcher_new();
-    gtk_stack_switcher_set_stack(GTK_STACK_SWITCHER(switcher), GTK_STACK(c->stack));
-    gtk_header_bar_set_custom_title(GTK_HEADER_BAR(hb), switcher);
-    gtk_widget_set_tooltip_text(switcher, "Closing this window leaves the VM running");
-
-    /* The screen page, for VMs with a display. */
     c->vnc = vnc_display_new();
-    if (c->has_screen) {
-        gtk_header_bar_pack_start(GTK_HEADER_BAR(hb), send_key_button(c));
-        GtkWidget *shot = gtk_button_new_from_icon_name("camera-photo-symbolic", GTK_ICON_SIZE_BUTTON);
-        gtk_widget_set_tooltip_text(shot, "Save a screenshot");
-        atk_object_set_name(gtk_widget_get_accessible(shot), "Screenshot");
-        g_signal_connect(shot, "clicked", G_CALLBACK(save_screenshot), c);
-        gtk_header_bar_pack_start(GTK_HEADER_BAR(hb), shot);
-        gtk_header_bar_pack_start(GTK_HEADER_BAR(hb), medium_button(c));
-        c->full = icon_toggle("view-fullscreen-symbolic", "Full screen", "Full screen");
-        g_signal_connect(c->full, "toggled", G_CALLBACK(toggle_fullscreen), c);
-        gtk_header_bar_pack_end(GTK_HEADER_BAR(hb), c->full);
-        GtkWidget *fit = icon_toggle("zoom-fit-best-symbolic", "Scale the screen to the window (else 1:1)",
-                                     "Scale to window");
-        gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(fit), TRUE);
-        g_signal_connect(fit, "toggled", G_CALLBACK(toggle_scaling), c);
-        gtk_header_bar_pack_end(GTK_HEADER_BAR(hb), fit);
-
-        GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 0);
-        atk_object_set_name(gtk_widget_get_accessible(c->vnc), "Screen");
-        vnc_display_set_scaling(VNC_DISPLAY(c->vnc), TRUE);
-        vnc_display_set_keep_aspect_ratio(VNC_DISPLAY(c->vnc), TRUE);
-        vnc_display_set_pointer_local(VNC_DISPLAY(c->vnc), TRUE);
-        gtk_widget_set_size_request(c->vnc, 640, 400);
-        gtk_widget_set_hexpand(c->vnc, TRUE);
-        gtk_widget_set_vexpand(c->vnc, TRUE);
-        g_signal_connect(c->vnc, "vnc-initialized", G_CALLBACK(on_initialized), c);
-        g_signal_connect(c->vnc, "vnc-disconnected", G_CALLBACK(on_disconnected), c);
-        g_signal_connect(c->vnc, "vnc-auth-credential", G_CALLBACK(on_credential), c);
-        g_signal_connect(c->vnc, "vnc-auth-failure", G_CALLBACK(on_auth_failure), c);
-        g_signal_connect(c->vnc, "vnc-pointer-grab", G_CALLBACK(on_grab), c);
-        g_signal_connect(c->vnc, "vnc-pointer-ungrab", G_CALLBACK(on_ungrab), c);
-        c->grab_hint = gtk_label_new("The pointer is held by the VM: Ctrl+Alt releases it.");
-        c->status = gtk_label_new("");
-        gtk_label_set_line_wrap(GTK_LABEL(c->status), TRUE);
-        gtk_container_add(GTK_CONTAINER(box), c->vnc);
-        gtk_container_add(GTK_CONTAINER(box), c->grab_hint);
-        gtk_container_add(GTK_CONTAINER(box), c->status);
-        gtk_stack_add_titled(GTK_STACK(c->stack), box, "screen", "Screen");
-    } else {
-        g_object_ref_sink(c->vnc);   /* unused, closed with the window */
-    }
+    if (c->has_screen)
+        gtk_stack_add_titled(GTK_STACK(c->stack), screen_page(c), "screen", "Screen");
+    else
+        g_object_ref_sink(c->vnc);   /* unused, closed with the console */
     gtk_stack_add_titled(GTK_STACK(c->stack), serial_page(c), "serial", "Serial console");
     g_signal_connect(c->stack, "notify::visible-child", G_CALLBACK(page_changed), c);
+    c->bar = g_object_ref_sink(build_bar(c));
 
-    /* Full screen's toolbar, over the pages. */
+    /* The view: the bar's place in the main window, and the pages under
+     * full screen's toolbar. */
+    c->view = g_object_ref_sink(gtk_box_new(GTK_ORIENTATION_VERTICAL, 0));
+    c->bar_slot = gtk_box_new(GTK_ORIENTATION_VERTICAL, 0);
+    gtk_style_context_add_class(gtk_widget_get_style_context(c->bar_slot), "toolbar");
+    gtk_style_context_add_class(gtk_widget_get_style_context(c->bar_slot), "console-bar");
+    gtk_container_add(GTK_CONTAINER(c->view), c->bar_slot);
     GtkWidget *overlay = gtk_overlay_new();
+    gtk_widget_set_vexpand(overlay, TRUE);
     gtk_container_add(GTK_CONTAINER(overlay), c->stack);
     c->reveal = gtk_revealer_new();
     gtk_widget_set_halign(c->reveal, GTK_ALIGN_CENTER);
     gtk_widget_set_valign(c->reveal, GTK_ALIGN_START);
-    GtkWidget *bar = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
-    gtk_style_context_add_class(gtk_widget_get_style_context(bar), "osd");
-    gtk_container_add(GTK_CONTAINER(bar), gtk_label_new(e->name));
+    GtkWidget *osd = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
+    gtk_style_context_add_class(gtk_widget_get_style_context(osd), "osd");
+    gtk_container_add(GTK_CONTAINER(osd), gtk_label_new(e->name));
     if (c->has_screen)
-        gtk_container_add(GTK_CONTAINER(bar), send_key_button(c));
+        gtk_container_add(GTK_CONTAINER(osd), send_key_button(c));
     GtkWidget *leave = gtk_button_new_with_label("Leave full screen");
     g_signal_connect(leave, "clicked", G_CALLBACK(leave_fullscreen), c);
-    gtk_container_add(GTK_CONTAINER(bar), leave);
-    gtk_container_add(GTK_CONTAINER(c->reveal), bar);
+    gtk_container_add(GTK_CONTAINER(osd), leave);
+    gtk_container_add(GTK_CONTAINER(c->reveal), osd);
     gtk_overlay_add_overlay(GTK_OVERLAY(overlay), c->reveal);
-    gtk_container_add(GTK_CONTAINER(c->window), overlay);
-    g_signal_connect(c->window, "destroy", G_CALLBACK(console_destroyed), c);
-    gtk_widget_show_all(c->window);
+    gtk_container_add(GTK_CONTAINER(c->view), overlay);
+    g_signal_connect(c->view, "destroy", G_CALLBACK(view_destroyed), c);
+    if (c->has_screen)
+        apply_scaling(c);
+    return c;
+}
+
+void console_show(struct manager *m, struct vm_entry *e)
+{
+    if (!e->vm)
+        return;
+    struct console *c = g_hash_table_lookup(m->consoles, e->name);
+    if (c) {
+        /* Open already: shown where it is. */
+        if (c->in_main) {
+            char *sub = g_strdup_printf("%s — Console", c->name);
+            manager_show_console_page(m, sub);
+            g_free(sub);
+            gtk_window_present(GTK_WINDOW(m->window));
+        } else {
+            gtk_window_present(GTK_WINDOW(c->window));
+        }
+        return;
+    }
+    c = console_new(m, e);
+    g_hash_table_insert(m->consoles, c->name, c);
+    if (prefs_console_in_main())
+        into_main(c);
+    else
+        into_window(c);
+    /* The port serves several clients: attached now, so what the guest
+     * prints from here on is in the terminal. */
+    serial_connect(c);
     if (c->has_screen) {
-        gtk_widget_hide(c->grab_hint);
         set_status(c, "Connecting…");
         console_connect(c);
     } else {
-        serial_connect(c);
+        gtk_stack_set_visible_child_name(GTK_STACK(c->stack), "serial");
+        gtk_widget_grab_focus(c->term);
     }
+}
+
+void console_close_all(struct manager *m)
+{
+    GList *all = g_hash_table_get_values(m->consoles);
+    for (GList *l = all; l; l = l->next)
+        console_close(l->data);
+    g_list_free(all);
 }

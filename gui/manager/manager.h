@@ -16,6 +16,7 @@
 #define MANAGER_APP_ID "org.burrow.Manager"
 
 struct manager;
+struct console;
 
 /* One VM as the window shows it.  Only touched on the main thread. */
 struct vm_entry {
@@ -47,7 +48,7 @@ struct manager {
     GtkApplication *app;
     GtkWidget *window;
     GtkWidget *header;
-    GtkWidget *top;                  /* "welcome" (no VMs at all) | "vms" */
+    GtkWidget *top;                  /* "welcome" (no VMs at all) | "vms" | "console" */
     GtkWidget *search, *no_match;    /* filters the list by name; says when nothing matches */
     GtkWidget *list;                 /* GtkListBox of VMs */
     GtkWidget *stack;                /* "empty" | "details" */
@@ -56,6 +57,11 @@ struct manager {
     GtkWidget *d_general, *d_system, *d_storage, *d_network, *d_display;
     /* Header bar buttons (their actions carry the sensitivity). */
     GtkWidget *b_pause;
+    /* Consoles (console.c): open ones by VM name, and the one shown in the
+     * main window's "console" page (in place of the list), if any. */
+    GHashTable *consoles;
+    GtkWidget *console_page;
+    struct console *embedded;
     GHashTable *vms;                 /* name -> struct vm_entry */
     GFileMonitor *vms_monitor, *run_monitor;
     char *thumb_dir;
@@ -76,6 +82,9 @@ void manager_error(struct manager *m, GtkWindow *parent, const char *title, cons
 /* A VM's name for titles and messages: a long one keeps its start and end
  * around an ellipsis (g_free it). */
 char *manager_short_name(const char *name);
+/* Shows the console page in place of the list, its title in the header
+ * bar's subtitle; NULL goes back to the list (or the welcome page). */
+void manager_show_console_page(struct manager *m, const char *subtitle);
 
 /* vmrow.c: the list entries and their live state. */
 struct vm_entry *vm_entry_new(struct manager *m, const char *name);
@@ -106,8 +115,24 @@ void op_run(struct manager *m, GtkWindow *parent, const char *title, op_work_fn 
 void assistant_show(struct manager *m);
 /* settings.c */
 void settings_show(struct manager *m, struct vm_entry *e);
-/* console.c: a window with the VM's screen, for VMs without their own. */
+/* console.c: the VM's screen and serial console, in a window of its own or
+ * in the main window, as the user last chose.  Shows the VM's console,
+ * opening it if it is not open. */
 void console_show(struct manager *m, struct vm_entry *e);
+/* Moves a console shown in the main window to a window of its own. */
+void console_detach(struct console *c);
+/* Closes consoles (the VMs run on). */
+void console_close(struct console *c);
+void console_close_all(struct manager *m);
+/* Whether the widget with the focus is a console's screen or terminal,
+ * which take every key (the window's shortcuts must not). */
+bool console_takes_keys(GtkWidget *focus);
+
+/* prefs.c: the manager's own settings ($XDG_CONFIG_HOME/burrow/manager.ini). */
+/* Consoles open in the main window (else in windows of their own). */
+bool prefs_console_in_main(void);
+/* Remembers it; -1 with why (g_free it) when it cannot. */
+int prefs_set_console_in_main(bool on, char **err);
 
 /* hostinfo.c: the host checks (app/hostcheck.h).  An info bar with the
  * verdict and what to do about each problem; it says "Checking..." until

@@ -341,7 +341,8 @@ void manager_rescan(struct manager *m)
     g_hash_table_destroy(seen);
     burrow_strv_free(names);
     /* No VM at all: the whole window invites to create the first one. */
-    gtk_stack_set_visible_child_name(GTK_STACK(m->top), g_hash_table_size(m->vms) ? "vms" : "welcome");
+    if (!m->embedded)
+        gtk_stack_set_visible_child_name(GTK_STACK(m->top), g_hash_table_size(m->vms) ? "vms" : "welcome");
     update_no_match(m);
     if (!manager_selected(m)) {
         GtkListBoxRow *first = gtk_list_box_get_row_at_index(GTK_LIST_BOX(m->list), 0);
@@ -829,6 +830,21 @@ static void show_console(struct manager *m, struct vm_entry *e)
     console_show(m, e);
 }
 
+void manager_show_console_page(struct manager *m, const char *subtitle)
+{
+    if (subtitle) {
+        gtk_stack_set_visible_child_name(GTK_STACK(m->top), "console");
+        gtk_header_bar_set_subtitle(GTK_HEADER_BAR(m->header), subtitle);
+        return;
+    }
+    gtk_header_bar_set_subtitle(GTK_HEADER_BAR(m->header), "Virtual machines");
+    gtk_stack_set_visible_child_name(GTK_STACK(m->top), g_hash_table_size(m->vms) ? "vms" : "welcome");
+    /* Back in the list, keys move in it again. */
+    GtkListBoxRow *sel = gtk_list_box_get_selected_row(GTK_LIST_BOX(m->list));
+    if (sel)
+        gtk_widget_grab_focus(GTK_WIDGET(sel));
+}
+
 /* ---- actions ------------------------------------------------------------------------------- */
 
 static void act_dispatch(GSimpleAction *a, GVariant *param, gpointer data)
@@ -1097,6 +1113,10 @@ static gboolean on_key_press(GtkWidget *w, GdkEventKey *ev, gpointer data)
     GtkWidget *focus = gtk_window_get_focus(GTK_WINDOW(w));
     if (focus && GTK_IS_ENTRY(focus) && !(ev->state & (GDK_CONTROL_MASK | GDK_MOD1_MASK)))
         return gtk_window_propagate_key_event(GTK_WINDOW(w), ev);
+    /* A console in this window takes every key, Ctrl ones included: they
+     * are the guest's, not the window's shortcuts. */
+    if (console_takes_keys(focus))
+        return gtk_window_propagate_key_event(GTK_WINDOW(w), ev);
     return FALSE;
 }
 
@@ -1152,6 +1172,7 @@ struct manager *manager_new(GtkApplication *app)
     struct manager *m = g_new0(struct manager, 1);
     m->app = app;
     m->vms = g_hash_table_new(g_str_hash, g_str_equal);
+    m->consoles = g_hash_table_new(g_str_hash, g_str_equal);
     GError *gerr = NULL;
     m->thumb_dir = g_dir_make_tmp("burrow-manager-XXXXXX", &gerr);
     g_clear_error(&gerr);
@@ -1219,6 +1240,9 @@ struct manager *manager_new(GtkApplication *app)
     m->top = gtk_stack_new();
     gtk_stack_add_named(GTK_STACK(m->top), paned, "vms");
     gtk_stack_add_named(GTK_STACK(m->top), build_welcome(), "welcome");
+    /* A console shown in the main window takes the list's place. */
+    m->console_page = gtk_box_new(GTK_ORIENTATION_VERTICAL, 0);
+    gtk_stack_add_named(GTK_STACK(m->top), m->console_page, "console");
     gtk_container_add(GTK_CONTAINER(m->window), m->top);
     add_shortcuts_window(m);
     g_signal_connect(m->window, "focus-in-event", G_CALLBACK(on_focus_in), m);
@@ -1246,6 +1270,8 @@ void manager_free(struct manager *m)
         g_source_remove(rescan_idle);
         rescan_idle = 0;
     }
+    console_close_all(m);
+    g_hash_table_destroy(m->consoles);
     g_clear_object(&m->vms_monitor);
     g_clear_object(&m->run_monitor);
     GHashTableIter it;

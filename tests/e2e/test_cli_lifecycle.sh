@@ -138,18 +138,29 @@ ok status lc
 [ "$(tree_sum)" = "$before" ] || burrow_fail "the refused start changed the VM tree"
 burrow_note "ok: start --headless, status running (pid $pid), second start refused"
 
-# --- the serial console: once it is attached (burrow-vm logs the client),
-# a reset makes the guest say again that it waits for the button
+# --- the serial console: once two are attached at the same time (burrow-vm
+# logs each client), a reset makes the guest say again, to both, that it
+# waits for the button
 console=$BURROW_TMP/console.out
+console2=$BURROW_TMP/console2.out
 vmlog=$XDG_STATE_HOME/burrow/lc.log
 burrow_add_log "$console"
+burrow_add_log "$console2"
 burrow_add_log "$vmlog"
 timeout $(( HANG * 3 )) "$CLI" console lc </dev/null >"$console" 2>&1 &
 conpid=$!
 burrow_wait_text "$vmlog" "serial: client connected" "$conpid"
+timeout $(( HANG * 3 )) "$CLI" console lc </dev/null >"$console2" 2>&1 &
+conpid2=$!
+two_clients() {
+    kill -0 "$conpid2" 2>/dev/null || burrow_fail "the second console ended before it was attached"
+    [ "$(grep -c "serial: client connected" "$vmlog")" -ge 2 ]
+}
+burrow_until "second serial client" two_clients
 ok reset lc
 burrow_wait_text "$console" "powerbtn: waiting for the power button" "$conpid"
-burrow_note "ok: console shows the guest"
+burrow_wait_text "$console2" "powerbtn: waiting for the power button" "$conpid2"
+burrow_note "ok: two consoles at once both show the guest"
 
 # --- pause, resume
 ok pause lc
@@ -183,8 +194,9 @@ fi
 
 # --- stop through the power button
 ok stop lc --timeout $HANG
-wait "$conpid"
+wait "$conpid" "$conpid2"
 burrow_expect_text "$console" "powerbtn: pressed, entering S5"
+burrow_expect_text "$console2" "powerbtn: pressed, entering S5"
 ok status lc
 [ "$OUT" = stopped ] || burrow_fail "status after stop: '$OUT'"
 for f in lc.sock lc.pid lc.console; do

@@ -5,7 +5,8 @@
 # order, search, Settings that never overwrite a change made elsewhere);
 # the New VM assistant creates a VM, which starts headless, shows running,
 # paused and a thumbnail; its console shows the guest's screen (with no TCP
-# port open), closes with the VM running and opens again; it gets a port
+# port open), closes with the VM running and opens again, in its own
+# window or in the main window as the user last chose; it gets a port
 # forward the running VM listens on, stops and is deleted.  A VM with no
 # display is used through the console's serial page: typed text echoes,
 # and 'q' powers it off.  A VM started with --vnc from the command line
@@ -61,26 +62,9 @@ probe=$($PY "$S/tests/nested/kvm-probe") ||
 
 SHOTS=$T/shots
 mkdir -p "$SHOTS"
-cat > "$T/session.sh" <<'INNER'
-set -u
-trap 'kill $(jobs -p) $(cat "$T/xvfb.pid" 2>/dev/null) 2>/dev/null' EXIT
-d=$("$S/tests/tools/start-xvfb" "$T/xvfb" 1280x800x24) || exit 1
-export DISPLAY=:$d
-# A window manager, as users have: full screen needs one.
-openbox >"$T/openbox.log" 2>&1 &
-wm_ready() { xprop -root _NET_SUPPORTING_WM_CHECK 2>/dev/null | grep -q 'window id'; }
-for _ in $(seq 600); do wm_ready && break; sleep 0.1; done
-wm_ready || { echo "FAIL: openbox did not start"; exit 1; }
-/usr/libexec/at-spi-bus-launcher --launch-immediately >"$T/atspi.log" 2>&1 &
-timeout 120 gdbus wait --session org.a11y.Bus
-export GTK_THEME=Adwaita NO_AT_BRIDGE=0 GDK_BACKEND=x11
-G_MESSAGES_DEBUG=burrow-manager "$B/burrow-manager" >"$T/manager.log" 2>&1 &
-export BURROW_MANAGER_PID=$!
-timeout 1200 /usr/bin/python3 -W ignore::DeprecationWarning "$S/tests/gui/drive_manager.py" "$SHOTS"
-INNER
 export T B S SHOTS
-timeout 1300 dbus-run-session -- bash "$T/session.sh" 2>&1 | grep -v "fd limit\|dbus-daemon\|SpiRegistry"
-rc=${PIPESTATUS[0]}
+"$S/tests/gui/manager-session" "$T" --wm --limit 1200 -- "$S/tests/gui/drive_manager.py" "$SHOTS"
+rc=$?
 if [ "$rc" -ne 0 ]; then
     echo "FAIL: the GUI walk failed (status $rc); manager log:"
     tail -20 "$T/manager.log"; ls -la "$T/run/burrow" "$T/state/burrow"; tail -5 "$T"/state/burrow/*.log

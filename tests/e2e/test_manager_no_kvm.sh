@@ -37,23 +37,11 @@ chmod 755 "$BURROW_VM"
 export CLI_VM=from-cli GUI_VM=unused GUI_DISK=/nonexistent
 "$B/burrow" create "$CLI_VM" --os debian --no-disk --display none >/dev/null || { echo "FAIL: burrow create"; exit 1; }
 
-cat >"$T/session.sh" <<'INNER'
-set -u
-trap 'kill $(jobs -p) $(cat "$T/xvfb.pid" 2>/dev/null) 2>/dev/null' EXIT
-d=$("$S/tests/tools/start-xvfb" "$T/xvfb" 1280x800x24) || exit 1
-export DISPLAY=:$d
-/usr/libexec/at-spi-bus-launcher --launch-immediately >"$T/atspi.log" 2>&1 &
-timeout 120 gdbus wait --session org.a11y.Bus
-export GTK_THEME=Adwaita NO_AT_BRIDGE=0 GDK_BACKEND=x11
-"$B/burrow-manager" >"$T/manager.log" 2>&1 &
-export BURROW_MANAGER_PID=$!
-timeout 1000 /usr/bin/python3 -W ignore::DeprecationWarning "$S/tests/gui/drive_manager.py" "$SHOTS"
-INNER
 SHOTS=$T/shots
 mkdir -p "$SHOTS"
 export T B S SHOTS
-timeout 1100 dbus-run-session -- bash "$T/session.sh" 2>&1 | grep -v "fd limit\|dbus-daemon\|SpiRegistry"
-rc=${PIPESTATUS[0]}
+"$S/tests/gui/manager-session" "$T" --limit 1000 -- "$S/tests/gui/drive_manager.py" "$SHOTS"
+rc=$?
 if [ "$rc" -ne 0 ]; then
     echo "FAIL: the GUI walk failed (status $rc); manager log:"
     tail -20 "$T/manager.log"

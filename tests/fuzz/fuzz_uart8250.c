@@ -48,8 +48,8 @@ static void client_connect(struct fz *f)
     snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
     if (client < 0)
         abort();
-    /* The backend takes one client at a time; the others wait in its
-     * backlog, and past that are refused. */
+    /* The backend serves a few clients at once (the last one closed
+     * first here); more wait in its backlog, and past that are refused. */
     if (connect(client, (struct sockaddr *)&a, sizeof(a)) < 0) {
         close(client);
         client = -1;

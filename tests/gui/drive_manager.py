@@ -16,7 +16,11 @@ the running state and its screen thumbnail (rows keep one height), pauses
 it (a badge and the state say so), opens its console (the guest's screen
 in gtk-vnc, over the control socket, while burrow-vm listens on no TCP
 port; Send key's Ctrl+Alt+Del resets the guest; full screen and back),
-closes it with the VM still running and opens it again; uses a VM without
+closes it with the VM still running and opens it again; moves it into the
+main window in place of the list (remembered in the manager's settings
+file; Ctrl+P typed there reaches the guest instead of pausing the VM;
+Send key, full screen, back to the list with the VM running; reopened, it
+shows in the main window again) and back to a window; uses a VM without
 a display through the console's serial page (typed text echoes, 'q' powers
 it off); adds a port forward in Settings' table (validated as typed) that
 the running VM listens on at once, removes it, stops the VM and deletes
@@ -29,160 +33,20 @@ argument.  Every step waits for what it needs (a window, a state, the
 screen's content); the limits only bound a hang.  Exit status: 0 passed,
 1 failed."""
 import os
-import socket
 import subprocess
 import sys
 import time
 
-import gi
-gi.require_version('Atspi', '2.0')
-gi.require_version('Gdk', '3.0')
-from gi.repository import Atspi, Gdk  # noqa: E402
+from manager_atspi import (Atspi, Gdk, BURROW, LIMIT, app, capture, cli, extents, fail, find, free_port,  # noqa: F401
+                           init, row_state, screen_width, screenshot, select_row, set_text, settings_section,
+                           shows_text, showing, spin_value, step, tcp_listeners, vm_ini, wait_for, walk, window,
+                           click, control, key_events, prefs_text)
 
-SHOTS = sys.argv[1]
-# The command line, for VMs made or changed beside the manager.
-BURROW = os.environ.get('BURROW_CLI')
+init(sys.argv[1])
 CLI_VM = os.environ['CLI_VM']
 GUI_VM = os.environ['GUI_VM']
 SERIAL_VM = os.environ.get('SERIAL_VM')
 DISK = os.environ['GUI_DISK']
-# Seconds one wait may take before the walk fails (tests/kvm/lib.sh).
-LIMIT = float(os.environ.get('BURROW_WAIT_LIMIT', '300'))
-
-
-def fail(msg):
-    print('FAIL: ' + msg, flush=True)
-    try:
-        a = app()
-        for i in range(a.get_child_count()):
-            w = a.get_child_at_index(i)
-            print('   window: %s "%s"' % (w.get_role_name(), w.get_name()), flush=True)
-    except Exception:
-        pass
-    sys.exit(1)
-
-
-def step(msg):
-    print('-- ' + msg, flush=True)
-
-
-def walk(node, depth=0):
-    if node is None or depth > 40:
-        return
-    yield node
-    try:
-        n = node.get_child_count()
-    except Exception:
-        return
-    for i in range(n):
-        try:
-            yield from walk(node.get_child_at_index(i), depth + 1)
-        except Exception:
-            pass
-
-
-def app():
-    d = Atspi.get_desktop(0)
-    for i in range(d.get_child_count()):
-        a = d.get_child_at_index(i)
-        if a is not None and a.get_name() == 'burrow-manager':
-            return a
-    return None
-
-
-def find(name, role=None, root=None, showing=True):
-    root = root or app()
-    for n in walk(root):
-        try:
-            if n.get_name() != name:
-                continue
-            if role and n.get_role_name() != role:
-                continue
-            if showing and not n.get_state_set().contains(Atspi.StateType.SHOWING):
-                continue
-            return n
-        except Exception:
-            continue
-    return None
-
-
-def manager_gone():
-    """The manager the session started has exited (BURROW_MANAGER_PID)."""
-    pid = os.environ.get('BURROW_MANAGER_PID')
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    # a zombie has exited too
-    try:
-        with open('/proc/%s/stat' % pid) as f:
-            return f.read().rsplit(')', 1)[1].split()[0] == 'Z'
-    except OSError:
-        return True
-
-
-def wait_for(what, fn, timeout=LIMIT):
-    end = time.time() + timeout
-    while time.time() < end:
-        if manager_gone():
-            fail('burrow-manager exited while waiting for ' + what)
-        try:
-            r = fn()
-        except Exception:
-            r = None
-        if r:
-            return r
-        time.sleep(0.2)
-    fail('timed out waiting for ' + what)
-
-
-def click(name, role='push button', root=None):
-    b = wait_for('button "%s"' % name,
-                 lambda: (lambda n: n if n and n.get_state_set().contains(Atspi.StateType.SENSITIVE) else None)(
-                     find(name, role, root)))
-    b.do_action(0)
-    return b
-
-
-def set_text(name, text):
-    e = wait_for('entry "%s"' % name, lambda: find(name, 'text'))
-    e.set_text_contents(text)
-
-
-def window(name):
-    return wait_for('window "%s"' % name,
-                    lambda: next((n for n in walk(app(), 0) if n.get_name() == name and
-                                  n.get_role_name() in ('frame', 'dialog', 'window', 'alert')), None))
-
-
-def capture(node):
-    """What the X server shows of node now, as a pixbuf."""
-    ext = node.get_extents(Atspi.CoordType.SCREEN)
-    root = Gdk.get_default_root_window()
-    return Gdk.pixbuf_get_from_window(root, max(0, ext.x), max(0, ext.y), ext.width, ext.height)
-
-
-def screenshot(win, path):
-    # Once two captures 0.2 s apart agree, the last redraw has landed.
-    last = [None]
-
-    def settled():
-        pb = capture(win)
-        same = pb is not None and last[0] is not None and pb.get_pixels() == last[0].get_pixels()
-        last[0] = pb
-        return pb if same else None
-    pb = wait_for('a still picture of ' + path, settled)
-    pb.savev(os.path.join(SHOTS, path), 'png', [], [])
-    step('screenshot ' + path)
-
-
-def row_state(name):
-    r = find(name, 'list item')
-    return r.get_description() if r else None
 
 
 def thumb_width(name):
@@ -192,76 +56,6 @@ def thumb_width(name):
 
 def thumb_shows_text(name):
     return shows_text(find('Screen thumbnail', 'icon', find(name, 'list item')))
-
-
-def shows_text(node):
-    """node as drawn shows the guest's text, not a blank screen: more than
-    0.3% of its pixels differ from the most common colour."""
-    pb = capture(node) if node is not None else None
-    if pb is None:
-        return False
-    px, n, stride = pb.get_pixels(), pb.get_n_channels(), pb.get_rowstride()
-    counts = {}
-    for y in range(pb.get_height()):
-        row = px[y * stride:y * stride + pb.get_width() * n]
-        for x in range(0, len(row), n):
-            counts[row[x:x + 3]] = counts.get(row[x:x + 3], 0) + 1
-    total = pb.get_width() * pb.get_height()
-    return total > 0 and total - max(counts.values()) > total * 0.003
-
-
-def select_row(name):
-    lst = wait_for('the VM list', lambda: find('Virtual machines', 'list box'))
-    row = wait_for('row "%s"' % name, lambda: find(name, 'list item'))
-    sel = lst.get_selection_iface()
-    sel.select_child(row.get_index_in_parent())
-    wait_for('"%s" selected' % name, lambda: find('Selected VM', 'label').get_text(0, -1) == name)
-
-
-def cli(*args):
-    """Runs the command line; its output, or the walk fails."""
-    r = subprocess.run([BURROW] + list(args), capture_output=True, text=True)
-    if r.returncode != 0:
-        fail('burrow %s: %s' % (' '.join(args), r.stderr.strip()))
-    return r.stdout
-
-
-def showing(node):
-    return node is not None and node.get_state_set().contains(Atspi.StateType.SHOWING)
-
-
-def extents(node):
-    return node.get_extents(Atspi.CoordType.SCREEN)
-
-
-def screen_width():
-    return Gdk.Screen.get_default().get_width()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def vm_ini(name):
-    with open(os.path.join(os.environ['XDG_DATA_HOME'], 'burrow', 'vms', name, 'vm.ini')) as f:
-        return f.read()
-
-
-def spin_value(root, name):
-    return find(name, 'spin button', root).get_value_iface().get_current_value()
-
-
-def settings_section(dlg, title):
-    """Shows a section of the Settings dialog, as a click in its sidebar does."""
-    side = wait_for('the sections', lambda: find('Sections', None, dlg))
-    lst = next(n for n in walk(side) if n.get_role_name() == 'list box')
-    for i in range(lst.get_child_count()):
-        if any(n.get_role_name() == 'label' and n.get_name() == title for n in walk(lst.get_child_at_index(i))):
-            lst.get_selection_iface().select_child(i)
-            return
-    fail('no section "%s" in the Settings dialog' % title)
 
 
 step('waiting for the main window')
@@ -551,29 +345,6 @@ wait_for('the running state again', lambda: row_state(GUI_VM) == 'Running')
 wait_for('the pause badge gone', lambda: find('Paused', 'icon', find(GUI_VM, 'list item')) is None)
 
 
-def our_vm_pids():
-    """The burrow-vm processes of this test's VMs (their pid files): other
-    programs on the machine may run VMs of their own meanwhile."""
-    pids = set()
-    run = os.path.join(os.environ['XDG_RUNTIME_DIR'], 'burrow')
-    for f in os.listdir(run) if os.path.isdir(run) else []:
-        if f.endswith('.pid'):
-            try:
-                with open(os.path.join(run, f)) as fh:
-                    pids.add(int(fh.read().strip()))
-            except (OSError, ValueError):
-                pass
-    return pids
-
-
-def tcp_listeners():
-    """Listening TCP sockets of this test's burrow-vm processes, from ss."""
-    out = subprocess.run(['ss', '-Hltnp'], capture_output=True, text=True).stdout
-    pids = our_vm_pids()
-    return [line for line in out.splitlines() if '"burrow-vm"' in line and
-            any('pid=%d,' % p in line for p in pids)]
-
-
 def open_console():
     click('Show console', root=main)
     win = window('%s — Console' % GUI_VM)
@@ -620,6 +391,65 @@ if row_state(GUI_VM) != 'Running':
     fail('closing the console changed the VM to "%s"' % row_state(GUI_VM))
 step('reopen the console')
 con = open_console()
+
+# The console moves into the main window, in place of the list, and the
+# manager remembers it: the next one opens there too.
+step('the console in the main window')
+if 'placement=main' in prefs_text():
+    fail('the manager says consoles open in the main window before anyone chose it: ' + prefs_text())
+click('Show in the main window', root=con)
+wait_for('the console window gone', lambda: find('%s — Console' % GUI_VM, 'frame') is None)
+screen = wait_for("the console's screen in the main window", lambda: find('Screen', 'drawing area', main) or
+                  find('Screen', 'filler', main))
+wait_for("the guest's text in the main window's console", lambda: shows_text(screen))
+if showing(find('Virtual machines', 'list box', showing=False)):
+    fail('the VM list still shows beside the console in the main window')
+wait_for('the choice remembered', lambda: 'placement=main' in prefs_text())
+screenshot(main, 'console-in-main-window.png')
+# Keys typed there are the guest's, not the window's shortcuts: Ctrl+P
+# (Pause) reaches the guest and the VM runs on.
+ext = extents(screen)
+Atspi.generate_mouse_event(ext.x + ext.width // 2, ext.y + ext.height // 2, 'b1c')
+before = key_events(GUI_VM)
+subprocess.run(['xdotool', 'key', '--clearmodifiers', 'ctrl+p'], check=True)
+wait_for('Ctrl+P in the guest (4 key events)', lambda: key_events(GUI_VM) >= before + 4)
+if control(GUI_VM, 'status')['state'] != 'running':
+    fail('Ctrl+P typed into the console made the VM "%s"' % control(GUI_VM, 'status')['state'])
+step('Send key and full screen from the main window')
+watcher = subprocess.Popen([sys.executable, tool, sock, 'status', '--wait-event', 'reset',
+                            '--timeout', str(LIMIT)], stdout=subprocess.PIPE, text=True)
+if '"return"' not in watcher.stdout.readline():
+    fail('the control socket did not answer "status"')
+click('Send key', 'toggle button', root=main)
+click('Ctrl+Alt+Del', 'menu item')
+wait_for('the guest to reset', lambda: watcher.poll() is not None)
+if watcher.returncode != 0:
+    fail('no reset event after Ctrl+Alt+Del in the main window (status %d)' % watcher.returncode)
+click('Full screen', 'toggle button', root=main)
+wait_for('the main window filling the screen',
+         lambda: (lambda e: e.width >= scr.get_width() and e.height >= scr.get_height())(extents(main)))
+wait_for('the console bar hidden in full screen', lambda: not showing(find('Back to the list', 'push button',
+                                                                          main, showing=False)))
+Atspi.generate_mouse_event(scr.get_width() // 2, 1, 'abs')
+click('Leave full screen', root=main)
+wait_for('the main window back from full screen', lambda: extents(main).height < scr.get_height())
+step('back to the list: the VM runs on')
+click('Back to the list', root=main)
+wait_for('the list back', lambda: showing(find('Virtual machines', 'list box', showing=False)))
+if row_state(GUI_VM) != 'Running':
+    fail('leaving the console changed the VM to "%s"' % row_state(GUI_VM))
+step('reopen: in the main window again, as remembered')
+click('Show console', root=main)
+screen = wait_for("the console's screen in the main window", lambda: find('Screen', 'drawing area', main) or
+                  find('Screen', 'filler', main))
+wait_for("the guest's text in the main window's console", lambda: shows_text(screen))
+if find('%s — Console' % GUI_VM, 'frame') is not None:
+    fail('the console opened in a window of its own, not where the user last had it')
+click('Show in its own window', root=main)
+con = window('%s — Console' % GUI_VM)
+wait_for('the list back in the main window', lambda: showing(find('Virtual machines', 'list box', showing=False)))
+wait_for('the choice remembered', lambda: 'placement=window' in prefs_text())
+wait_for("the guest's text in the console's window", lambda: shows_text(find('Screen', None, con)))
 click('Close', root=con)
 wait_for('the console closed', lambda: find('%s — Console' % GUI_VM, 'frame') is None)
 

@@ -296,6 +296,12 @@ static void test_pointer_follows_configuration(void **state)
     expect_tablet_report(f, 0, 32767, 32767, 0);
     input_route_pointer_abs(&f->r, 0, 240, 640, 480, 0, UI_BTN_RIGHT);
     expect_ps2_nothing(f);
+    /* The last position is kept, with its screen, for status. */
+    assert_true(f->r.have_pos);
+    assert_int_equal(f->r.last_x, 0);
+    assert_int_equal(f->r.last_y, 240);
+    assert_int_equal(f->r.last_w, 640);
+    assert_int_equal(f->r.last_h, 480);
     expect_tablet_report(f, 0, 0, 16418, 0);      /* 240 * 32767 / 479, rounded */
     expect_tablet_report(f, 2, 0, 16418, 0);
     /* A wheel notch towards the user is -1 on the tablet. */
@@ -308,6 +314,48 @@ static void test_pointer_follows_configuration(void **state)
     expect_tablet_report(f, 0, 0, 16418, 0);
     assert_int_equal(f->r.counts.usb_pointer, 3);
     assert_int_equal(f->r.counts.ps2_pointer, 2);
+}
+
+/* A guest that reads its PS/2 keyboard slowly: keys typed faster than it
+ * reads wait in the route, in order, instead of overrunning the
+ * keyboard's 16-byte buffer, and go as it reads; send-keys' pacing
+ * (kbd_idle) waits for them. */
+static void test_ps2_keys_wait_for_room(void **state)
+{
+    struct fx *f = *state;
+    static const char *const word[] = { "t", "y", "p", "e", "f", "a", "s", "t", "e", "r", "t", "h", "a", "n" };
+    const size_t nk = sizeof(word) / sizeof(word[0]);
+    for (size_t i = 0; i < nk; i++) {
+        input_route_key(&f->r, key(word[i]), true);
+        input_route_key(&f->r, key(word[i]), false);
+    }
+    /* 14 keys are 42 bytes: most wait. */
+    assert_false(input_route_kbd_idle(&f->r));
+    uint8_t want[64], got[64];
+    size_t nw = 0, ng = 0;
+    for (size_t i = 0; i < nk; i++) {
+        uint8_t seq[KEYMAP_MAX_SEQ];
+        nw += keymap_key_set2(key(word[i]), true, want + nw);
+        size_t n = keymap_key_set2(key(word[i]), false, seq);
+        memcpy(want + nw, seq, n);
+        nw += n;
+    }
+    /* The guest reads one byte at a time, as an interrupt handler does. */
+    for (int i = 0; i < 200 && ng < sizeof(got); i++) {
+        uint8_t st = (uint8_t)harness_pio_read(f->h, KBC_CMD, 1);
+        if (!(st & ST_OBF))
+            break;
+        got[ng++] = (uint8_t)harness_pio_read(f->h, KBC_DATA, 1);
+    }
+    if (ng != nw || memcmp(got, want, nw)) {
+        fprintf(stderr, "got %zu bytes, want %zu:", ng, nw);
+        for (size_t i = 0; i < ng; i++)
+            fprintf(stderr, " %02x", got[i]);
+        fprintf(stderr, "\n");
+        fail();
+    }
+    assert_true(input_route_kbd_idle(&f->r));
+    assert_int_equal(f->r.counts.ps2_keys, 2 * nk);
 }
 
 /* A machine without USB: everything goes to the i8042. */
@@ -336,6 +384,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_release_follows_press, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pointer_follows_configuration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_usb, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ps2_keys_wait_for_room, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

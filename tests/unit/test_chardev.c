@@ -287,24 +287,43 @@ static void test_unix_backend(void **state)
     assert_memory_equal(sink.buf, "0123456789", 10);
     assert_true(sink.max_chunk <= 6);
 
-    /* A second client waits until the first leaves. */
+    /* A second client is served at once, beside the first: input from
+     * either, output to both. */
     int c2 = connect_client(path);
     assert_int_equal(send(c2, "second", 6, 0), 6);
-    for (int i = 0; i < 5; i++)
-        evloop_run_once(loop, 10);
-    assert_int_equal(sink.len, 10);
-    close(c);
     RUN_UNTIL(loop, sink.len == 16);
     assert_memory_equal(sink.buf + 10, "second", 6);
-    assert_true(chardev_connected(cd));
+    assert_int_equal(send(c, "first", 5, 0), 5);
+    RUN_UNTIL(loop, sink.len == 21);
+    assert_memory_equal(sink.buf + 16, "first", 5);
     assert_int_equal(chardev_write(cd, (const uint8_t *)"to two", 6), 6);
+    uint8_t buf2[256];
+    size_t got2 = 0;
     got = 0;
-    for (int i = 0; i < 200 && got < 6; i++) {
-        got += recv_some(c2, buf + got, sizeof(buf) - got);
+    for (int i = 0; i < 200 && (got < 6 || got2 < 6); i++) {
+        got += recv_some(c, buf + got, sizeof(buf) - got);
+        got2 += recv_some(c2, buf2 + got2, sizeof(buf2) - got2);
         evloop_run_once(loop, 10);
     }
     assert_int_equal(got, 6);
+    assert_int_equal(got2, 6);
     assert_memory_equal(buf, "to two", 6);
+    assert_memory_equal(buf2, "to two", 6);
+
+    /* The first leaves: the second keeps both directions. */
+    close(c);
+    assert_int_equal(send(c2, "alone", 5, 0), 5);
+    RUN_UNTIL(loop, sink.len == 26);
+    assert_memory_equal(sink.buf + 21, "alone", 5);
+    assert_true(chardev_connected(cd));
+    assert_int_equal(chardev_write(cd, (const uint8_t *)"still", 5), 5);
+    got = 0;
+    for (int i = 0; i < 200 && got < 5; i++) {
+        got += recv_some(c2, buf + got, sizeof(buf) - got);
+        evloop_run_once(loop, 10);
+    }
+    assert_int_equal(got, 5);
+    assert_memory_equal(buf, "still", 5);
 
     close(c2);
     RUN_UNTIL(loop, !chardev_connected(cd));
@@ -387,6 +406,74 @@ static void test_unix_slow_reader(void **state)
     check_stream(back, accepted);
     free(back);
     close(c);
+    chardev_close(cd);
+    evloop_free(loop);
+}
+
+/* Every client gets the whole output even when another reads nothing:
+ * the silent one drops its own share only.  Beyond CHARDEV_MAX_CLIENTS a
+ * client waits in the backlog until a slot frees. */
+static void test_unix_many_clients(void **state)
+{
+    (void)state;
+    char path[PATH_MAX], spec[PATH_MAX + 8], err[256];
+    tmp_path(path, sizeof(path), "many.sock");
+    struct evloop *loop = evloop_new(NULL);
+    make_spec(spec, sizeof(spec), "unix", path);
+    struct chardev *cd = chardev_open(spec, loop, err, sizeof(err));
+    assert_non_null(cd);
+    struct sink sink = { .room = sizeof(sink.buf) };
+    chardev_set_input(cd, sink_receive, sink_can_receive, &sink);
+
+    int c[CHARDEV_MAX_CLIENTS];
+    for (int i = 0; i < CHARDEV_MAX_CLIENTS; i++) {
+        c[i] = connect_client(path);
+        char id = (char)('a' + i);
+        assert_int_equal(send(c[i], &id, 1, 0), 1);
+        RUN_UNTIL(loop, sink.len == (size_t)i + 1);
+        assert_int_equal(sink.buf[i], id);
+    }
+    /* One more: connected (the backlog) but not served. */
+    int extra = connect_client(path);
+    assert_int_equal(send(extra, "z", 1, 0), 1);
+    for (int i = 0; i < 10; i++)
+        evloop_run_once(loop, 10);
+    assert_int_equal(sink.len, CHARDEV_MAX_CLIENTS);
+
+    /* c[0] never reads; c[1] reads everything, far more than c[0]'s
+     * socket and buffer hold. */
+    const size_t total = 2 * 1024 * 1024;
+    uint8_t *back = malloc(total);
+    assert_non_null(back);
+    size_t got = 0;
+    uint8_t chunk[4096];
+    for (size_t off = 0; off < total; off += sizeof(chunk)) {
+        for (size_t i = 0; i < sizeof(chunk); i++)
+            chunk[i] = stream_byte(off + i);
+        assert_int_equal(chardev_write(cd, chunk, sizeof(chunk)), sizeof(chunk));
+        for (int k = 0; k < 200 && got < off + sizeof(chunk); k++) {
+            got += recv_some(c[1], back + got, total - got);
+            if (got < off + sizeof(chunk))
+                evloop_run_once(loop, 1);
+        }
+        for (int i = 2; i < CHARDEV_MAX_CLIENTS; i++) {
+            uint8_t drop[8192];
+            while (recv_some(c[i], drop, sizeof(drop)) > 0) {
+            }
+        }
+    }
+    assert_int_equal(got, total);
+    check_stream(back, total);
+    free(back);
+
+    /* A slot frees: the waiting client is served. */
+    close(c[0]);
+    RUN_UNTIL(loop, sink.len == CHARDEV_MAX_CLIENTS + 1);
+    assert_int_equal(sink.buf[CHARDEV_MAX_CLIENTS], 'z');
+    for (int i = 1; i < CHARDEV_MAX_CLIENTS; i++)
+        close(c[i]);
+    close(extra);
+    RUN_UNTIL(loop, !chardev_connected(cd));
     chardev_close(cd);
     evloop_free(loop);
 }
@@ -655,6 +742,7 @@ int main(void)
         cmocka_unit_test(test_file_backend),
         cmocka_unit_test(test_unix_backend),
         cmocka_unit_test(test_unix_slow_reader),
+        cmocka_unit_test(test_unix_many_clients),
         cmocka_unit_test(test_unix_close_drains),
         cmocka_unit_test(test_unix_refuses_non_socket),
         cmocka_unit_test(test_stdio_close),
