@@ -7,7 +7,8 @@
 #   1. usb-attach on the control socket while the guest runs: the
 #      helper's usb-storage lets go of the disk, it is on port 3, the
 #      guest's usb-storage binds it and reads the file with the host's
-#      SHA-256;
+#      SHA-256; the guest resets the device (USBDEVFS_RESET: a port reset,
+#      which burrow-vm passes on to the real device) and reads it again;
 #   2. usb-detach while the guest reads the disk over and over: the guest
 #      sees it unplugged and runs on, the helper's usb-storage has it back;
 #   3. usb-attach again, and the gadget leaves the host (unbound: a pulled
@@ -25,7 +26,27 @@ linux_init
 BURROW_VM_TIMEOUT=1200
 BURROW_WAIT_LIMIT=600
 burrow_require_cmd mke2fs "install e2fsprogs"
+burrow_require_cmd gcc "install build-essential"
 usb_gadget_modules
+
+# The guest's tool to reset a USB device, as usbreset(1) would.
+cat >"$BURROW_TMP/usbreset.c" <<'C'
+#include <fcntl.h>
+#include <linux/usbdevice_fs.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+int main(int argc, char **argv)
+{
+    int fd = argc == 2 ? open(argv[1], O_WRONLY) : -1;
+    if (fd < 0 || ioctl(fd, USBDEVFS_RESET, 0) < 0) {
+        perror(argc == 2 ? argv[1] : "usage: usbreset /dev/bus/usb/BBB/DDD");
+        return 1;
+    }
+    return 0;
+}
+C
+gcc -static -O2 -o "$BURROW_TMP/usbreset" "$BURROW_TMP/usbreset.c" 2>"$BURROW_TMP/gcc.err" ||
+    burrow_fail "cannot build the guest's usbreset: $(cat "$BURROW_TMP/gcc.err")"
 
 # The disk: an ext2 image (no journal, no checksums) with 2 MiB of random
 # data in a file, made without mounting anything.
@@ -43,6 +64,11 @@ have_driver() {
     [ "$(usb_gadget_driver)" = "$1" ]
 }
 burrow_until "usb-storage of the host on $dev" have_driver usb-storage
+# Resets of the gadget by this (the helper's) kernel, as its log counts them.
+host_resets() {
+    dmesg | grep -c "reset high-speed USB device number .* using dummy_hcd"
+}
+resets_before=$(host_resets)
 
 cat >"$BURROW_TMP/guest.sh" <<'GUEST'
 fail() { echo "usbhost: FAIL $*"; dmesg | grep -iE 'usb|scsi|sd |xhci' | tail -n 40 | sed 's/^/dmesg: /'; exit 1; }
@@ -63,9 +89,17 @@ present() { [ -n "$(disk)" ]; }
 absent() { [ -z "$(disk)" ]; }
 checksum() {
     d=$(disk)
+    echo 3 >/proc/sys/vm/drop_caches
     mount -t ext2 -o ro "/dev/$d" /mnt || fail "cannot mount /dev/$d"
     echo "usbhost: $1 $(sha256sum /mnt/data.bin | cut -d' ' -f1)"
     umount /mnt
+}
+# The pass-through device's node in /dev/bus/usb.
+node() {
+    for u in /sys/bus/usb/devices/*; do
+        [ "$(cat "$u/idVendor" 2>/dev/null)" = 0525 ] &&
+            printf '/dev/bus/usb/%03d/%03d\n' "$(cat "$u/busnum")" "$(cat "$u/devnum")"
+    done
 }
 # Reads the whole disk over and over, past the page cache, until it fails
 # (the device went away).
@@ -79,6 +113,12 @@ waitfor "pass-through disk" present
 d=$(disk)
 echo "usbhost: disk $d vendor $(cat /sys/block/$d/device/vendor) model $(cat /sys/block/$d/device/model)"
 checksum sum1
+n=$(node)
+[ -n "$n" ] || fail "no node of the device in /dev/bus/usb"
+/bin/usbreset "$n" || fail "USBDEVFS_RESET on $n failed"
+echo "usbhost: reset $n"
+waitfor "pass-through disk after the reset" present
+checksum sum1r
 for round in 1 2; do
     reader "$(disk)" &
     echo "usbhost: reading $round"
@@ -94,7 +134,8 @@ dmesg | grep -iE 'usb|xhci|sd ' | sed 's/^\[[ 0-9.]*\] //; s/^/dmesg: /'
 exit 0
 GUEST
 
-linux_initramfs "$BURROW_TMP/initrd" "$BURROW_TMP/guest.sh" xhci_pci usb_storage sd_mod ext4
+linux_initramfs "$BURROW_TMP/initrd" "$BURROW_TMP/guest.sh" xhci_pci usb_storage sd_mod ext4 \
+    -- "$BURROW_TMP/usbreset=/bin/usbreset"
 linux_start usbhost --cpus 1 --memory 256 --initrd "$BURROW_TMP/initrd" --no-rng --append quiet \
     --usb-filter "vid=$USB_GADGET_VID,pid=$USB_GADGET_PID,serial=BURROW0002"
 linux_watch_events "$BURROW_TMP/events"
@@ -120,6 +161,11 @@ esac
 linux_wait_serial "usbhost: sum1 "
 burrow_expect_line "$LINUX_SERIAL" "usbhost: sum1 $sum"
 burrow_note "ok: the guest reads the file through pass-through, sha256 $sum"
+linux_wait_serial "usbhost: sum1r "
+burrow_expect_line "$LINUX_SERIAL" "usbhost: sum1r $sum"
+[ "$(host_resets)" -gt "$resets_before" ] ||
+    burrow_fail "the guest's reset of the device did not reach the real device"
+burrow_note "ok: the guest's reset of the device reset the real one, and it reads the same after it"
 ctl usb-list | grep -q "\"device\":\"$dev\"[^}]*\"attached\":true" || burrow_fail "usb-list does not show $dev attached"
 
 # 2: usb-detach during a read.
@@ -154,6 +200,7 @@ burrow_note "ok: the filter took the disk when it was plugged in"
 
 linux_wait_exit
 linux_expect_pass
+burrow_expect_text "$LINUX_SERIAL" "reset high-speed USB device number"
 # What the nested helper's emulated CPU makes every kernel say is allowed
 # (tests/linux/kernel-log-allowlist.txt says why).
 complaints=$(linux_guest_lines "usbhost: kernel: " |
