@@ -271,11 +271,14 @@ burrow_crc32() {
 # burrow_out.monitor) and burrow_mic (a tone played there reaches the VM's
 # microphone through burrow_mic.monitor), no rewinds (a null sink that
 # rewinds holds its monitor's data back by 2 s), its socket in that folder,
-# real-time where it may (as on a desktop).  BURROW_PA_SERVER is its address
+# at high priority where it may, but not real-time: PulseAudio caps its
+# real-time threads' CPU time (RLIMIT_RTTIME), and in the slow nested
+# helper a sink's thread runs past the cap and is killed.  BURROW_PA_SERVER is its address
 # (for --audio pa,server=...), BURROW_PA_PID its pid; burrow_pa CMD... runs a
 # PulseAudio tool against it, burrow_pa_stop ends it (the caller's cleanup
 # calls it).  Called again after burrow_pa_stop, it starts the server anew
-# on the same socket.
+# on the same socket.  BURROW_PA_VERBOSE=1: the server logs at debug level
+# to $BURROW_TMP/pa/pa.log.
 BURROW_PA_PID=
 burrow_pa_start() {
     command -v pulseaudio >/dev/null 2>&1 && command -v parec >/dev/null 2>&1 ||
@@ -293,7 +296,8 @@ PA
     # (env, not the function: $! must be the server's own pid)
     _burrow_pa_env
     "${BURROW_PA_ENV[@]}" pulseaudio --daemonize=no -n --exit-idle-time=-1 --use-pid-file=no --system=no \
-        --realtime=yes --high-priority=yes --disallow-exit=yes --log-target=stderr --log-time=1 \
+        --realtime=no --high-priority=yes --disallow-exit=yes --log-target=stderr --log-time=1 \
+        ${BURROW_PA_VERBOSE:+-vv} \
         --file="$BURROW_PA_DIR/test.pa" </dev/null >>"$BURROW_PA_DIR/pa.log" 2>&1 &
     BURROW_PA_PID=$!
     burrow_until "answer from the PulseAudio server" _burrow_pa_answers

@@ -54,7 +54,7 @@ cat >"$BURROW_TMP/guest.sh" <<GUEST
 dmesg -n 1
 exec 3</dev/tty1
 n=0
-until [ -e /dev/snd/pcmC0D0p ] && [ -e /dev/snd/pcmC0D0c ]; do
+until [ -e /dev/snd/pcmC0D0p ] && [ -e /dev/snd/pcmC0D0c ] && [ -e /dev/snd/controlC0 ]; do
     n=\$((n + 1))
     [ \$n -lt 300 ] || { echo "audio: no playback and capture devices in 30 s"; ls /dev/snd; exit 1; }
     sleep 0.1
