@@ -99,12 +99,14 @@ def pointer_position():
     return control(VM, 'status')['input'].get('pointer-position')
 
 
-def move_to(dx, dy, want):
+def move_to(dx, dy, want, aim=None):
     """Moves the X pointer to device pixel (dx, dy), by way of a pixel
     beside it, and waits for the guest to get want; fails with what it got
     instead once the bound is reached.  gtk-vnc sends no position for the
     first motion it sees, and GTK may merge the two motions into that one:
-    the moves are made again while the guest has not got the position."""
+    the moves are made again while the guest has not got the position.
+    aim, when given, gives (dx, dy, want) afresh for each try: the window
+    may still be getting its size when the walk begins."""
     last = [None]
 
     def arrived():
@@ -113,6 +115,8 @@ def move_to(dx, dy, want):
         return p and (p['x'], p['y'], p['width'], p['height']) == (want[0], want[1], W, H)
     end = time.time() + LIMIT
     while time.time() < end:
+        if aim:
+            dx, dy, want = aim()
         subprocess.run(['xdotool', 'mousemove', str(dx + 3), str(dy + 3)], check=True)
         subprocess.run(['xdotool', 'mousemove', str(dx), str(dy)], check=True)
         for _ in range(20):
@@ -145,17 +149,25 @@ if not fit.get_state_set().contains(Atspi.StateType.CHECKED):
 # gtk-vnc's mapping, in the manager's logical pixels: the screen scaled by
 # the smaller of the two ratios, centred; an event at x (a double: device
 # pixel / scale) maps to int((x - offset) / ratio).
-e = extents(screen)
-ratio = min(e.width / W, e.height / H)
-offx, offy = (e.width - int(W * ratio)) // 2, (e.height - int(H * ratio)) // 2
-for gx, gy in TARGETS:
+def fit_aim(gx, gy):
+    """Where guest pixel (gx, gy) is on the X screen now, and the pixel
+    gtk-vnc's mapping gives back for it."""
+    e = extents(screen)
+    ratio = min(e.width / W, e.height / H)
+    offx, offy = (e.width - int(W * ratio)) // 2, (e.height - int(H * ratio)) // 2
     dx = round(SCALE * (e.x + offx + (gx + 0.5) * ratio))
     dy = round(SCALE * (e.y + offy + (gy + 0.5) * ratio))
     want = (min(W - 1, int((dx / SCALE - e.x - offx) / ratio)), min(H - 1, int((dy / SCALE - e.y - offy) / ratio)))
     if abs(want[0] - gx) > 1 or abs(want[1] - gy) > 1:
         fail('the walk\'s own mapping is off: guest pixel %d,%d gives device pixel %d,%d, back %s' %
              (gx, gy, dx, dy, want))
-    move_to(dx, dy, want)
+    return dx, dy, want
+
+
+for gx, gy in TARGETS:
+    move_to(*fit_aim(gx, gy), aim=lambda: fit_aim(gx, gy))
+e = extents(screen)
+ratio = min(e.width / W, e.height / H)
 print('   scaled to fit (ratio %.4f of logical pixels): %d points map right' % (ratio, len(TARGETS)), flush=True)
 
 step('1:1, GDK_SCALE=%d: the guest\'s pixels exact in device pixels' % SCALE)
