@@ -19,21 +19,30 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 /* The harness's own work is left out of the coverage the fuzzer follows
- * (and is then fast). */
+ * (and is then fast): CRC-32C eight bytes a step. */
 __attribute__((no_sanitize("coverage")))
 static uint32_t crc32c(const uint8_t *p, size_t len)
 {
-    static uint32_t table[256];
-    if (!table[1])
+    static uint32_t t[8][256];
+    if (!t[0][1]) {
         for (uint32_t i = 0; i < 256; i++) {
             uint32_t c = i;
             for (int k = 0; k < 8; k++)
                 c = c & 1 ? 0x82f63b78u ^ (c >> 1) : c >> 1;
-            table[i] = c;
+            t[0][i] = c;
         }
+        for (uint32_t i = 0; i < 256; i++)
+            for (int k = 1; k < 8; k++)
+                t[k][i] = (t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xff];
+    }
     uint32_t c = ~0u;
-    for (size_t i = 0; i < len; i++)
-        c = table[(c ^ p[i]) & 0xff] ^ (c >> 8);
+    for (; len >= 8; p += 8, len -= 8) {
+        uint32_t lo = c ^ ld32(p), hi = ld32(p + 4);
+        c = t[7][lo & 0xff] ^ t[6][lo >> 8 & 0xff] ^ t[5][lo >> 16 & 0xff] ^ t[4][lo >> 24] ^
+            t[3][hi & 0xff] ^ t[2][hi >> 8 & 0xff] ^ t[1][hi >> 16 & 0xff] ^ t[0][hi >> 24];
+    }
+    for (; len; p++, len--)
+        c = t[0][(c ^ *p) & 0xff] ^ (c >> 8);
     return ~c;
 }
 
