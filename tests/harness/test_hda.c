@@ -1125,24 +1125,36 @@ static struct played play_recorded(struct fx *f, unsigned seconds)
  * before the server runs dry. */
 #define PA_TEST_CUSHION_MS (atoi(PA_TEST_LATENCY) / 2)
 
+/* Tries of a check whose breaks the machine may cause. */
+#define PA_TRIES 3
+
 /* Whether breaks come from the machine: the test's loop (the device's
  * clock) paused for more than half the cushion.  As for the nested helper's
- * soft lockups, that is said and the check made once more, never counted
- * as a pass. */
-static bool machine_stalled(unsigned breaks, double stall_ms)
+ * soft lockups, that is said and the check made again; a try with breaks
+ * and no such pause fails the test, and when every try was held up so,
+ * the test says that the machine gave it no chance and is skipped, never
+ * passed. */
+static bool machine_stalled(const struct played *p, int try)
 {
-    if (!breaks || stall_ms <= PA_TEST_CUSHION_MS / 2)
+    if (!p->breaks || p->max_stall_ms <= PA_TEST_CUSHION_MS / 2)
         return false;
-    printf("pa: the machine held the test's loop up for %.0f ms (the cushion is %d ms): once more\n",
-           stall_ms, PA_TEST_CUSHION_MS);
+    printf("pa: the machine held the test's loop up for %.0f ms (the cushion is %d ms)%s\n",
+           p->max_stall_ms, PA_TEST_CUSHION_MS, try + 1 < PA_TRIES ? ": once more" : "");
+    fflush(stdout);
+    if (try + 1 == PA_TRIES) {
+        printf("pa: SKIP: this machine held the test up beyond the cushion in each of %d tries; "
+               "no verdict on dropouts here\n", PA_TRIES);
+        fflush(stdout);
+        skip();
+    }
     return true;
 }
 
 static void test_pa_play(void **state)
 {
-    struct played p = play_recorded(*state, 10);
-    if (machine_stalled(p.breaks, p.max_stall_ms))
-        p = play_recorded(*state, 10);
+    struct played p;
+    for (int try = 0; (p = play_recorded(*state, 10)), machine_stalled(&p, try); try++)
+        ;
     /* No dropout in 10 s: every frame, in order, no silence between. */
     assert_int_equal(p.breaks, 0);
 }
@@ -1152,9 +1164,9 @@ static void test_pa_play(void **state)
 static void test_pa_stop_start(void **state)
 {
     play_recorded(*state, 1);
-    struct played p = play_recorded(*state, 2);
-    if (machine_stalled(p.breaks, p.max_stall_ms))
-        p = play_recorded(*state, 2);
+    struct played p;
+    for (int try = 0; (p = play_recorded(*state, 2)), machine_stalled(&p, try); try++)
+        ;
     assert_int_equal(p.breaks, 0);
 }
 
@@ -1325,9 +1337,9 @@ static void test_pa_capture(void **state)
 {
     struct fx *f = *state;
     codec_route(f);
-    struct played p = capture_recorded(f);
-    if (machine_stalled(p.breaks, p.max_stall_ms))
-        p = capture_recorded(f);
+    struct played p;
+    for (int try = 0; (p = capture_recorded(f)), machine_stalled(&p, try); try++)
+        ;
     assert_int_equal(p.breaks, 0);
 }
 
