@@ -18,6 +18,7 @@
  * rather than replay it in memory. */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,29 +124,35 @@ struct vhdx {
 
 /* CRC-32C (Castagnoli), as the headers and region tables use: eight
  * bytes a step through eight tables ("slicing by eight"). */
+static uint32_t crc_t[8][256];          /* slicing-by-8 tables */
+
+static void crc_tables(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? 0x82f63b78u ^ (c >> 1) : c >> 1;
+        crc_t[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++)
+        for (int k = 1; k < 8; k++)
+            crc_t[k][i] = (crc_t[k - 1][i] >> 8) ^ crc_t[0][crc_t[k - 1][i] & 0xff];
+}
+
 NO_COVERAGE
 static uint32_t crc32c(const uint8_t *p, size_t len)
 {
-    static uint32_t t[8][256];
-    if (!t[0][1]) {
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; k++)
-                c = c & 1 ? 0x82f63b78u ^ (c >> 1) : c >> 1;
-            t[0][i] = c;
-        }
-        for (uint32_t i = 0; i < 256; i++)
-            for (int k = 1; k < 8; k++)
-                t[k][i] = (t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xff];
-    }
+    static pthread_once_t once = PTHREAD_ONCE_INIT;     /* images open on several threads */
+    pthread_once(&once, crc_tables);
     uint32_t c = ~0u;
     for (; len >= 8; p += 8, len -= 8) {
         uint32_t lo = c ^ ld32(p), hi = ld32(p + 4);     /* little-endian hosts, as elsewhere */
-        c = t[7][lo & 0xff] ^ t[6][lo >> 8 & 0xff] ^ t[5][lo >> 16 & 0xff] ^ t[4][lo >> 24] ^
-            t[3][hi & 0xff] ^ t[2][hi >> 8 & 0xff] ^ t[1][hi >> 16 & 0xff] ^ t[0][hi >> 24];
+        c = crc_t[7][lo & 0xff] ^ crc_t[6][lo >> 8 & 0xff] ^ crc_t[5][lo >> 16 & 0xff] ^
+            crc_t[4][lo >> 24] ^ crc_t[3][hi & 0xff] ^ crc_t[2][hi >> 8 & 0xff] ^
+            crc_t[1][hi >> 16 & 0xff] ^ crc_t[0][hi >> 24];
     }
     for (; len; p++, len--)
-        c = t[0][(c ^ *p) & 0xff] ^ (c >> 8);
+        c = crc_t[0][(c ^ *p) & 0xff] ^ (c >> 8);
     return ~c;
 }
 
@@ -179,7 +186,8 @@ static int read_header(struct vhdx *s, const char *path, uint8_t *h, char *err, 
     bool ok[2];
     for (int i = 0; i < 2; i++) {
         uint8_t *b = two[i];
-        ok[i] = ro_pread(s->fd, b, HDR_LEN, i ? HDR2_AT : HDR1_AT) == 0 && !memcmp(b + H_SIGNATURE, "head", 4) &&
+        ok[i] = ro_pread(s->fd, b, HDR_LEN, i ? HDR2_AT : HDR1_AT) == 0 &&
+                !memcmp(b + H_SIGNATURE, "head", 4) &&
                 ld32(b + H_CHECKSUM) == crc_without(b, HDR_LEN, H_CHECKSUM);
     }
     if (!ok[0] && !ok[1])
@@ -206,7 +214,8 @@ static int read_regions(struct vhdx *s, const char *path, struct region *bat, st
     int ret = -EINVAL;
     bool valid = false;
     for (int i = 0; i < 2 && !valid; i++)
-        valid = ro_pread(s->fd, rt, RT_LEN, i ? RT2_AT : RT1_AT) == 0 && !memcmp(rt + RT_SIGNATURE, "regi", 4) &&
+        valid = ro_pread(s->fd, rt, RT_LEN, i ? RT2_AT : RT1_AT) == 0 &&
+                !memcmp(rt + RT_SIGNATURE, "regi", 4) &&
                 ld32(rt + RT_CHECKSUM) == crc_without(rt, RT_LEN, RT_CHECKSUM);
     uint32_t n = valid ? ld32(rt + RT_COUNT) : 0;
     memset(bat, 0, sizeof(*bat));
@@ -365,7 +374,8 @@ static int read_metadata(struct ro_image *img, struct vhdx *s, const char *path,
     if (ret == 0 && (find_item(m, guid_file_params, &fo, &fl) < 0 || fl < 8 ||
                      find_item(m, guid_disk_size, &so, &sl) < 0 || sl < 8 ||
                      find_item(m, guid_logical_sector, &lo, &ll) < 0 || ll < 4))
-        ret = bad(err, errlen, path, "the file parameters, virtual disk size or logical sector size is missing");
+        ret = bad(err, errlen, path,
+                  "the file parameters, virtual disk size or logical sector size is missing");
     uint8_t v[8 + 8 + 4];
     if (ret == 0 && (ro_pread(s->fd, v, 8, r.off + fo) < 0 || ro_pread(s->fd, v + 8, 8, r.off + so) < 0 ||
                      ro_pread(s->fd, v + 16, 4, r.off + lo) < 0))

@@ -588,10 +588,12 @@ static int vmdk_open(struct ro_image *img, const char *path, bool open_parent, c
             return ret;
         x->len = cap * SECTOR;
         img->size = x->len;
-        if (desc_len && (ret = read_text(fd, desc_at, MIN(desc_len, fsize - desc_at), &text, path, err, errlen)) == 0)
+        if (desc_len)
+            ret = read_text(fd, desc_at, MIN(desc_len, fsize - desc_at), &text, path, err, errlen);
+        if (desc_len && ret == 0)
             ret = parse_descriptor(&d, text, path, err, errlen);
-        snprintf(s->create_type, sizeof(s->create_type), "%s",
-                 d.create_type[0] ? d.create_type : x->flags & FLAG_COMPRESSED ? "streamOptimized" : "monolithicSparse");
+        const char *guess = x->flags & FLAG_COMPRESSED ? "streamOptimized" : "monolithicSparse";
+        snprintf(s->create_type, sizeof(s->create_type), "%s", d.create_type[0] ? d.create_type : guess);
     } else {
         ret = read_text(fd, 0, fsize, &text, path, err, errlen);
         close(fd);

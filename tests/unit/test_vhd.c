@@ -247,7 +247,8 @@ static void test_differencing(void **state)
     const struct locator absonly[] = { { "W2ru", ".\\gone\\base.vhd" }, { "W2ku", "D:\\x\\base.vhd" } };
     make_child("c2.vhd", "base.raw", absonly, 2, NULL, "base.vhd", "want.raw");
     fx_expect_like_raw("c2.vhd", "vhd", "want.raw");
-    const struct locator mac[] = { { "MacX", "file://localhost/nowhere/x.vhd" }, { "MacX", "file://./base.vhd" } };
+    const struct locator mac[] = { { "MacX", "file://localhost/nowhere/x.vhd" },
+                                   { "MacX", "file://./base.vhd" } };
     make_child("c3.vhd", "base.raw", mac, 2, NULL, "base.vhd", "want.raw");
     fx_expect_like_raw("c3.vhd", "vhd", "want.raw");
     make_child("c4.vhd", "base.raw", NULL, 0, "base.vhd", "base.vhd", "want.raw");

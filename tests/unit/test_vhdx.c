@@ -168,7 +168,8 @@ static void test_log_replay_refused(void **state)
 {
     make_vhdx("log.vhdx", "", 8 << 20, 6);
     uint64_t h = current_header("log.vhdx");
-    fx_patch("log.vhdx", h + H_LOG_GUID, "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10", 16);
+    fx_patch("log.vhdx", h + H_LOG_GUID, "\x01\x02\x03\x04\x05\x06\x07\x08"
+                                         "\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10", 16);
     fix_crc("log.vhdx", h, 4096);
     fx_expect_refused("log.vhdx", "its log must be replayed");
     fx_expect_refused("log.vhdx", "qemu-img check -r all");
