@@ -27,7 +27,7 @@ libgtk-3-dev libgtk-vnc-2.0-dev libvte-2.91-dev
 linux-image-amd64 busybox-static cpio kmod
 gdb
 xorriso mtools grub-pc-bin grub-common
-at-spi2-core dbus-daemon python3-gi gir1.2-atspi-2.0 gir1.2-gtk-3.0
+at-spi2-core dbus-daemon python3-gi gir1.2-atspi-2.0 gir1.2-gtk-3.0 gir1.2-gtk-vnc-2.0 iproute2
 "
 
 missing=""

@@ -8,14 +8,16 @@
  *
  * Built with FB_ANIMATE (fbanim.img, tests/guests/fbanim.S) it then turns
  * the palette forever, one step at a time: every pixel of the screen
- * changes at each step while the guest itself does nearly nothing (a few
- * port writes), so a viewer's frame rate for full-screen changes is
- * bounded by the display path, not by the guest. */
+ * changes at each step while the guest itself does little (the DAC's port
+ * writes), and writes a '.' to the debug console port (0x402, burrow-vm's
+ * --firmware-log) after each step, so that the steps a second can be set
+ * beside a viewer's frame rate. */
 #define COM1        0x3f8
 #define COM1_LSR    (COM1 + 5)
 #define LSR_THRE    0x20
 #define DISPI_INDEX 0x1ce
 #define DISPI_DATA  0x1cf
+#define DEBUGCON    0x402
 #define DAC_WRITE   0x3c8
 #define DAC_DATA    0x3c9
 #define WIDTH       1024
@@ -91,6 +93,9 @@
     xorb %bl, %bl
 7:  incb %bl
     call set_palette
+    movw $DEBUGCON, %dx         /* one '.' a step: the guest's own pace */
+    movb $'.', %al
+    outb %al, %dx
     jmp 7b
 #else
 7:  hlt

@@ -24,6 +24,8 @@ import gi
 gi.require_version('GdkPixbuf', '2.0')
 from gi.repository import GdkPixbuf  # noqa: E402
 
+# The shared helpers are imported: no bytecode cache in the source tree.
+sys.dont_write_bytecode = True
 from manager_atspi import (Atspi, Gdk, LIMIT, click, control, extents, fail, find, init, row_state,  # noqa: E402
                            screenshot, select_row, step, wait_for, window)
 

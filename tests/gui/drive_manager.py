@@ -37,6 +37,8 @@ import subprocess
 import sys
 import time
 
+# The shared helpers are imported: no bytecode cache in the source tree.
+sys.dont_write_bytecode = True
 from manager_atspi import (Atspi, Gdk, BURROW, LIMIT, app, capture, cli, extents, fail, find, free_port,  # noqa: F401
                            init, row_state, screen_width, screenshot, select_row, set_text, settings_section,
                            shows_text, showing, spin_value, step, tcp_listeners, vm_ini, wait_for, walk, window,
