@@ -564,6 +564,32 @@ static uint64_t get_be(const char *path, uint64_t off, unsigned bytes)
     return v;
 }
 
+/* Where a small image's metadata lies, as a test damages it. */
+struct layout {
+    uint64_t l1, rt;        /* the tables */
+    uint64_t l2, rb;        /* the first L2 table and refcount block */
+    uint64_t data;          /* the first data cluster */
+};
+
+/* A fresh 1 MiB image with 512-byte clusters and 16-bit refcounts whose
+ * first 4 KiB hold 0x5a (copied to buf), closed; its layout. */
+static struct layout written_image(const char *img, uint8_t buf[4096])
+{
+    unlink(img);
+    make_qcow2(img, 1 * MiB, 9, 16, NULL, NULL);
+    struct blk *b = open_img(img, "qcow2", false);
+    memset(buf, 0x5a, 4096);
+    assert_int_equal(blk_pwrite(b, 0, buf, 4096), 0);
+    blk_close(b);
+    struct layout l = { .l1 = get_be(img, 40, 8), .rt = get_be(img, 48, 8) };
+    l.l2 = get_be(img, l.l1, 8) & 0x00fffffffffffe00ull;
+    l.rb = get_be(img, l.rt, 8);
+    assert_true(l.l2 && l.rb);
+    l.data = get_be(img, l.l2, 8) & 0x00fffffffffffe00ull;
+    assert_true(l.data);
+    return l;
+}
+
 /* An L2 table or a refcount block whose own refcount is zero: the
  * allocator would hand its cluster out and a data write would land on
  * it.  Refused for writing, still readable. */
@@ -571,20 +597,12 @@ static void test_uncounted_metadata(void **state)
 {
     const char *img = tpath("uncounted.qcow2");
     for (int which = 0; which < 2; which++) {
-        unlink(img);
-        make_qcow2(img, 1 * MiB, 9, 16, NULL, NULL);
-        struct blk *b = open_img(img, "qcow2", false);
         uint8_t buf[4096];
-        memset(buf, 0x5a, sizeof(buf));
-        assert_int_equal(blk_pwrite(b, 0, buf, sizeof(buf)), 0);
-        blk_close(b);
-        uint64_t l2 = get_be(img, get_be(img, 40, 8), 8) & 0x00fffffffffffe00ull;
-        uint64_t rb = get_be(img, get_be(img, 48, 8), 8);
-        assert_true(l2 && rb);
-        uint64_t victim = which ? rb : l2;
-        put_be(img, rb + 2 * (victim / 512), 2, 0);
+        struct layout l = written_image(img, buf);
+        uint64_t victim = which ? l.rb : l.l2;
+        put_be(img, l.rb + 2 * (victim / 512), 2, 0);
         expect_refused(img, "qcow2", false, "do not cover the image's own metadata");
-        b = open_img(img, "qcow2", true);
+        struct blk *b = open_img(img, "qcow2", true);
         uint8_t got[4096];
         assert_int_equal(blk_pread(b, 0, got, sizeof(got)), 0);
         assert_memory_equal(got, buf, sizeof(got));
@@ -602,16 +620,9 @@ static void test_data_on_metadata(void **state)
 {
     const char *img = tpath("overlap.qcow2");
     for (int which = 0; which < 4; which++) {
-        unlink(img);
-        make_qcow2(img, 1 * MiB, 9, 16, NULL, NULL);
-        struct blk *b = open_img(img, "qcow2", false);
         uint8_t buf[4096];
-        memset(buf, 0x5a, sizeof(buf));
-        assert_int_equal(blk_pwrite(b, 0, buf, sizeof(buf)), 0);
-        blk_close(b);
-        uint64_t l1 = get_be(img, 40, 8), rt = get_be(img, 48, 8);
-        uint64_t l2 = get_be(img, l1, 8) & 0x00fffffffffffe00ull, rb = get_be(img, rt, 8);
-        assert_true(l2 && rb);
+        struct layout lay = written_image(img, buf);
+        uint64_t l1 = lay.l1, l2 = lay.l2, rb = lay.rb;
         if (which >= 2) {
             /* L1[1] names L1[0]'s table, or L1[0] names the refcount block */
             if (which == 2)
@@ -629,7 +640,7 @@ static void test_data_on_metadata(void **state)
         assert_true(fd >= 0);
         assert_int_equal(pread(fd, before, sizeof(before), (off_t)target), (ssize_t)sizeof(before));
         close(fd);
-        b = open_img(img, "qcow2", false);
+        struct blk *b = open_img(img, "qcow2", false);
         assert_non_null(b);
         memset(buf, 0xa5, sizeof(buf));
         assert_true(blk_pwrite(b, 0, buf, 512) < 0);
@@ -655,19 +666,10 @@ static void test_data_on_metadata(void **state)
 static void test_data_cluster_uncounted(void **state)
 {
     const char *img = tpath("uncounted-data.qcow2");
-    unlink(img);
-    make_qcow2(img, 1 * MiB, 9, 16, NULL, NULL);
-    struct blk *b = open_img(img, "qcow2", false);
     uint8_t buf[4096];
-    memset(buf, 0x5a, sizeof(buf));
-    assert_int_equal(blk_pwrite(b, 0, buf, sizeof(buf)), 0);
-    blk_close(b);
-    uint64_t l2 = get_be(img, get_be(img, 40, 8), 8) & 0x00fffffffffffe00ull;
-    uint64_t rb = get_be(img, get_be(img, 48, 8), 8);
-    uint64_t data = get_be(img, l2, 8) & 0x00fffffffffffe00ull;
-    assert_true(data);
-    put_be(img, rb + 2 * (data / 512), 2, 0);
-    b = open_img(img, "qcow2", false);
+    struct layout l = written_image(img, buf);
+    put_be(img, l.rb + 2 * (l.data / 512), 2, 0);
+    struct blk *b = open_img(img, "qcow2", false);
     assert_non_null(b);
     memset(buf, 0xa5, sizeof(buf));
     assert_true(blk_pwrite(b, 0, buf, 512) < 0);
