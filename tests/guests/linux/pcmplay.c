@@ -28,96 +28,11 @@
 
 #include <sound/asound.h>
 
+#include "pcm.h"
+
 #define RATE 48000
 #define PERIOD 8192         /* frames: 170 ms */
 #define PERIODS 8           /* 1.4 s of buffer: room for a slow nested guest */
-
-/* round(12000 * sin(2 pi k / 48)): one period of 1 kHz at 48 kHz. */
-static const int16_t sine[48] = {
-    0, 1566, 3106, 4592, 6000, 7305, 8485, 9520,
-    10392, 11087, 11591, 11897, 12000, 11897, 11591, 11087,
-    10392, 9520, 8485, 7305, 6000, 4592, 3106, 1566,
-    0, -1566, -3106, -4592, -6000, -7305, -8485, -9520,
-    -10392, -11087, -11591, -11897, -12000, -11897, -11591, -11087,
-    -10392, -9520, -8485, -7305, -6000, -4592, -3106, -1566,
-};
-
-static int16_t left(unsigned k)
-{
-    return sine[k % 48];
-}
-
-static int16_t right(unsigned k)
-{
-    return (int16_t)(uint16_t)(k * 31u + 12345u);
-}
-
-static struct snd_mask *mask(struct snd_pcm_hw_params *p, int param)
-{
-    return &p->masks[param - SNDRV_PCM_HW_PARAM_FIRST_MASK];
-}
-
-static struct snd_interval *interval(struct snd_pcm_hw_params *p, int param)
-{
-    return &p->intervals[param - SNDRV_PCM_HW_PARAM_FIRST_INTERVAL];
-}
-
-static void set_mask(struct snd_pcm_hw_params *p, int param, unsigned v)
-{
-    struct snd_mask *m = mask(p, param);
-    memset(m, 0, sizeof(*m));
-    m->bits[v / 32] = 1u << (v % 32);
-}
-
-static void set_interval(struct snd_pcm_hw_params *p, int param, unsigned v)
-{
-    struct snd_interval *i = interval(p, param);
-    memset(i, 0, sizeof(*i));
-    i->min = i->max = v;
-    i->integer = 1;
-}
-
-/* Playback switches on, playback volumes at their maximum. */
-static int unmute(const char *path)
-{
-    int fd = open(path, O_RDWR);
-    if (fd < 0) {
-        printf("pcmplay: open %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    struct snd_ctl_elem_list list;
-    memset(&list, 0, sizeof(list));
-    if (ioctl(fd, SNDRV_CTL_IOCTL_ELEM_LIST, &list) < 0)
-        return -1;
-    struct snd_ctl_elem_id *ids = calloc(list.count, sizeof(*ids));
-    list.space = list.count;
-    list.pids = ids;
-    if (!ids || ioctl(fd, SNDRV_CTL_IOCTL_ELEM_LIST, &list) < 0)
-        return -1;
-    for (unsigned i = 0; i < list.used; i++) {
-        const char *name = (const char *)ids[i].name;
-        bool sw = strstr(name, "Playback Switch"), vol = strstr(name, "Playback Volume");
-        if (!sw && !vol)
-            continue;
-        struct snd_ctl_elem_info info;
-        memset(&info, 0, sizeof(info));
-        info.id = ids[i];
-        if (ioctl(fd, SNDRV_CTL_IOCTL_ELEM_INFO, &info) < 0)
-            continue;
-        struct snd_ctl_elem_value v;
-        memset(&v, 0, sizeof(v));
-        v.id = ids[i];
-        for (unsigned c = 0; c < info.count && c < 128; c++)
-            v.value.integer.value[c] = sw ? 1 : info.value.integer.max;
-        if (ioctl(fd, SNDRV_CTL_IOCTL_ELEM_WRITE, &v) < 0)
-            printf("pcmplay: setting '%s': %s\n", name, strerror(errno));
-        else
-            printf("pcmplay: mixer '%s' = %ld\n", name, (long)v.value.integer.value[0]);
-    }
-    free(ids);
-    close(fd);
-    return 0;
-}
 
 int main(int argc, char **argv)
 {
@@ -126,7 +41,7 @@ int main(int argc, char **argv)
         return 2;
     }
     unsigned frames = (unsigned)strtoul(argv[2], NULL, 10);
-    if (argc == 4 && unmute(argv[3]) < 0) {
+    if (argc == 4 && pcm_mixer_up(argv[3], "Playback", "pcmplay") < 0) {
         printf("pcmplay: cannot set the mixer\n");
         return 1;
     }
@@ -184,8 +99,8 @@ int main(int argc, char **argv)
     if (!buf)
         return 1;
     for (unsigned k = 0; k < frames; k++) {
-        buf[2 * k] = left(k);
-        buf[2 * k + 1] = right(k);
+        buf[2 * k] = pcm_left(k);
+        buf[2 * k + 1] = pcm_right(k);
     }
     /* The first writes fill the buffer, which starts the device: that is
      * said, for the host's measurements (tests/bench/audio.sh). */
