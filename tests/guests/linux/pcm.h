@@ -6,6 +6,7 @@
 #define BURROW_GUEST_PCM_H
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -16,6 +17,8 @@
 #include <unistd.h>
 
 #include <sound/asound.h>
+
+#define PCM_RATE 48000
 
 /* round(12000 * sin(2 pi k / 48)): one period of 1 kHz at 48 kHz. */
 static const int16_t sine[48] = {
@@ -109,6 +112,40 @@ static int pcm_mixer_up(const char *path, const char *dir, const char *prog)
     free(ids);
     close(fd);
     return 0;
+}
+
+/* Opens PCM device path and sets it to the known signal's format (48 kHz,
+ * 16-bit stereo, interleaved) with the given period and period count; the
+ * parameters the device took are left in hp.  Returns the descriptor, or
+ * -1 after a message that starts with prog. */
+static int pcm_open(const char *path, unsigned period, unsigned periods, const char *prog,
+                    struct snd_pcm_hw_params *hp)
+{
+    int fd = open(path, O_RDWR);
+    if (fd < 0) {
+        printf("%s: open %s: %s\n", prog, path, strerror(errno));
+        return -1;
+    }
+    memset(hp, 0, sizeof(*hp));
+    for (int i = SNDRV_PCM_HW_PARAM_FIRST_MASK; i <= SNDRV_PCM_HW_PARAM_LAST_MASK; i++)
+        memset(mask(hp, i), 0xff, sizeof(struct snd_mask));
+    for (int i = SNDRV_PCM_HW_PARAM_FIRST_INTERVAL; i <= SNDRV_PCM_HW_PARAM_LAST_INTERVAL; i++)
+        interval(hp, i)->max = UINT_MAX;
+    hp->rmask = ~0u;
+    hp->info = ~0u;
+    set_mask(hp, SNDRV_PCM_HW_PARAM_ACCESS, SNDRV_PCM_ACCESS_RW_INTERLEAVED);
+    set_mask(hp, SNDRV_PCM_HW_PARAM_FORMAT, SNDRV_PCM_FORMAT_S16_LE);
+    set_mask(hp, SNDRV_PCM_HW_PARAM_SUBFORMAT, SNDRV_PCM_SUBFORMAT_STD);
+    set_interval(hp, SNDRV_PCM_HW_PARAM_CHANNELS, 2);
+    set_interval(hp, SNDRV_PCM_HW_PARAM_RATE, PCM_RATE);
+    set_interval(hp, SNDRV_PCM_HW_PARAM_PERIOD_SIZE, period);
+    set_interval(hp, SNDRV_PCM_HW_PARAM_PERIODS, periods);
+    if (ioctl(fd, SNDRV_PCM_IOCTL_HW_PARAMS, hp) < 0) {
+        printf("%s: HW_PARAMS: %s\n", prog, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 #endif

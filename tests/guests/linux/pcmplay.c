@@ -30,7 +30,6 @@
 
 #include "pcm.h"
 
-#define RATE 48000
 #define PERIOD 8192         /* frames: 170 ms */
 #define PERIODS 8           /* 1.4 s of buffer: room for a slow nested guest */
 
@@ -45,30 +44,10 @@ int main(int argc, char **argv)
         printf("pcmplay: cannot set the mixer\n");
         return 1;
     }
-    int fd = open(argv[1], O_RDWR);
-    if (fd < 0) {
-        printf("pcmplay: open %s: %s\n", argv[1], strerror(errno));
-        return 1;
-    }
     struct snd_pcm_hw_params hp;
-    memset(&hp, 0, sizeof(hp));
-    for (int i = SNDRV_PCM_HW_PARAM_FIRST_MASK; i <= SNDRV_PCM_HW_PARAM_LAST_MASK; i++)
-        memset(mask(&hp, i), 0xff, sizeof(struct snd_mask));
-    for (int i = SNDRV_PCM_HW_PARAM_FIRST_INTERVAL; i <= SNDRV_PCM_HW_PARAM_LAST_INTERVAL; i++)
-        interval(&hp, i)->max = UINT_MAX;
-    hp.rmask = ~0u;
-    hp.info = ~0u;
-    set_mask(&hp, SNDRV_PCM_HW_PARAM_ACCESS, SNDRV_PCM_ACCESS_RW_INTERLEAVED);
-    set_mask(&hp, SNDRV_PCM_HW_PARAM_FORMAT, SNDRV_PCM_FORMAT_S16_LE);
-    set_mask(&hp, SNDRV_PCM_HW_PARAM_SUBFORMAT, SNDRV_PCM_SUBFORMAT_STD);
-    set_interval(&hp, SNDRV_PCM_HW_PARAM_CHANNELS, 2);
-    set_interval(&hp, SNDRV_PCM_HW_PARAM_RATE, RATE);
-    set_interval(&hp, SNDRV_PCM_HW_PARAM_PERIOD_SIZE, PERIOD);
-    set_interval(&hp, SNDRV_PCM_HW_PARAM_PERIODS, PERIODS);
-    if (ioctl(fd, SNDRV_PCM_IOCTL_HW_PARAMS, &hp) < 0) {
-        printf("pcmplay: HW_PARAMS: %s\n", strerror(errno));
+    int fd = pcm_open(argv[1], PERIOD, PERIODS, "pcmplay", &hp);
+    if (fd < 0)
         return 1;
-    }
     printf("pcmplay: params %u %u %u %u\n", interval(&hp, SNDRV_PCM_HW_PARAM_RATE)->min,
            interval(&hp, SNDRV_PCM_HW_PARAM_CHANNELS)->min,
            interval(&hp, SNDRV_PCM_HW_PARAM_PERIOD_SIZE)->min,

@@ -32,7 +32,6 @@
 
 #include "pcm.h"
 
-#define RATE 48000
 #define PERIOD 4800         /* frames: 100 ms */
 #define PERIODS 16          /* 1.6 s of buffer: room for a slow nested guest */
 
@@ -62,7 +61,7 @@ static double frequency(const int16_t *f, size_t n)
     double hz = 0;
     if (np) {
         qsort(periods, np, sizeof(double), cmp_double);
-        hz = RATE / periods[np / 2];
+        hz = PCM_RATE / periods[np / 2];
     }
     free(periods);
     return hz;
@@ -88,30 +87,10 @@ int main(int argc, char **argv)
         printf("pcmrecord: cannot set the mixer\n");
         return 1;
     }
-    int fd = open(argv[1], O_RDWR);
-    if (fd < 0) {
-        printf("pcmrecord: open %s: %s\n", argv[1], strerror(errno));
-        return 1;
-    }
     struct snd_pcm_hw_params hp;
-    memset(&hp, 0, sizeof(hp));
-    for (int i = SNDRV_PCM_HW_PARAM_FIRST_MASK; i <= SNDRV_PCM_HW_PARAM_LAST_MASK; i++)
-        memset(mask(&hp, i), 0xff, sizeof(struct snd_mask));
-    for (int i = SNDRV_PCM_HW_PARAM_FIRST_INTERVAL; i <= SNDRV_PCM_HW_PARAM_LAST_INTERVAL; i++)
-        interval(&hp, i)->max = UINT_MAX;
-    hp.rmask = ~0u;
-    hp.info = ~0u;
-    set_mask(&hp, SNDRV_PCM_HW_PARAM_ACCESS, SNDRV_PCM_ACCESS_RW_INTERLEAVED);
-    set_mask(&hp, SNDRV_PCM_HW_PARAM_FORMAT, SNDRV_PCM_FORMAT_S16_LE);
-    set_mask(&hp, SNDRV_PCM_HW_PARAM_SUBFORMAT, SNDRV_PCM_SUBFORMAT_STD);
-    set_interval(&hp, SNDRV_PCM_HW_PARAM_CHANNELS, 2);
-    set_interval(&hp, SNDRV_PCM_HW_PARAM_RATE, RATE);
-    set_interval(&hp, SNDRV_PCM_HW_PARAM_PERIOD_SIZE, PERIOD);
-    set_interval(&hp, SNDRV_PCM_HW_PARAM_PERIODS, PERIODS);
-    if (ioctl(fd, SNDRV_PCM_IOCTL_HW_PARAMS, &hp) < 0) {
-        printf("pcmrecord: HW_PARAMS: %s\n", strerror(errno));
+    int fd = pcm_open(argv[1], PERIOD, PERIODS, "pcmrecord", &hp);
+    if (fd < 0)
         return 1;
-    }
     struct snd_pcm_sw_params sp;
     memset(&sp, 0, sizeof(sp));
     sp.tstamp_mode = SNDRV_PCM_TSTAMP_NONE;
