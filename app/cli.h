@@ -13,9 +13,9 @@ struct cli_command {
 
 /* `burrow disk ...` subcommands (app/disk_cli.c); NULL-name terminated. */
 extern const struct cli_command cli_disk_commands[];
-extern const struct cli_command cli_vm_commands[];
+extern const struct cli_command cli_vm_commands[];    /* `burrow create|start|...` (app/cli_vm.c) */
 /* `burrow usb ...` subcommands (app/usb_cli.c). */
-extern const struct cli_command cli_usb_commands[];   /* `burrow create|start|...` (app/cli_vm.c) */
+extern const struct cli_command cli_usb_commands[];
 
 /* A progress bar on stderr for long work (conversions): pass a struct
  * cli_bar with last = -1 as opaque; end the line when last >= 0. */
