@@ -1929,16 +1929,10 @@ static int q_open(struct qcow2 **out, const char *path, bool ro, int depth, bool
         for (size_t k = 0; k < ARRAY_SIZE(meta); k++)
             for (uint64_t c = meta[k].first; c < meta[k].first + meta[k].n; c++)
                 covered = covered && counted(s, c);
-        /* The refcount blocks and the L2 tables too: a new cluster could
-         * otherwise land on one of them. */
-        for (uint64_t i = 0; i < s->rt_size && covered; i++)
-            if (s->rt[i])
-                covered = counted(s, s->rt[i] >> s->cluster_bits);
-        for (uint32_t i = 0; i < s->l1_size && covered; i++) {
-            uint64_t off = s->l1[i] & L1E_OFFSET_MASK;
-            if (off && !(off & (s->cs - 1)) && off < s->file_end)
-                covered = counted(s, off >> s->cluster_bits);
-        }
+        /* The refcount blocks and the L2 tables too (the index holds
+         * them): a new cluster could otherwise land on one of them. */
+        for (size_t k = 0; k < s->n_meta && covered; k++)
+            covered = counted(s, s->meta[k]);
         if (!covered) {
             fail(err, errlen, ret, "%s: qcow2 refcounts do not cover the image's own "
                  "metadata; repair it with 'qemu-img check -r all'", path);
